@@ -155,7 +155,9 @@ mod tests {
             group_id: group.map(Into::into),
             client_id: Some("c1".into()),
             client_tx_id: None,
-            created_at: DateTime::parse_from_rfc3339("2026-11-25T18:43:00.123456Z").unwrap().to_utc(),
+            created_at: DateTime::parse_from_rfc3339("2026-11-25T18:43:00.123456Z")
+                .unwrap()
+                .to_utc(),
         }
     }
 

@@ -33,17 +33,33 @@ pub enum FieldProblem {
     InvalidInstant,
     /// Not an epoch-milliseconds number of a UTC day.
     InvalidDateOnly,
+    /// The group column of an insert is absent or empty.
+    MissingGroup,
 }
 
 impl FieldError {
     /// A field that must be present is absent or null.
     pub fn required(field: &'static str) -> Self {
-        FieldError { field, problem: FieldProblem::Required }
+        FieldError {
+            field,
+            problem: FieldProblem::Required,
+        }
+    }
+
+    /// The group column of an insert is absent or empty.
+    pub fn missing_group(field: &'static str) -> Self {
+        FieldError {
+            field,
+            problem: FieldProblem::MissingGroup,
+        }
     }
 
     /// A field whose value is not of the `expected` form.
     pub fn expected(field: &'static str, expected: &'static str) -> Self {
-        FieldError { field, problem: FieldProblem::Expected(expected) }
+        FieldError {
+            field,
+            problem: FieldProblem::Expected(expected),
+        }
     }
 }
 
@@ -56,6 +72,9 @@ impl fmt::Display for FieldError {
             }
             FieldProblem::InvalidInstant => write!(f, "Invalid instant value for {}", self.field),
             FieldProblem::InvalidDateOnly => write!(f, "Invalid dateOnly value for {}", self.field),
+            FieldProblem::MissingGroup => {
+                f.write_str("Invalid mutation: missing required group identifier")
+            }
         }
     }
 }
@@ -89,10 +108,7 @@ pub trait FieldCodec: Sized {
     }
 
     /// Reads the field from a payload object, applying [`FieldCodec::when_absent`].
-    fn decode_field(
-        payload: &crate::JsonMap,
-        field: &'static str,
-    ) -> Result<Self, FieldError> {
+    fn decode_field(payload: &crate::JsonMap, field: &'static str) -> Result<Self, FieldError> {
         match payload.get(field) {
             Some(value) if !value.is_null() => Self::decode(value, field),
             _ => Self::when_absent().ok_or(FieldError::required(field)),
@@ -114,14 +130,21 @@ impl FieldCodec for String {
         Value::String(self.clone())
     }
     fn decode(value: &Value, field: &'static str) -> Result<Self, FieldError> {
-        value.as_str().map(str::to_owned).ok_or(FieldError::expected(field, "a string"))
+        value
+            .as_str()
+            .map(str::to_owned)
+            .ok_or(FieldError::expected(field, "a string"))
     }
 }
 
 impl FieldCodec for Uuid {
     fn encode(&self, out: &mut Vec<u8>) {
         out.push(b'"');
-        out.extend_from_slice(self.hyphenated().encode_lower(&mut Uuid::encode_buffer()).as_bytes());
+        out.extend_from_slice(
+            self.hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer())
+                .as_bytes(),
+        );
         out.push(b'"');
     }
     fn to_json(&self) -> Value {
@@ -143,7 +166,9 @@ impl FieldCodec for bool {
         Value::Bool(*self)
     }
     fn decode(value: &Value, field: &'static str) -> Result<Self, FieldError> {
-        value.as_bool().ok_or(FieldError::expected(field, "a boolean"))
+        value
+            .as_bool()
+            .ok_or(FieldError::expected(field, "a boolean"))
     }
 }
 
@@ -210,7 +235,10 @@ fn epoch_millis(value: &Value) -> Option<i64> {
         return Some(n);
     }
     #[allow(clippy::cast_possible_truncation)]
-    value.as_f64().filter(|n| n.is_finite()).map(|n| n.floor() as i64)
+    value
+        .as_f64()
+        .filter(|n| n.is_finite())
+        .map(|n| n.floor() as i64)
 }
 
 impl FieldCodec for DateTime<Utc> {
@@ -223,7 +251,10 @@ impl FieldCodec for DateTime<Utc> {
     fn decode(value: &Value, field: &'static str) -> Result<Self, FieldError> {
         epoch_millis(value)
             .and_then(DateTime::from_timestamp_millis)
-            .ok_or(FieldError { field, problem: FieldProblem::InvalidInstant })
+            .ok_or(FieldError {
+                field,
+                problem: FieldProblem::InvalidInstant,
+            })
     }
 }
 
@@ -244,7 +275,10 @@ impl FieldCodec for NaiveDate {
             .map(|ms| ms.div_euclid(DAY_MS) * DAY_MS)
             .and_then(DateTime::from_timestamp_millis)
             .map(|dt| dt.date_naive())
-            .ok_or(FieldError { field, problem: FieldProblem::InvalidDateOnly })
+            .ok_or(FieldError {
+                field,
+                problem: FieldProblem::InvalidDateOnly,
+            })
     }
 }
 
@@ -329,12 +363,16 @@ mod tests {
 
     #[test]
     fn instants_are_epoch_millis_truncated() {
-        let at = DateTime::parse_from_rfc3339("2026-11-25T18:43:00.123999Z").unwrap().to_utc();
+        let at = DateTime::parse_from_rfc3339("2026-11-25T18:43:00.123999Z")
+            .unwrap()
+            .to_utc();
         assert_eq!(encoded(&at), "1795632180123");
         let back = DateTime::<Utc>::decode(&json!(1795632180123_i64), "at").unwrap();
         assert_eq!(back.timestamp_millis(), 1795632180123);
         assert_eq!(
-            DateTime::<Utc>::decode(&json!("2026-11-25"), "completedAt").unwrap_err().to_string(),
+            DateTime::<Utc>::decode(&json!("2026-11-25"), "completedAt")
+                .unwrap_err()
+                .to_string(),
             "Invalid instant value for completedAt"
         );
     }
@@ -346,7 +384,9 @@ mod tests {
         assert_eq!(ms % DAY_MS, 0);
         assert_eq!(NaiveDate::decode(&json!(ms + 5), "dueOn").unwrap(), day);
         assert_eq!(
-            NaiveDate::decode(&json!(true), "dueOn").unwrap_err().to_string(),
+            NaiveDate::decode(&json!(true), "dueOn")
+                .unwrap_err()
+                .to_string(),
             "Invalid dateOnly value for dueOn"
         );
     }
@@ -354,7 +394,9 @@ mod tests {
     #[test]
     fn wrong_json_types_name_the_field() {
         assert_eq!(
-            i32::decode(&json!("3"), "priority").unwrap_err().to_string(),
+            i32::decode(&json!("3"), "priority")
+                .unwrap_err()
+                .to_string(),
             "Invalid value for priority: expected an integer that fits i32"
         );
         assert_eq!(
@@ -369,7 +411,10 @@ mod tests {
         let payload = crate::JsonMap::new();
         assert_eq!(i32::decode_field(&payload, "priority"), Ok(0));
         assert_eq!(Option::<String>::decode_field(&payload, "notes"), Ok(None));
-        assert_eq!(String::decode_field(&payload, "title"), Err(FieldError::required("title")));
+        assert_eq!(
+            String::decode_field(&payload, "title"),
+            Err(FieldError::required("title"))
+        );
     }
 
     #[test]

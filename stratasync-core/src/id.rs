@@ -91,11 +91,21 @@ mod tests {
     #[test]
     fn parses_only_plain_digits() {
         assert_eq!("0".parse::<SyncId>(), Ok(SyncId(0)));
-        assert_eq!("18446744073709551615".parse::<SyncId>(), Ok(SyncId(u64::MAX)));
+        assert_eq!(
+            "18446744073709551615".parse::<SyncId>(),
+            Ok(SyncId(u64::MAX))
+        );
         for bad in ["", " 1", "+1", "-1", "1.0", "0x10", "１"] {
-            assert_eq!(bad.parse::<SyncId>(), Err(SyncIdError::NotDigits), "{bad:?}");
+            assert_eq!(
+                bad.parse::<SyncId>(),
+                Err(SyncIdError::NotDigits),
+                "{bad:?}"
+            );
         }
-        assert_eq!("18446744073709551616".parse::<SyncId>(), Err(SyncIdError::TooLarge));
+        assert_eq!(
+            "18446744073709551616".parse::<SyncId>(),
+            Err(SyncIdError::TooLarge)
+        );
     }
 
     #[test]

@@ -125,7 +125,11 @@ pub trait SyncModel: Sized + Send + Sync + 'static {
     fn write_row(&self, out: &mut Vec<u8>);
 
     /// Builds a row from an insert payload; `now` fills `= now` fields.
-    fn from_insert(key: Self::Key, payload: &JsonMap, now: DateTime<Utc>) -> Result<Self, FieldError>;
+    fn from_insert(
+        key: Self::Key,
+        payload: &JsonMap,
+        now: DateTime<Utc>,
+    ) -> Result<Self, FieldError>;
 
     /// The sync-action data of an insert.
     fn insert_data(&self) -> JsonMap;

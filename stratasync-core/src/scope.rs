@@ -14,7 +14,11 @@ impl FilterContext {
     pub fn new(user_id: impl Into<String>, groups: Vec<String>) -> Self {
         let user_id = user_id.into();
         let workspace_group_ids = groups.iter().filter(|g| **g != user_id).cloned().collect();
-        FilterContext { user_id, authorized_group_ids: groups, workspace_group_ids }
+        FilterContext {
+            user_id,
+            authorized_group_ids: groups,
+            workspace_group_ids,
+        }
     }
 
     /// Whether `group` is one of the effective groups.
