@@ -193,10 +193,11 @@ export class TestClient {
 
   /** Waits until `predicate(row)` holds for `modelName` / `id` (row is null when absent). */
   async waitRow(modelName, id, predicate, what, timeout = 10_000) {
-    return waitFor(`${this.name}: ${what ?? `${modelName} ${id}`}`, () => predicate(this.row(modelName, id) ?? null), {
+    await waitFor(`${this.name}: ${what ?? `${modelName} ${id}`}`, () => predicate(this.row(modelName, id) ?? null), {
       describe: () => ({ row: this.row(modelName, id) ?? null, ...this.describe() }),
       timeout,
     });
+    return this.row(modelName, id) ?? null;
   }
 }
 
