@@ -157,6 +157,9 @@ export const defineCompatSuite = ({ nodes, label }) => {
     const pool = new ClientPool();
     const nodeA = () => cluster.node(0);
     const nodeB = () => cluster.node(nodes > 1 ? 1 : 0);
+    /** A scenario with a bound on its duration (every wait inside has its own, shorter one). */
+    const scenario = (name, timeout, fn) =>
+      typeof timeout === "function" ? it(name, { timeout: 60_000 }, timeout) : it(name, { timeout }, fn);
     const track = (captured) => ({ onTransactionCreated: (tx) => captured.push(tx.clientTxId) });
 
     before(async () => {
@@ -167,14 +170,20 @@ export const defineCompatSuite = ({ nodes, label }) => {
 
     afterEach(async () => {
       await pool.stopAll();
-    });
+      // A scenario that failed while a node was down must not break the next one.
+      for (const node of cluster.nodes) {
+        if (!node.child) {
+          await node.start();
+        }
+      }
+    }, { timeout: 120_000 });
 
     after(async () => {
       await pool.stopAll();
       await cluster.dispose();
     }, { timeout: 60_000 });
 
-    it("bootstraps the seeded rows with every codec type intact", async () => {
+    scenario("bootstraps the seeded rows with every codec type intact", async () => {
       const alice = await pool.start({ node: nodeA(), user: "alice" });
       const todos = alice.rows("Todo");
       const labels = alice.rows("Label");
@@ -233,7 +242,7 @@ export const defineCompatSuite = ({ nodes, label }) => {
       );
     });
 
-    it("delivers A's create / update / archive / unarchive / delete live to B over the WebSocket", async () => {
+    scenario("delivers A's create / update / archive / unarchive / delete live to B over the WebSocket", async () => {
       const a = await pool.start({ node: nodeA(), user: "alice" });
       const b = await pool.start({ node: nodeB(), user: "bob" });
       await a.waitLive();
@@ -325,7 +334,7 @@ export const defineCompatSuite = ({ nodes, label }) => {
       assert.ok(!c.has("Todo", id), "the deleted todo is not bootstrapped");
     });
 
-    it("shows a user outside the workspace none of it, and refuses their writes into it", async () => {
+    scenario("shows a user outside the workspace none of it, and refuses their writes into it", async () => {
       const a = await pool.start({ node: nodeA(), user: "alice" });
       const carol = await pool.start({ node: nodeB(), user: "carol" });
       await a.waitLive();
@@ -375,7 +384,7 @@ export const defineCompatSuite = ({ nodes, label }) => {
       assert.equal(rows[0].n, 0, "no sync action was written for the refused insert");
     });
 
-    it("inserts and deletes a composite (join-table) row", async () => {
+    scenario("inserts and deletes a composite (join-table) row", async () => {
       const a = await pool.start({ node: nodeA(), user: "alice" });
       const b = await pool.start({ node: nodeB(), user: "bob" });
       await a.waitLive();
@@ -414,7 +423,7 @@ export const defineCompatSuite = ({ nodes, label }) => {
       await a.settle();
     });
 
-    it("deduplicates a retried batch whose first answer was lost", async () => {
+    scenario("deduplicates a retried batch whose first answer was lost", async () => {
       const a = await pool.start({ node: nodeA(), user: "alice" });
       const b = await pool.start({ node: nodeB(), user: "bob" });
       await a.waitLive();
@@ -465,7 +474,7 @@ export const defineCompatSuite = ({ nodes, label }) => {
       }
     });
 
-    it("pages through deltas with hasMore", async () => {
+    scenario("pages through deltas with hasMore", async () => {
       // Bob's client with no working WebSocket: only REST catch-up can bring him the writes.
       const deadPort = await freePort();
       const b = await pool.start({ node: nodeB(), user: "bob", wsEndpoint: `ws://127.0.0.1:${deadPort}/sync/ws` });
@@ -519,7 +528,7 @@ export const defineCompatSuite = ({ nodes, label }) => {
       }
     });
 
-    it("makes a workspace appear live when the user joins it (G action) and vanish when they leave", async () => {
+    scenario("makes a workspace appear live when the user joins it (G action) and vanish when they leave", async () => {
       const a = await pool.start({ node: nodeA(), user: "alice" });
       const carol = await pool.start({ node: nodeB(), user: "carol" });
       await a.waitLive();
@@ -576,7 +585,7 @@ export const defineCompatSuite = ({ nodes, label }) => {
       }
     });
 
-    it("queues writes while the server is down and applies them once after it restarts", { timeout: 120_000 }, async () => {
+    scenario("queues writes while the server is down and applies them once after it restarts", 120_000, async () => {
       const a = await pool.start({ node: nodeA(), user: "alice" });
       const b = await pool.start({ node: nodeB(), user: "bob" });
       await a.waitLive();
@@ -616,7 +625,7 @@ export const defineCompatSuite = ({ nodes, label }) => {
       assert.deepEqual(rowB, rowA, "alice and bob agree on the todo written offline");
     });
 
-    it("answers BOOTSTRAP_REQUIRED after the log is trimmed, and the client recovers by re-bootstrapping", async () => {
+    scenario("answers BOOTSTRAP_REQUIRED after the log is trimmed, and the client recovers by re-bootstrapping", async () => {
       const a = await pool.start({ node: nodeA(), user: "alice" });
       await a.waitLive();
       await a.client.create("Todo", fullTodo({ title: "before bob's nap" }));

@@ -56,7 +56,7 @@ export const makeLogDir = (label) => {
 };
 
 const liveChildren = new Set();
-process.on("exit", () => {
+const killChildren = () => {
   for (const child of liveChildren) {
     try {
       child.kill("SIGKILL");
@@ -64,7 +64,14 @@ process.on("exit", () => {
       /* already gone */
     }
   }
-});
+};
+process.on("exit", killChildren);
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.once(signal, () => {
+    killChildren();
+    process.exit(130);
+  });
+}
 
 /** One server process on a fixed loopback port (kept across restarts). */
 export class ServerNode {
