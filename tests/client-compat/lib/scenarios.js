@@ -585,6 +585,45 @@ export const defineCompatSuite = ({ nodes, label }) => {
       }
     });
 
+    scenario("delivers concurrent writes from both users to every client once, in id order", async () => {
+      const a = await pool.start({ node: nodeA(), user: "alice" });
+      const b = await pool.start({ node: nodeB(), user: "bob" });
+      const watcher = await pool.start({ name: "alice-watcher", node: nodeB(), user: "alice" });
+      await Promise.all([a.waitLive(), b.waitLive(), watcher.waitLive()]);
+      const marks = [a, b, watcher].map((c) => c.wsActions().length);
+      const written = [];
+      const writer = async (c, n) => {
+        for (let i = 0; i < n; i += 1) {
+          const todo = fullTodo({ title: `${c.user} burst ${i}` });
+          written.push(todo.id);
+          await c.client.create("Todo", todo);
+          if (i % 5 === 4) {
+            await c.client.update("Todo", todo.id, { priority: 100 + i });
+          }
+        }
+      };
+      await Promise.all([writer(a, 25), writer(b, 25)]);
+      await Promise.all([a.settle(30_000), b.settle(30_000)]);
+      const expected = await cluster.sql(
+        "SELECT id::text AS id FROM sync_actions WHERE model_id = ANY($1) ORDER BY id",
+        [written],
+      );
+      const expectedIds = expected.map((r) => r.id);
+      assert.equal(expectedIds.length, 60, "50 inserts and 10 updates were logged");
+      for (const [i, c] of [a, b, watcher].entries()) {
+        await waitFor(
+          `${c.name} to receive all ${expectedIds.length} actions`,
+          () => c.wsActions().slice(marks[i]).filter((x) => written.includes(x.modelId)).length >= expectedIds.length,
+          { describe: () => c.wsActions().slice(marks[i]).length, timeout: 15_000 },
+        );
+        const got = c.wsActions().slice(marks[i]).filter((x) => written.includes(x.modelId)).map((x) => x.syncId);
+        assert.deepEqual(got, expectedIds, `${c.name} received every action once, in ascending id order`);
+        for (const id of written) {
+          assert.ok(c.has("Todo", id), `${c.name} holds todo ${id}`);
+        }
+      }
+    });
+
     scenario("queues writes while the server is down and applies them once after it restarts", 120_000, async () => {
       const a = await pool.start({ node: nodeA(), user: "alice" });
       const b = await pool.start({ node: nodeB(), user: "bob" });
