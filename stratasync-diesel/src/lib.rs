@@ -1,15 +1,50 @@
-//! Storage for stratasync on diesel.
+//! Storage for stratasync on diesel: the sync tables, the ordered log,
+//! consistent snapshots and model queries, on PostgreSQL and SQLite.
+//!
+//! This crate knows nothing of HTTP. The `stratasync` crate drives a
+//! [`Store`] from its routes; `#[derive(SyncModel)]` implements
+//! [`DieselModel`] for each backend the build enables.
+//!
+//! # Features
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `postgres` | PostgreSQL through diesel-async's pure-Rust driver |
+//! | `sqlite` | SQLite, bundled, for embedded and first-run use |
+
+#[cfg(not(any(feature = "postgres", feature = "sqlite")))]
+compile_error!("stratasync-diesel needs at least one backend feature: `postgres` or `sqlite`");
+
 mod backend;
 mod bind;
+mod error;
+mod log;
+mod migrate;
 mod model;
+mod mutate;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod registry;
+mod schema;
+mod snapshot;
 pub mod sql_types;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod store;
 
 #[cfg(feature = "postgres")]
 pub use backend::PgConn;
 #[cfg(feature = "sqlite")]
 pub use backend::SqliteConn;
 pub use bind::Bind;
+pub use error::{MutationError, StoreError};
+pub use log::NewAction;
 pub use model::{DieselModel, RowScope};
+pub use mutate::Mutation;
+pub use registry::{RegisteredModel, Registry, StoreModel, backends};
+pub use snapshot::{BootstrapHeader, SnapshotPart, SnapshotPlan};
+pub(crate) use store::StoreConn;
+pub use store::{Applied, Store};
 
 #[doc(hidden)]
 pub use diesel as __diesel;

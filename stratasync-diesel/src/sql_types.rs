@@ -8,7 +8,7 @@
 //! |---|---|---|---|
 //! | [`Instant`] | `timestamptz` | `TEXT` (RFC 3339) | `chrono::DateTime<Utc>` |
 //! | [`PortableUuid`] | `uuid` | `TEXT` (hyphenated) | `uuid::Uuid` |
-//! | [`Json`] | `jsonb` | `TEXT` | `serde_json::Value` |
+//! | [`PortableJson`] | `jsonb` | `TEXT` | `serde_json::Value` |
 //!
 //! Diesel cannot let a foreign type such as `Uuid` bind to a foreign SQL type
 //! outside diesel itself, so queries against these columns bind values with
@@ -47,7 +47,11 @@ pub struct PortableUuid;
 #[derive(Debug, Clone, Copy, Default, SqlType, diesel::query_builder::QueryId)]
 #[cfg_attr(feature = "postgres", diesel(postgres_type(name = "jsonb")))]
 #[cfg_attr(feature = "sqlite", diesel(sqlite_type(name = "Text")))]
-pub struct Json;
+pub struct PortableJson;
+
+/// JSON read back as the text it is, without building a tree (sync-action data).
+#[derive(Debug, Clone, diesel::deserialize::FromSqlRow)]
+pub struct RawJson(pub Box<serde_json::value::RawValue>);
 
 #[cfg(feature = "postgres")]
 mod pg {
@@ -81,13 +85,26 @@ mod pg {
         }
     }
 
-    impl FromSql<Json, Pg> for serde_json::Value {
+    impl FromSql<PortableJson, Pg> for serde_json::Value {
         fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
             <Self as FromSql<Jsonb, Pg>>::from_sql(bytes)
         }
     }
 
-    impl ToSql<Json, Pg> for serde_json::Value {
+    impl FromSql<PortableJson, Pg> for RawJson {
+        fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+            // jsonb's binary form is a version byte (1) followed by the text.
+            let text = match bytes.as_bytes() {
+                [1, rest @ ..] => std::str::from_utf8(rest)?,
+                _ => return Err("unsupported jsonb version".into()),
+            };
+            Ok(RawJson(serde_json::value::RawValue::from_string(
+                text.to_owned(),
+            )?))
+        }
+    }
+
+    impl ToSql<PortableJson, Pg> for serde_json::Value {
         fn to_sql<'b>(&'b self, out: &mut serialize::Output<'b, '_, Pg>) -> serialize::Result {
             <Self as ToSql<Jsonb, Pg>>::to_sql(self, out)
         }
@@ -128,14 +145,21 @@ mod sqlite {
         }
     }
 
-    impl FromSql<Json, Sqlite> for serde_json::Value {
+    impl FromSql<PortableJson, Sqlite> for serde_json::Value {
         fn from_sql(value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
             let text = <String as FromSql<Text, Sqlite>>::from_sql(value)?;
             Ok(serde_json::from_str(&text)?)
         }
     }
 
-    impl ToSql<Json, Sqlite> for serde_json::Value {
+    impl FromSql<PortableJson, Sqlite> for RawJson {
+        fn from_sql(value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
+            let text = <String as FromSql<Text, Sqlite>>::from_sql(value)?;
+            Ok(RawJson(serde_json::value::RawValue::from_string(text)?))
+        }
+    }
+
+    impl ToSql<PortableJson, Sqlite> for serde_json::Value {
         fn to_sql<'b>(&'b self, out: &mut serialize::Output<'b, '_, Sqlite>) -> serialize::Result {
             out.set_value(self.to_string());
             Ok(serialize::IsNull::No)

@@ -1,0 +1,530 @@
+//! Parsing `#[sync(...)]` into typed structs.
+//!
+//! Each key is a typed slot ([`Attr`]) that reports a duplicate at its second
+//! occurrence. Only syntax is checked here; rules that relate keys to each
+//! other or to the fields live in `valid.rs`.
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::ToTokens;
+use syn::meta::ParseNestedMeta;
+use syn::parse::ParseStream;
+use syn::spanned::Spanned;
+use syn::{Ident, LitStr, Path, Token};
+
+use crate::ctxt::Ctxt;
+use crate::symbol::*;
+
+/// One key's slot: remembers the first value, reports the second.
+pub struct Attr<'c, T> {
+    cx: &'c Ctxt,
+    name: Symbol,
+    value: Option<T>,
+}
+
+impl<'c, T> Attr<'c, T> {
+    fn none(cx: &'c Ctxt, name: Symbol) -> Self {
+        Attr {
+            cx,
+            name,
+            value: None,
+        }
+    }
+
+    fn set<A: ToTokens>(&mut self, obj: A, value: T) {
+        if self.value.is_some() {
+            self.cx.error_spanned_by(
+                obj,
+                format!(
+                    "duplicate `{}` in #[sync(...)]: each key may appear once\n\
+                     help: merge the two into one `{}`",
+                    self.name, self.name
+                ),
+            );
+        } else {
+            self.value = Some(value);
+        }
+    }
+
+    fn get(self) -> Option<T> {
+        self.value
+    }
+}
+
+/// A name written as a string literal (`"workspace_id"`), turned into an
+/// identifier spanned at the literal.
+pub type FieldRef = Ident;
+
+/// The value of `group = ...`.
+pub enum GroupAttr {
+    /// `group = "workspace_id"`
+    Column(FieldRef),
+    /// `group = self`
+    OwnId(Span),
+}
+
+/// An action of `actions(...)`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ActionName {
+    /// `insert`
+    Insert,
+    /// `update`
+    Update,
+    /// `delete`
+    Delete,
+    /// `archive`
+    Archive,
+    /// `unarchive`
+    Unarchive,
+}
+
+/// How an `insert(...)` entry gets its value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Fill {
+    /// `title`: read from the payload.
+    Payload,
+    /// `created_at = now`: the time of the mutation.
+    Now,
+    /// `priority = default`: `Default::default()`.
+    Default,
+}
+
+/// One entry of `insert(...)`.
+pub struct InsertItem {
+    /// The field.
+    pub field: Ident,
+    /// Where its value comes from.
+    pub fill: Fill,
+    /// The `now`/`default` token, for errors.
+    pub fill_token: Option<Ident>,
+}
+
+/// The container attributes: `#[sync(...)]` on the struct, plus the
+/// `#[diesel(table_name = ...)]` the derive reads.
+pub struct Container {
+    /// `name = "Task"`
+    pub name: Option<LitStr>,
+    /// `group = ...`
+    pub group: Option<GroupAttr>,
+    /// `global`
+    pub global: Option<Span>,
+    /// `move_between_groups`
+    pub move_between_groups: Option<Span>,
+    /// `cursor = "id"`
+    pub cursor: Option<FieldRef>,
+    /// `composite(a, b)` with the span of the key.
+    pub composite: Option<(Span, Vec<Ident>)>,
+    /// `actions(...)` with the span of the key.
+    pub actions: Option<(Span, Vec<(ActionName, Ident)>)>,
+    /// `insert(...)` with the span of the key.
+    pub insert: Option<(Span, Vec<InsertItem>)>,
+    /// `update(...)` with the span of the key.
+    pub update: Option<(Span, Vec<Ident>)>,
+    /// `indexed(...)`
+    pub indexed: Option<Vec<Ident>>,
+    /// `crate = path`
+    pub krate: Option<Path>,
+    /// `#[diesel(table_name = path)]`
+    pub table_name: Option<Path>,
+}
+
+/// The field attributes: `#[sync(...)]` on a field, plus its
+/// `#[diesel(column_name = ...)]`.
+pub struct Field {
+    /// `rename = "wireName"`
+    pub rename: Option<LitStr>,
+    /// `date_only`
+    pub date_only: Option<Span>,
+    /// `#[diesel(column_name = ...)]`
+    pub column_name: Option<Ident>,
+}
+
+impl Container {
+    /// Reads the container attributes of `input`, recording errors in `cx`.
+    pub fn from_ast(cx: &Ctxt, input: &syn::DeriveInput) -> Self {
+        let mut name = Attr::none(cx, NAME);
+        let mut group = Attr::none(cx, GROUP);
+        let mut global = Attr::none(cx, GLOBAL);
+        let mut move_between_groups = Attr::none(cx, MOVE_BETWEEN_GROUPS);
+        let mut cursor = Attr::none(cx, CURSOR);
+        let mut composite = Attr::none(cx, COMPOSITE);
+        let mut actions = Attr::none(cx, ACTIONS);
+        let mut insert = Attr::none(cx, INSERT);
+        let mut update = Attr::none(cx, UPDATE);
+        let mut indexed = Attr::none(cx, INDEXED);
+        let mut krate = Attr::none(cx, CRATE);
+        let mut table_name = None;
+
+        for attr in &input.attrs {
+            if attr.path() == DIESEL {
+                // Diesel's own derives report problems with this attribute;
+                // we only pick `table_name` out of it.
+                let _ = attr.parse_nested_meta(|meta| {
+                    if meta.path == TABLE_NAME {
+                        table_name = Some(meta.value()?.parse::<Path>()?);
+                    } else {
+                        skip_value(meta.input)?;
+                    }
+                    Ok(())
+                });
+                continue;
+            }
+            if attr.path() != SYNC {
+                continue;
+            }
+            if let syn::Meta::Path(_) = attr.meta {
+                cx.error_spanned_by(
+                    attr,
+                    "expected `#[sync(...)]` with keys\n\
+                     help: for example `#[sync(group = \"workspace_id\", actions(insert, update, delete))]`",
+                );
+                continue;
+            }
+            let result = attr.parse_nested_meta(|meta| {
+                let path = meta.path.clone();
+                if path == NAME {
+                    name.set(&path, lit_str(&meta, "name = \"Task\"")?);
+                } else if path == GROUP {
+                    group.set(&path, group_value(&meta)?);
+                } else if path == GLOBAL {
+                    no_value(&meta, "global")?;
+                    global.set(&path, path.span());
+                } else if path == MOVE_BETWEEN_GROUPS {
+                    no_value(&meta, "move_between_groups")?;
+                    move_between_groups.set(&path, path.span());
+                } else if path == CURSOR {
+                    cursor.set(&path, field_name(&meta, "cursor = \"id\"")?);
+                } else if path == COMPOSITE {
+                    let keys = name_list(&meta, "composite(task_id, label_id)")?;
+                    composite.set(&path, (path.span(), keys));
+                } else if path == ACTIONS {
+                    let list = action_list(cx, &meta)?;
+                    actions.set(&path, (path.span(), list));
+                } else if path == INSERT {
+                    let items = insert_list(cx, &meta)?;
+                    insert.set(&path, (path.span(), items));
+                } else if path == UPDATE {
+                    let fields = name_list(&meta, "update(title, priority)")?;
+                    update.set(&path, (path.span(), fields));
+                } else if path == INDEXED {
+                    indexed.set(&path, name_list(&meta, "indexed(workspace_id)")?);
+                } else if path == CRATE {
+                    krate.set(&path, crate_path(&meta)?);
+                } else {
+                    cx.error_spanned_by(
+                        &path,
+                        format!(
+                            "unknown sync attribute `{}`\n\
+                             help: valid keys are {}",
+                            path.to_token_stream(),
+                            list(CONTAINER_KEYS)
+                        ),
+                    );
+                    skip_value(meta.input)?;
+                }
+                Ok(())
+            });
+            if let Err(err) = result {
+                cx.syn_error(err);
+            }
+        }
+
+        Container {
+            name: name.get(),
+            group: group.get(),
+            global: global.get(),
+            move_between_groups: move_between_groups.get(),
+            cursor: cursor.get(),
+            composite: composite.get(),
+            actions: actions.get(),
+            insert: insert.get(),
+            update: update.get(),
+            indexed: indexed.get(),
+            krate: krate.get(),
+            table_name,
+        }
+    }
+}
+
+impl Field {
+    /// Reads the attributes of one field, recording errors in `cx`.
+    pub fn from_ast(cx: &Ctxt, field: &syn::Field) -> Self {
+        let mut rename = Attr::none(cx, RENAME);
+        let mut date_only = Attr::none(cx, DATE_ONLY);
+        let mut column_name = None;
+        for attr in &field.attrs {
+            if attr.path() == DIESEL {
+                let _ = attr.parse_nested_meta(|meta| {
+                    if meta.path == COLUMN_NAME {
+                        column_name = Some(meta.value()?.parse::<Ident>()?);
+                    } else {
+                        skip_value(meta.input)?;
+                    }
+                    Ok(())
+                });
+                continue;
+            }
+            if attr.path() != SYNC {
+                continue;
+            }
+            let result = attr.parse_nested_meta(|meta| {
+                let path = meta.path.clone();
+                if path == RENAME {
+                    rename.set(&path, lit_str(&meta, "rename = \"wireName\"")?);
+                } else if path == DATE_ONLY {
+                    no_value(&meta, "date_only")?;
+                    date_only.set(&path, path.span());
+                } else {
+                    cx.error_spanned_by(
+                        &path,
+                        format!(
+                            "unknown sync field attribute `{}`\n\
+                             help: valid field keys are {}; model keys such as `group` or \
+                             `insert(...)` go on the struct",
+                            path.to_token_stream(),
+                            list(FIELD_KEYS)
+                        ),
+                    );
+                    skip_value(meta.input)?;
+                }
+                Ok(())
+            });
+            if let Err(err) = result {
+                cx.syn_error(err);
+            }
+        }
+        Field {
+            rename: rename.get(),
+            date_only: date_only.get(),
+            column_name,
+        }
+    }
+}
+
+/// Skips the rest of one entry (`= value` or `(...)`), up to the next comma.
+fn skip_value(input: ParseStream) -> syn::Result<()> {
+    while !input.is_empty() && !input.peek(Token![,]) {
+        input.parse::<TokenTree>()?;
+    }
+    Ok(())
+}
+
+fn key_name(meta: &ParseNestedMeta) -> String {
+    meta.path.to_token_stream().to_string()
+}
+
+/// The error for a value of the wrong form, pointing at the value.
+fn wrong_form(meta: &ParseNestedMeta, what: &str, form: &str) -> syn::Error {
+    let span = if meta.input.is_empty() || meta.input.peek(Token![,]) {
+        meta.path.span()
+    } else {
+        meta.input.span()
+    };
+    syn::Error::new(
+        span,
+        format!(
+            "`{}` expects {what}\nhelp: the correct form is `#[sync({form})]`",
+            key_name(meta)
+        ),
+    )
+}
+
+fn lit_str(meta: &ParseNestedMeta, form: &str) -> syn::Result<LitStr> {
+    if !meta.input.peek(Token![=]) {
+        return Err(wrong_form(meta, "a string literal", form));
+    }
+    let value = meta.value()?;
+    if value.peek(LitStr) {
+        value.parse()
+    } else {
+        Err(wrong_form(meta, "a string literal", form))
+    }
+}
+
+/// A field named by a string literal: `cursor = "id"`.
+fn field_name(meta: &ParseNestedMeta, form: &str) -> syn::Result<FieldRef> {
+    let lit = lit_str(meta, form)?;
+    lit.parse::<Ident>().map_err(|_| {
+        syn::Error::new(
+            lit.span(),
+            format!(
+                "`{}` is not a field name\nhelp: the correct form is `#[sync({form})]`",
+                lit.value()
+            ),
+        )
+    })
+}
+
+fn group_value(meta: &ParseNestedMeta) -> syn::Result<GroupAttr> {
+    const FORM: &str = "group = \"workspace_id\")]` (a column), `#[sync(group = self)]` \
+                        (the row's own id) or `#[sync(global)`";
+    if !meta.input.peek(Token![=]) {
+        return Err(wrong_form(meta, "a column name or `self`", FORM));
+    }
+    let value = meta.value()?;
+    if value.peek(Token![self]) {
+        let token: Token![self] = value.parse()?;
+        return Ok(GroupAttr::OwnId(token.span));
+    }
+    if value.peek(LitStr) {
+        let lit: LitStr = value.parse()?;
+        return lit.parse::<Ident>().map(GroupAttr::Column).map_err(|_| {
+            syn::Error::new(
+                lit.span(),
+                format!(
+                    "`{}` is not a field name\nhelp: the correct form is `#[sync({FORM})]`",
+                    lit.value()
+                ),
+            )
+        });
+    }
+    Err(wrong_form(meta, "a column name as a string, or `self`", FORM))
+}
+
+fn no_value(meta: &ParseNestedMeta, key: &str) -> syn::Result<()> {
+    if meta.input.is_empty() || meta.input.peek(Token![,]) {
+        Ok(())
+    } else {
+        Err(wrong_form(meta, "no value", key))
+    }
+}
+
+fn crate_path(meta: &ParseNestedMeta) -> syn::Result<Path> {
+    const FORM: &str = "crate = ::my_reexport::stratasync";
+    if !meta.input.peek(Token![=]) {
+        return Err(wrong_form(meta, "a path", FORM));
+    }
+    let value = meta.value()?;
+    if value.peek(LitStr) {
+        let lit: LitStr = value.parse()?;
+        return lit.parse::<Path>();
+    }
+    value.parse::<Path>()
+}
+
+/// The entries of `key(a, b, ...)`: each a bare name, no value.
+fn name_list(meta: &ParseNestedMeta, form: &str) -> syn::Result<Vec<Ident>> {
+    if !meta.input.peek(syn::token::Paren) {
+        return Err(wrong_form(meta, "a parenthesized list of field names", form));
+    }
+    let mut names = Vec::new();
+    meta.parse_nested_meta(|item| {
+        let Some(ident) = item.path.get_ident() else {
+            return Err(syn::Error::new_spanned(
+                &item.path,
+                format!("expected a field name\nhelp: the correct form is `#[sync({form})]`"),
+            ));
+        };
+        if !item.input.is_empty() && !item.input.peek(Token![,]) {
+            return Err(syn::Error::new(
+                item.input.span(),
+                format!(
+                    "`{}(...)` takes field names only\nhelp: the correct form is `#[sync({form})]`",
+                    key_name(meta)
+                ),
+            ));
+        }
+        names.push(ident.clone());
+        Ok(())
+    })?;
+    Ok(names)
+}
+
+fn action_list(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Vec<(ActionName, Ident)>> {
+    const FORM: &str = "actions(insert, update, delete, archive, unarchive)";
+    let names = name_list(meta, FORM)?;
+    let mut actions = Vec::new();
+    for ident in names {
+        let action = if ident == INSERT {
+            ActionName::Insert
+        } else if ident == UPDATE {
+            ActionName::Update
+        } else if ident == DELETE {
+            ActionName::Delete
+        } else if ident == ARCHIVE {
+            ActionName::Archive
+        } else if ident == UNARCHIVE {
+            ActionName::Unarchive
+        } else {
+            cx.error_spanned_by(
+                &ident,
+                format!(
+                    "unknown action `{ident}`\nhelp: the actions are {}",
+                    list(ACTION_KEYS)
+                ),
+            );
+            continue;
+        };
+        if actions.iter().any(|(a, _)| *a == action) {
+            cx.error_spanned_by(&ident, format!("action `{ident}` is listed twice"));
+            continue;
+        }
+        actions.push((action, ident));
+    }
+    Ok(actions)
+}
+
+fn insert_list(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Vec<InsertItem>> {
+    const FORM: &str = "insert(title, workspace_id, created_at = now, priority = default)";
+    if !meta.input.peek(syn::token::Paren) {
+        return Err(wrong_form(meta, "a parenthesized list of field names", FORM));
+    }
+    let mut items = Vec::new();
+    meta.parse_nested_meta(|item| {
+        let Some(field) = item.path.get_ident().cloned() else {
+            return Err(syn::Error::new_spanned(
+                &item.path,
+                format!("expected a field name\nhelp: the correct form is `#[sync({FORM})]`"),
+            ));
+        };
+        if item.input.is_empty() || item.input.peek(Token![,]) {
+            items.push(InsertItem {
+                field,
+                fill: Fill::Payload,
+                fill_token: None,
+            });
+            return Ok(());
+        }
+        let value = item.value()?;
+        let mut tokens = TokenStream::new();
+        while !value.is_empty() && !value.peek(Token![,]) {
+            tokens.extend([value.parse::<TokenTree>()?]);
+        }
+        let mut iter = tokens.clone().into_iter();
+        let fill_token = match (iter.next(), iter.next()) {
+            (Some(TokenTree::Ident(ident)), None) => ident,
+            _ => {
+                cx.error_spanned_by(
+                    tokens,
+                    format!(
+                        "an insert field is filled with `now` or `default`\n\
+                         help: the correct form is `#[sync({FORM})]`"
+                    ),
+                );
+                return Ok(());
+            }
+        };
+        let fill = if fill_token == NOW {
+            Fill::Now
+        } else if fill_token == DEFAULT {
+            Fill::Default
+        } else {
+            cx.error_spanned_by(
+                &fill_token,
+                format!(
+                    "unknown insert value `{fill_token}`: an insert field is filled with `now` \
+                     (the mutation's time) or `default` (`Default::default()`)\n\
+                     help: the correct form is `#[sync({FORM})]`"
+                ),
+            );
+            return Ok(());
+        };
+        items.push(InsertItem {
+            field,
+            fill,
+            fill_token: Some(fill_token),
+        });
+        Ok(())
+    })?;
+    Ok(items)
+}
+

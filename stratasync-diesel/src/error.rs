@@ -1,0 +1,69 @@
+//! Storage errors.
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+/// A failure of the store itself (never a client mistake).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A query failed.
+    #[error("database query failed: {0}")]
+    Query(#[from] DieselError),
+    /// No connection could be had from the pool.
+    #[error("no database connection available: {0}")]
+    Pool(String),
+    /// The database could not be reached or opened.
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+    /// The sync tables could not be created or upgraded.
+    #[error("cannot migrate the sync tables: {0}")]
+    Migration(String),
+}
+
+/// Why one mutation was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum MutationError {
+    /// The client's mutation is invalid or not allowed; the message is for the client.
+    #[error("{0}")]
+    Rejected(String),
+    /// The store failed; the client sees a generic message.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl MutationError {
+    /// A rejection with a client-facing message.
+    pub fn rejected(message: impl Into<String>) -> Self {
+        MutationError::Rejected(message.into())
+    }
+
+    /// The rejection for a row that does not exist or is outside the caller's groups.
+    pub fn not_found() -> Self {
+        MutationError::rejected("Invalid mutation: record not found")
+    }
+}
+
+impl From<DieselError> for MutationError {
+    fn from(error: DieselError) -> Self {
+        match &error {
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                MutationError::rejected("Invalid mutation: record already exists")
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+                MutationError::rejected("Invalid mutation: a referenced record does not exist")
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::NotNullViolation, _) => {
+                MutationError::rejected("Invalid mutation: a required field is missing")
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::CheckViolation, _) => {
+                MutationError::rejected("Invalid mutation: a value breaks a table constraint")
+            }
+            _ => MutationError::Store(StoreError::Query(error)),
+        }
+    }
+}
+
+impl From<stratasync_core::FieldError> for MutationError {
+    fn from(error: stratasync_core::FieldError) -> Self {
+        MutationError::Rejected(error.to_string())
+    }
+}

@@ -1,0 +1,408 @@
+//! The sync log: appending actions in commit order, reading pages of it,
+//! staleness and trimming.
+
+use chrono::{DateTime, Utc};
+use diesel::QueryResult;
+use futures::future::BoxFuture;
+use stratasync_core::{SyncAction, SyncId};
+
+/// An action about to be appended.
+#[derive(Debug, Clone)]
+pub struct NewAction<'a> {
+    /// Model wire name.
+    pub model: &'a str,
+    /// Row id (composite id for join tables).
+    pub model_id: &'a str,
+    /// One-letter action code.
+    pub action: &'static str,
+    /// Action data.
+    pub data: serde_json::Value,
+    /// Group the action belongs to (`None`: global).
+    pub group_id: Option<&'a str>,
+    /// Writing client.
+    pub client_id: Option<&'a str>,
+    /// Client transaction id.
+    pub client_tx_id: Option<&'a str>,
+}
+
+/// The log operations of one backend's connection.
+///
+/// Every method runs on the connection as it is, inside whatever transaction
+/// is open on it.
+pub(crate) trait LogConn: Send {
+    /// Serializes appends until the enclosing transaction ends, so that ids
+    /// become visible in id order (PROTOCOL §7, commit order).
+    fn lock_append_order(&mut self) -> BoxFuture<'_, QueryResult<()>>;
+
+    /// Serializes transactions carrying the same client transaction until
+    /// the enclosing transaction ends (concurrent duplicate retries).
+    fn lock_client_tx<'a>(
+        &'a mut self,
+        client_id: &'a str,
+        client_tx_id: &'a str,
+    ) -> BoxFuture<'a, QueryResult<()>>;
+
+    /// Appends an action; returns its id and timestamp.
+    fn append<'a>(
+        &'a mut self,
+        action: NewAction<'a>,
+    ) -> BoxFuture<'a, QueryResult<(SyncId, DateTime<Utc>)>>;
+
+    /// The id of the action a client transaction already produced.
+    fn find_client_tx<'a>(
+        &'a mut self,
+        client_id: &'a str,
+        client_tx_id: &'a str,
+    ) -> BoxFuture<'a, QueryResult<Option<SyncId>>>;
+
+    /// Up to `limit` actions after `after`, ascending; only global ones and
+    /// those of `groups` unless `groups` is `None` (every action).
+    fn read_actions<'a>(
+        &'a mut self,
+        after: SyncId,
+        limit: i64,
+        groups: Option<&'a [String]>,
+    ) -> BoxFuture<'a, QueryResult<Vec<SyncAction>>>;
+
+    /// The highest id visible to `groups` (global actions included), or 0.
+    fn last_visible_id<'a>(
+        &'a mut self,
+        groups: &'a [String],
+    ) -> BoxFuture<'a, QueryResult<SyncId>>;
+
+    /// Whether an action visible to `groups` with an id above `after` was trimmed.
+    fn is_stale<'a>(
+        &'a mut self,
+        after: SyncId,
+        groups: &'a [String],
+    ) -> BoxFuture<'a, QueryResult<bool>>;
+
+    /// Deletes actions below `before`, recording per group what was trimmed;
+    /// returns how many were deleted.
+    fn trim_before(&mut self, before: SyncId) -> BoxFuture<'_, QueryResult<usize>>;
+
+    /// The id of the first action created at or after `at`.
+    fn first_id_after(&mut self, at: DateTime<Utc>) -> BoxFuture<'_, QueryResult<Option<SyncId>>>;
+
+    /// The groups a user holds through `sync_group_memberships`.
+    fn member_groups<'a>(&'a mut self, user_id: &'a str)
+    -> BoxFuture<'a, QueryResult<Vec<String>>>;
+
+    /// Adds a membership; returns whether it is new.
+    fn add_member<'a>(
+        &'a mut self,
+        user_id: &'a str,
+        group_id: &'a str,
+        group_type: &'a str,
+    ) -> BoxFuture<'a, QueryResult<bool>>;
+
+    /// Removes a membership; returns whether it existed.
+    fn remove_member<'a>(
+        &'a mut self,
+        user_id: &'a str,
+        group_id: &'a str,
+    ) -> BoxFuture<'a, QueryResult<bool>>;
+}
+
+/// Implements the backend-neutral [`LogConn`] methods for a connection type;
+/// the two lock methods are given per backend.
+macro_rules! impl_log_conn {
+    ($conn:ty, lock_append_order: $order:expr, lock_client_tx: $client:expr $(,)?) => {
+        impl $crate::log::LogConn for $conn {
+            fn lock_append_order(
+                &mut self,
+            ) -> ::futures::future::BoxFuture<'_, ::diesel::QueryResult<()>> {
+                Box::pin($order(self))
+            }
+
+            fn lock_client_tx<'a>(
+                &'a mut self,
+                client_id: &'a str,
+                client_tx_id: &'a str,
+            ) -> ::futures::future::BoxFuture<'a, ::diesel::QueryResult<()>> {
+                Box::pin($client(self, client_id, client_tx_id))
+            }
+
+            fn append<'a>(
+                &'a mut self,
+                action: $crate::log::NewAction<'a>,
+            ) -> ::futures::future::BoxFuture<
+                'a,
+                ::diesel::QueryResult<(
+                    ::stratasync_core::SyncId,
+                    ::chrono::DateTime<::chrono::Utc>,
+                )>,
+            > {
+                use ::diesel::prelude::*;
+                use ::diesel_async::RunQueryDsl;
+                use $crate::schema::sync_actions::dsl as a;
+                Box::pin(async move {
+                    let (id, at) = ::diesel::insert_into(a::sync_actions)
+                        .values((
+                            a::model.eq(action.model),
+                            a::model_id.eq(action.model_id),
+                            a::action.eq(action.action),
+                            a::data.eq($crate::Bind(action.data)),
+                            a::group_id.eq(action.group_id),
+                            a::client_id.eq(action.client_id),
+                            a::client_tx_id.eq(action.client_tx_id),
+                            a::created_at.eq($crate::Bind(::chrono::Utc::now())),
+                        ))
+                        .returning((a::id, a::created_at))
+                        .get_result::<(i64, ::chrono::DateTime<::chrono::Utc>)>(self)
+                        .await?;
+                    Ok((::stratasync_core::SyncId::from_i64(id), at))
+                })
+            }
+
+            fn find_client_tx<'a>(
+                &'a mut self,
+                client_id: &'a str,
+                client_tx_id: &'a str,
+            ) -> ::futures::future::BoxFuture<
+                'a,
+                ::diesel::QueryResult<Option<::stratasync_core::SyncId>>,
+            > {
+                use ::diesel::prelude::*;
+                use ::diesel_async::RunQueryDsl;
+                use $crate::schema::sync_actions::dsl as a;
+                Box::pin(async move {
+                    let id = a::sync_actions
+                        .filter(a::client_id.eq(client_id))
+                        .filter(a::client_tx_id.eq(client_tx_id))
+                        .select(a::id)
+                        .first::<i64>(self)
+                        .await
+                        .optional()?;
+                    Ok(id.map(::stratasync_core::SyncId::from_i64))
+                })
+            }
+
+            fn read_actions<'a>(
+                &'a mut self,
+                after: ::stratasync_core::SyncId,
+                limit: i64,
+                groups: Option<&'a [String]>,
+            ) -> ::futures::future::BoxFuture<
+                'a,
+                ::diesel::QueryResult<Vec<::stratasync_core::SyncAction>>,
+            > {
+                use ::diesel::prelude::*;
+                use ::diesel_async::RunQueryDsl;
+                use $crate::schema::sync_actions::dsl as a;
+                Box::pin(async move {
+                    let mut query = a::sync_actions
+                        .filter(a::id.gt(after.as_i64()))
+                        .order(a::id.asc())
+                        .limit(limit)
+                        .into_boxed();
+                    if let Some(groups) = groups {
+                        query = query.filter(a::group_id.is_null().or(a::group_id.eq_any(groups)));
+                    }
+                    let rows = query
+                        .select((
+                            a::id,
+                            a::model,
+                            a::model_id,
+                            a::action,
+                            a::data,
+                            a::group_id,
+                            a::client_id,
+                            a::client_tx_id,
+                            a::created_at,
+                        ))
+                        .load::<$crate::log::ActionRow>(self)
+                        .await?;
+                    Ok(rows
+                        .into_iter()
+                        .map($crate::log::ActionRow::into_action)
+                        .collect())
+                })
+            }
+
+            fn last_visible_id<'a>(
+                &'a mut self,
+                groups: &'a [String],
+            ) -> ::futures::future::BoxFuture<'a, ::diesel::QueryResult<::stratasync_core::SyncId>>
+            {
+                use ::diesel::prelude::*;
+                use ::diesel_async::RunQueryDsl;
+                use $crate::schema::sync_actions::dsl as a;
+                Box::pin(async move {
+                    let id = a::sync_actions
+                        .filter(a::group_id.is_null().or(a::group_id.eq_any(groups)))
+                        .select(::diesel::dsl::max(a::id))
+                        .first::<Option<i64>>(self)
+                        .await?;
+                    Ok(::stratasync_core::SyncId::from_i64(id.unwrap_or(0)))
+                })
+            }
+
+            fn is_stale<'a>(
+                &'a mut self,
+                after: ::stratasync_core::SyncId,
+                groups: &'a [String],
+            ) -> ::futures::future::BoxFuture<'a, ::diesel::QueryResult<bool>> {
+                use ::diesel::prelude::*;
+                use ::diesel_async::RunQueryDsl;
+                use $crate::schema::sync_log_trims::dsl as t;
+                Box::pin(async move {
+                    let trimmed = t::sync_log_trims
+                        .filter(t::group_id.eq("").or(t::group_id.eq_any(groups)))
+                        .select(::diesel::dsl::max(t::trimmed_through))
+                        .first::<Option<i64>>(self)
+                        .await?;
+                    // Actions up to `trimmed` are gone; a cursor at or past the
+                    // last of them has lost nothing.
+                    Ok(trimmed.is_some_and(|through| through > after.as_i64()))
+                })
+            }
+
+            fn trim_before(
+                &mut self,
+                before: ::stratasync_core::SyncId,
+            ) -> ::futures::future::BoxFuture<'_, ::diesel::QueryResult<usize>> {
+                use ::diesel::prelude::*;
+                use ::diesel_async::RunQueryDsl;
+                use $crate::schema::sync_actions::dsl as a;
+                use $crate::schema::sync_log_trims::dsl as t;
+                Box::pin(async move {
+                    let below = before.as_i64();
+                    let per_group = a::sync_actions
+                        .filter(a::id.lt(below))
+                        .group_by(a::group_id)
+                        .select((a::group_id, ::diesel::dsl::max(a::id)))
+                        .load::<(Option<String>, Option<i64>)>(self)
+                        .await?;
+                    for (group, through) in per_group {
+                        let (group, through) = (group.unwrap_or_default(), through.unwrap_or(0));
+                        ::diesel::insert_into(t::sync_log_trims)
+                            .values((t::group_id.eq(&group), t::trimmed_through.eq(through)))
+                            .on_conflict(t::group_id)
+                            .do_update()
+                            .set(t::trimmed_through.eq(through))
+                            .execute(self)
+                            .await?;
+                    }
+                    ::diesel::delete(a::sync_actions.filter(a::id.lt(below)))
+                        .execute(self)
+                        .await
+                })
+            }
+
+            fn first_id_after(
+                &mut self,
+                at: ::chrono::DateTime<::chrono::Utc>,
+            ) -> ::futures::future::BoxFuture<
+                '_,
+                ::diesel::QueryResult<Option<::stratasync_core::SyncId>>,
+            > {
+                use ::diesel::prelude::*;
+                use ::diesel_async::RunQueryDsl;
+                use $crate::schema::sync_actions::dsl as a;
+                Box::pin(async move {
+                    let id = a::sync_actions
+                        .filter(a::created_at.ge($crate::Bind(at)))
+                        .select(::diesel::dsl::min(a::id))
+                        .first::<Option<i64>>(self)
+                        .await?;
+                    Ok(id.map(::stratasync_core::SyncId::from_i64))
+                })
+            }
+
+            fn member_groups<'a>(
+                &'a mut self,
+                user_id: &'a str,
+            ) -> ::futures::future::BoxFuture<'a, ::diesel::QueryResult<Vec<String>>> {
+                use ::diesel::prelude::*;
+                use ::diesel_async::RunQueryDsl;
+                use $crate::schema::sync_group_memberships::dsl as m;
+                Box::pin(async move {
+                    m::sync_group_memberships
+                        .filter(m::user_id.eq(user_id))
+                        .order(m::created_at.asc())
+                        .select(m::group_id)
+                        .load::<String>(self)
+                        .await
+                })
+            }
+
+            fn add_member<'a>(
+                &'a mut self,
+                user_id: &'a str,
+                group_id: &'a str,
+                group_type: &'a str,
+            ) -> ::futures::future::BoxFuture<'a, ::diesel::QueryResult<bool>> {
+                use ::diesel::prelude::*;
+                use ::diesel_async::RunQueryDsl;
+                use $crate::schema::sync_group_memberships::dsl as m;
+                Box::pin(async move {
+                    let inserted = ::diesel::insert_into(m::sync_group_memberships)
+                        .values((
+                            m::id.eq($crate::Bind(::uuid::Uuid::new_v4())),
+                            m::user_id.eq(user_id),
+                            m::group_id.eq(group_id),
+                            m::group_type.eq(group_type),
+                            m::created_at.eq($crate::Bind(::chrono::Utc::now())),
+                        ))
+                        .on_conflict((m::user_id, m::group_id))
+                        .do_nothing()
+                        .execute(self)
+                        .await?;
+                    Ok(inserted > 0)
+                })
+            }
+
+            fn remove_member<'a>(
+                &'a mut self,
+                user_id: &'a str,
+                group_id: &'a str,
+            ) -> ::futures::future::BoxFuture<'a, ::diesel::QueryResult<bool>> {
+                use ::diesel::prelude::*;
+                use ::diesel_async::RunQueryDsl;
+                use $crate::schema::sync_group_memberships::dsl as m;
+                Box::pin(async move {
+                    let removed = ::diesel::delete(
+                        m::sync_group_memberships
+                            .filter(m::user_id.eq(user_id))
+                            .filter(m::group_id.eq(group_id)),
+                    )
+                    .execute(self)
+                    .await?;
+                    Ok(removed > 0)
+                })
+            }
+        }
+    };
+}
+pub(crate) use impl_log_conn;
+
+/// A `sync_actions` row as read.
+#[derive(diesel::Queryable)]
+pub(crate) struct ActionRow {
+    id: i64,
+    model: String,
+    model_id: String,
+    action: String,
+    data: crate::sql_types::RawJson,
+    group_id: Option<String>,
+    client_id: Option<String>,
+    client_tx_id: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl ActionRow {
+    pub(crate) fn into_action(self) -> SyncAction {
+        SyncAction {
+            id: SyncId::from_i64(self.id),
+            model: self.model,
+            model_id: self.model_id,
+            action: self.action.trim_end().to_owned(),
+            data: self.data.0,
+            group_id: self.group_id,
+            client_id: self.client_id,
+            client_tx_id: self.client_tx_id,
+            created_at: self.created_at,
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Applying one client mutation to a model, inside an open transaction.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use stratasync_core::{ActionKind, FieldCodec, FilterContext, GroupKey, JsonMap};
+
+use crate::{DieselModel, MutationError};
+
+/// One client transaction of a mutate request.
+#[derive(Debug, Clone)]
+pub struct Mutation {
+    /// The writing client.
+    pub client_id: String,
+    /// The client's id for this transaction (idempotency key with `client_id`).
+    pub client_tx_id: String,
+    /// Model wire name.
+    pub model: String,
+    /// Row id as the client sent it (ignored for composite models).
+    pub model_id: String,
+    /// What to do.
+    pub action: ActionKind,
+    /// The fields the client sent.
+    pub payload: JsonMap,
+}
+
+/// What an applied mutation appends to the log.
+#[derive(Debug, Clone)]
+pub(crate) struct Change {
+    pub(crate) model_id: String,
+    pub(crate) group_id: Option<String>,
+    pub(crate) data: Value,
+}
+
+/// Refuses a write into a group the caller does not hold.
+fn authorize(ctx: &FilterContext, group: Option<&str>) -> Result<(), MutationError> {
+    match group {
+        Some(group) if !ctx.holds(group) => Err(MutationError::rejected("Access denied")),
+        _ => Ok(()),
+    }
+}
+
+/// Turns "touched no row" into the not-found rejection.
+fn touched(rows: usize) -> Result<(), MutationError> {
+    if rows == 0 {
+        Err(MutationError::not_found())
+    } else {
+        Ok(())
+    }
+}
+
+/// Applies `mutation` to model `T` on `conn` (inside the caller's transaction).
+pub(crate) async fn apply<T, C>(
+    conn: &mut C,
+    mutation: &Mutation,
+    ctx: &FilterContext,
+    now: DateTime<Utc>,
+) -> Result<Change, MutationError>
+where
+    T: DieselModel<C>,
+{
+    let key = match T::key_from_request(&mutation.model_id, &mutation.payload) {
+        Ok(key) => key,
+        // A standard model's id that does not parse names no row that exists.
+        Err(_) if !T::META.composite && mutation.action != ActionKind::Insert => {
+            return Err(MutationError::not_found());
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let model_id = T::model_id(&key);
+
+    if mutation.action == ActionKind::Insert {
+        let row = T::from_insert(key, &mutation.payload, now)?;
+        let group_id = row.group_id();
+        authorize(ctx, group_id.as_deref())?;
+        T::insert(conn, &row).await?;
+        return Ok(Change {
+            model_id,
+            group_id,
+            data: Value::Object(row.insert_data()),
+        });
+    }
+
+    // Rows of groups the caller does not hold are answered as missing rows.
+    let mut group_id = match T::find_group(conn, &key).await? {
+        Some(Some(group)) if ctx.holds(&group) => Some(group),
+        Some(None) if T::META.group == GroupKey::Global => None,
+        _ => return Err(MutationError::not_found()),
+    };
+
+    let data = match mutation.action {
+        ActionKind::Update => {
+            let (changes, data) = T::decode_changes(&mutation.payload)?;
+            if let Some(moved_to) = T::changed_group(&changes) {
+                authorize(ctx, Some(&moved_to))?;
+                group_id = Some(moved_to);
+            }
+            if !T::changes_nothing(&changes) {
+                touched(T::update(conn, &key, changes).await?)?;
+            }
+            Value::Object(data)
+        }
+        ActionKind::Delete => {
+            touched(T::delete(conn, &key).await?)?;
+            Value::Object(mutation.payload.clone())
+        }
+        ActionKind::Archive => {
+            let at = match mutation.payload.get("archivedAt") {
+                Some(value) if value.is_number() => DateTime::<Utc>::decode(value, "archivedAt")?,
+                _ => return Err(MutationError::rejected("archivedAt is required")),
+            };
+            touched(T::set_archived(conn, &key, Some(at)).await?)?;
+            serde_json::json!({ "archivedAt": at.to_json() })
+        }
+        ActionKind::Unarchive => {
+            touched(T::set_archived(conn, &key, None).await?)?;
+            serde_json::json!({ "archivedAt": null })
+        }
+        ActionKind::Insert | ActionKind::GroupsChanged => {
+            return Err(MutationError::rejected(format!(
+                "Unsupported action \"{}\" for this model",
+                mutation.action.letter()
+            )));
+        }
+    };
+    Ok(Change {
+        model_id,
+        group_id,
+        data,
+    })
+}

@@ -1,0 +1,61 @@
+//! PostgreSQL: connection pool, migrations and the ordering locks.
+
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+
+use crate::log::impl_log_conn;
+use crate::registry::{ModelOps, RegisteredModel};
+use crate::{PgConn, StoreConn, StoreError};
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// The advisory-lock key that orders appends ("STRATA").
+const APPEND_ORDER_KEY: i64 = 0x5354_5241_5441;
+
+async fn lock_append_order(conn: &mut PgConn) -> diesel::QueryResult<()> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+        .bind::<BigInt, _>(APPEND_ORDER_KEY)
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+async fn lock_client_tx(
+    conn: &mut PgConn,
+    client_id: &str,
+    client_tx_id: &str,
+) -> diesel::QueryResult<()> {
+    // The two-key form lives in another key space than the append lock.
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))")
+        .bind::<Text, _>(client_id)
+        .bind::<Text, _>(client_tx_id)
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+impl_log_conn!(PgConn, lock_append_order: lock_append_order, lock_client_tx: lock_client_tx);
+
+impl StoreConn for PgConn {
+    const BEGIN_SNAPSHOT: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+
+    fn ops(model: &RegisteredModel) -> &dyn ModelOps<Self> {
+        model.postgres.as_ref()
+    }
+}
+
+/// Opens a pool on `url` and brings the sync tables up to date.
+pub(crate) async fn connect(url: &str, max_size: usize) -> Result<Pool<PgConn>, StoreError> {
+    let conn = PgConn::establish(url)
+        .await
+        .map_err(|e| StoreError::Connect(e.to_string()))?;
+    crate::migrate::run(conn, MIGRATIONS).await?;
+    let manager = AsyncDieselConnectionManager::<PgConn>::new(url);
+    Pool::builder(manager)
+        .max_size(max_size)
+        .build()
+        .map_err(|e| StoreError::Connect(e.to_string()))
+}

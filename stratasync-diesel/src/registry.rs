@@ -1,0 +1,195 @@
+//! The set of synced models a store serves.
+
+use std::any::Any;
+
+use chrono::{DateTime, Utc};
+use diesel::QueryResult;
+use futures::future::BoxFuture;
+use stratasync_core::{FilterContext, ModelMeta, SyncModel};
+
+use crate::mutate::{Change, Mutation, apply};
+use crate::{DieselModel, MutationError, RowScope, StoreConn};
+
+/// Where a model's bootstrap read stopped: the cursor of its last row.
+pub(crate) type PageCursor = Option<Box<dyn Any + Send + Sync>>;
+
+/// A model's operations with its type erased, on one backend's connection.
+pub(crate) trait ModelOps<C>: Send + Sync {
+    /// Applies a mutation inside the open transaction.
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut C,
+        mutation: &'a Mutation,
+        ctx: &'a FilterContext,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<Change, MutationError>>;
+
+    /// Appends up to `limit` NDJSON row lines after `cursor` to `out` and
+    /// advances `cursor`; returns how many rows were written.
+    fn write_page<'a>(
+        &'a self,
+        conn: &'a mut C,
+        scope: &'a RowScope,
+        cursor: &'a mut PageCursor,
+        limit: i64,
+        out: &'a mut Vec<u8>,
+    ) -> BoxFuture<'a, QueryResult<usize>>;
+
+    /// How many rows are in `scope`.
+    fn count<'a>(&'a self, conn: &'a mut C, scope: &'a RowScope)
+    -> BoxFuture<'a, QueryResult<i64>>;
+}
+
+struct Erased<T>(std::marker::PhantomData<fn() -> T>);
+
+impl<T, C> ModelOps<C> for Erased<T>
+where
+    T: DieselModel<C>,
+    C: StoreConn,
+{
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut C,
+        mutation: &'a Mutation,
+        ctx: &'a FilterContext,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<Change, MutationError>> {
+        Box::pin(apply::<T, C>(conn, mutation, ctx, now))
+    }
+
+    fn write_page<'a>(
+        &'a self,
+        conn: &'a mut C,
+        scope: &'a RowScope,
+        cursor: &'a mut PageCursor,
+        limit: i64,
+        out: &'a mut Vec<u8>,
+    ) -> BoxFuture<'a, QueryResult<usize>> {
+        Box::pin(async move {
+            let after = cursor.as_ref().and_then(|c| c.downcast_ref::<T::Cursor>());
+            let rows = T::load_page(conn, scope, after, limit).await?;
+            for row in &rows {
+                row.write_row(out);
+                out.push(b'\n');
+            }
+            if let Some(last) = rows.last() {
+                *cursor = Some(Box::new(last.cursor()));
+            }
+            Ok(rows.len())
+        })
+    }
+
+    fn count<'a>(
+        &'a self,
+        conn: &'a mut C,
+        scope: &'a RowScope,
+    ) -> BoxFuture<'a, QueryResult<i64>> {
+        T::count(conn, scope)
+    }
+}
+
+/// A model the store can serve on every backend it is built with.
+///
+/// Implemented for every `#[derive(SyncModel)]` type.
+pub trait StoreModel: SyncModel + backends::Postgres + backends::Sqlite {}
+
+impl<T: SyncModel + backends::Postgres + backends::Sqlite> StoreModel for T {}
+
+/// Per-backend requirements of [`StoreModel`], empty for backends left out of the build.
+pub mod backends {
+    /// The model's queries on PostgreSQL (when built with the `postgres` feature).
+    #[cfg(feature = "postgres")]
+    pub trait Postgres: crate::DieselModel<crate::PgConn> {}
+    #[cfg(feature = "postgres")]
+    impl<T: crate::DieselModel<crate::PgConn>> Postgres for T {}
+    /// The model's queries on PostgreSQL (when built with the `postgres` feature).
+    #[cfg(not(feature = "postgres"))]
+    pub trait Postgres {}
+    #[cfg(not(feature = "postgres"))]
+    impl<T> Postgres for T {}
+
+    /// The model's queries on SQLite (when built with the `sqlite` feature).
+    #[cfg(feature = "sqlite")]
+    pub trait Sqlite: crate::DieselModel<crate::SqliteConn> {}
+    #[cfg(feature = "sqlite")]
+    impl<T: crate::DieselModel<crate::SqliteConn>> Sqlite for T {}
+    /// The model's queries on SQLite (when built with the `sqlite` feature).
+    #[cfg(not(feature = "sqlite"))]
+    pub trait Sqlite {}
+    #[cfg(not(feature = "sqlite"))]
+    impl<T> Sqlite for T {}
+}
+
+/// One registered model.
+pub struct RegisteredModel {
+    meta: ModelMeta,
+    #[cfg(feature = "postgres")]
+    pub(crate) postgres: Box<dyn ModelOps<crate::PgConn>>,
+    #[cfg(feature = "sqlite")]
+    pub(crate) sqlite: Box<dyn ModelOps<crate::SqliteConn>>,
+}
+
+impl RegisteredModel {
+    /// The model's static description.
+    pub fn meta(&self) -> &ModelMeta {
+        &self.meta
+    }
+}
+
+impl std::fmt::Debug for RegisteredModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisteredModel")
+            .field("name", &self.meta.name)
+            .finish()
+    }
+}
+
+/// The models a server syncs, in registration order (the bootstrap order).
+///
+/// ```ignore
+/// let registry = Registry::new().model::<Task>().model::<Label>();
+/// ```
+#[derive(Debug, Default)]
+pub struct Registry {
+    models: Vec<RegisteredModel>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// Registers `T`.
+    ///
+    /// # Panics
+    ///
+    /// When a model with the same wire name is already registered: a
+    /// configuration mistake found at startup.
+    #[must_use]
+    pub fn model<T: StoreModel>(mut self) -> Self {
+        assert!(
+            self.get(T::META.name).is_none(),
+            "stratasync: model `{}` is registered twice",
+            T::META.name
+        );
+        self.models.push(RegisteredModel {
+            meta: T::META,
+            #[cfg(feature = "postgres")]
+            postgres: Box::new(Erased::<T>(std::marker::PhantomData)),
+            #[cfg(feature = "sqlite")]
+            sqlite: Box::new(Erased::<T>(std::marker::PhantomData)),
+        });
+        self
+    }
+
+    /// The model with wire name `name`.
+    pub fn get(&self, name: &str) -> Option<&RegisteredModel> {
+        self.models.iter().find(|m| m.meta.name == name)
+    }
+
+    /// Every model, in registration order.
+    pub fn iter(&self) -> impl Iterator<Item = &RegisteredModel> {
+        self.models.iter()
+    }
+}

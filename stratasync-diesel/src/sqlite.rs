@@ -1,0 +1,66 @@
+//! SQLite: connection pool, migrations and (in-process) write ordering.
+
+use diesel::ConnectionError;
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+
+use crate::log::impl_log_conn;
+use crate::registry::{ModelOps, RegisteredModel};
+use crate::{SqliteConn, StoreConn, StoreError};
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// Set on every connection: concurrent readers beside one writer, waiting
+/// rather than failing on a busy database.
+const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                       PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+
+// SQLite runs one write transaction at a time, and the store runs its writes
+// one at a time in process, so ids become visible in order without locks.
+async fn lock_append_order(_conn: &mut SqliteConn) -> diesel::QueryResult<()> {
+    Ok(())
+}
+
+async fn lock_client_tx(
+    _conn: &mut SqliteConn,
+    _client: &str,
+    _tx: &str,
+) -> diesel::QueryResult<()> {
+    Ok(())
+}
+
+impl_log_conn!(SqliteConn, lock_append_order: lock_append_order, lock_client_tx: lock_client_tx);
+
+impl StoreConn for SqliteConn {
+    const BEGIN_SNAPSHOT: &'static str = "BEGIN DEFERRED";
+
+    fn ops(model: &RegisteredModel) -> &dyn ModelOps<Self> {
+        model.sqlite.as_ref()
+    }
+}
+
+async fn establish(path: &str) -> Result<SqliteConn, ConnectionError> {
+    let mut conn = SqliteConn::establish(path).await?;
+    conn.batch_execute(PRAGMAS)
+        .await
+        .map_err(ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
+}
+
+/// Opens (creating it if needed) the database file at `path` and brings the
+/// sync tables up to date.
+pub(crate) async fn connect(path: &str, max_size: usize) -> Result<Pool<SqliteConn>, StoreError> {
+    let conn = establish(path)
+        .await
+        .map_err(|e| StoreError::Connect(e.to_string()))?;
+    crate::migrate::run(conn, MIGRATIONS).await?;
+    let mut config = ManagerConfig::default();
+    config.custom_setup = Box::new(|path| Box::pin(establish(path)));
+    let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
+    Pool::builder(manager)
+        .max_size(max_size)
+        .build()
+        .map_err(|e| StoreError::Connect(e.to_string()))
+}

@@ -1,0 +1,392 @@
+//! The store: one database, the registered models, and the operations the
+//! sync protocol needs, independent of the backend.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncConnection;
+use diesel_async::pooled_connection::deadpool::Pool;
+use stratasync_core::{FilterContext, SyncAction, SyncId};
+
+use crate::log::{LogConn, NewAction};
+use crate::mutate::Mutation;
+use crate::registry::{ModelOps, RegisteredModel, Registry};
+use crate::{MutationError, StoreError};
+
+/// A backend connection the store can drive.
+pub(crate) trait StoreConn:
+    LogConn + AsyncConnection + diesel_async::SimpleAsyncConnection + Send + 'static
+{
+    /// Opens a read-only transaction whose reads all see one snapshot.
+    const BEGIN_SNAPSHOT: &'static str;
+
+    /// This backend's operations of a registered model.
+    fn ops(model: &RegisteredModel) -> &dyn ModelOps<Self>;
+}
+
+#[derive(Clone)]
+enum Db {
+    #[cfg(feature = "postgres")]
+    Postgres(Pool<crate::PgConn>),
+    #[cfg(feature = "sqlite")]
+    Sqlite {
+        pool: Pool<crate::SqliteConn>,
+        writer: Arc<tokio::sync::Mutex<()>>,
+    },
+}
+
+/// Runs `$body` with `$pool` bound to the pool of whichever backend the
+/// store uses; the body is compiled once per backend.
+macro_rules! on_backend {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            #[cfg(feature = "postgres")]
+            Db::Postgres($pool) => $body,
+            #[cfg(feature = "sqlite")]
+            Db::Sqlite { pool: $pool, .. } => $body,
+        }
+    };
+}
+
+/// A connection from `$pool`, or the pool's failure as a [`StoreError`].
+macro_rules! connection {
+    ($pool:expr) => {
+        $pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Pool(e.to_string()))
+    };
+}
+
+/// The outcome of an applied (or already applied) mutation.
+#[derive(Debug, Clone)]
+pub enum Applied {
+    /// Newly applied; the action was appended to the log.
+    New(SyncAction),
+    /// The same client transaction was applied before, as this action id.
+    Duplicate(SyncId),
+}
+
+impl Applied {
+    /// The sync id of the action.
+    pub fn sync_id(&self) -> SyncId {
+        match self {
+            Applied::New(action) => action.id,
+            Applied::Duplicate(id) => *id,
+        }
+    }
+}
+
+/// The sync store: sync tables, log and models on PostgreSQL or SQLite.
+#[derive(Clone)]
+pub struct Store {
+    db: Db,
+    registry: Arc<Registry>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend_name())
+            .finish()
+    }
+}
+
+/// Connections a store keeps open at most.
+const POOL_SIZE: usize = 16;
+
+impl Store {
+    /// Connects to `url` and creates or upgrades the sync tables.
+    ///
+    /// `postgres://` and `postgresql://` URLs select PostgreSQL; `sqlite://`
+    /// URLs and plain file paths select SQLite (the file is created).
+    pub async fn connect(url: &str, registry: Registry) -> Result<Store, StoreError> {
+        let registry = Arc::new(registry);
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            #[cfg(feature = "postgres")]
+            {
+                let pool = crate::postgres::connect(url, POOL_SIZE).await?;
+                return Ok(Store {
+                    db: Db::Postgres(pool),
+                    registry,
+                });
+            }
+            #[cfg(not(feature = "postgres"))]
+            return Err(StoreError::Connect(
+                "this build has no PostgreSQL support (enable the `postgres` feature)".into(),
+            ));
+        }
+        #[cfg(feature = "sqlite")]
+        {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url);
+            let pool = crate::sqlite::connect(path, POOL_SIZE).await?;
+            Ok(Store {
+                db: Db::Sqlite {
+                    pool,
+                    writer: Arc::default(),
+                },
+                registry,
+            })
+        }
+        #[cfg(not(feature = "sqlite"))]
+        Err(StoreError::Connect(format!(
+            "`{url}` is not a postgres:// URL and this build has no SQLite support"
+        )))
+    }
+
+    /// `"postgres"` or `"sqlite"`.
+    pub fn backend_name(&self) -> &'static str {
+        match &self.db {
+            #[cfg(feature = "postgres")]
+            Db::Postgres(_) => "postgres",
+            #[cfg(feature = "sqlite")]
+            Db::Sqlite { .. } => "sqlite",
+        }
+    }
+
+    /// The registered models.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The groups `user_id` holds through `sync_group_memberships`.
+    pub async fn member_groups(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+        on_backend!(&self.db, pool => {
+            let mut conn = connection!(pool)?;
+            Ok(conn.member_groups(user_id).await?)
+        })
+    }
+
+    /// Whether a cursor at `after` has lost actions of `groups` to trimming.
+    pub async fn is_stale(&self, after: SyncId, groups: &[String]) -> Result<bool, StoreError> {
+        if after == SyncId::ZERO {
+            return Ok(false);
+        }
+        on_backend!(&self.db, pool => {
+            let mut conn = connection!(pool)?;
+            Ok(conn.is_stale(after, groups).await?)
+        })
+    }
+
+    /// Up to `limit` actions after `after` in id order: those visible to
+    /// `groups`, or all of them when `groups` is `None`.
+    pub async fn read_actions(
+        &self,
+        after: SyncId,
+        limit: i64,
+        groups: Option<&[String]>,
+    ) -> Result<Vec<SyncAction>, StoreError> {
+        on_backend!(&self.db, pool => {
+            let mut conn = connection!(pool)?;
+            Ok(conn.read_actions(after, limit, groups).await?)
+        })
+    }
+
+    /// The highest action id visible to `groups` (0 when there is none).
+    pub async fn last_visible_id(&self, groups: &[String]) -> Result<SyncId, StoreError> {
+        on_backend!(&self.db, pool => {
+            let mut conn = connection!(pool)?;
+            Ok(conn.last_visible_id(groups).await?)
+        })
+    }
+
+    /// Deletes the actions below `before`; cursors that had not reached the
+    /// trimmed actions of their groups are then stale. Returns how many were
+    /// deleted.
+    pub async fn trim_before(&self, before: SyncId) -> Result<usize, StoreError> {
+        on_backend!(&self.db, pool => {
+            let mut conn = connection!(pool)?;
+            let deleted = conn
+                .transaction(async |conn| conn.trim_before(before).await)
+                .await?;
+            Ok(deleted)
+        })
+    }
+
+    /// Deletes the actions created before `at` (see [`Store::trim_before`]).
+    pub async fn trim_older_than(&self, at: DateTime<Utc>) -> Result<usize, StoreError> {
+        let first_kept = on_backend!(&self.db, pool => {
+            let mut conn = connection!(pool)?;
+            conn.first_id_after(at).await?
+        });
+        match first_kept {
+            Some(id) => self.trim_before(id).await,
+            // Nothing is that recent: trim everything.
+            None => {
+                self.trim_before(SyncId::new(u64::try_from(i64::MAX).unwrap_or(u64::MAX)))
+                    .await
+            }
+        }
+    }
+
+    /// Applies one client mutation for the caller described by `ctx`.
+    ///
+    /// Idempotent per (`client_id`, `client_tx_id`): a transaction applied
+    /// before, even by a concurrent request, answers its original id.
+    pub async fn mutate(
+        &self,
+        ctx: &FilterContext,
+        mutation: &Mutation,
+    ) -> Result<Applied, MutationError> {
+        let model = self.registry.get(&mutation.model).ok_or_else(|| {
+            MutationError::rejected(format!("Unknown model \"{}\"", mutation.model))
+        })?;
+        if !model.meta().actions.contains(mutation.action) {
+            return Err(MutationError::rejected(format!(
+                "Unsupported action \"{}\" for this model",
+                mutation.action.letter()
+            )));
+        }
+        match &self.db {
+            #[cfg(feature = "postgres")]
+            Db::Postgres(pool) => mutate_on(&mut *connection!(pool)?, model, ctx, mutation).await,
+            #[cfg(feature = "sqlite")]
+            Db::Sqlite { pool, writer } => {
+                let _one_writer = writer.lock().await;
+                mutate_on(&mut *connection!(pool)?, model, ctx, mutation).await
+            }
+        }
+    }
+
+    /// Adds `user_id` to `group_id`; returns whether the membership is new.
+    pub async fn add_member(
+        &self,
+        user_id: &str,
+        group_id: &str,
+        group_type: &str,
+    ) -> Result<bool, StoreError> {
+        on_backend!(&self.db, pool => {
+            let mut conn = connection!(pool)?;
+            Ok(conn.add_member(user_id, group_id, group_type).await?)
+        })
+    }
+
+    /// Removes `user_id` from `group_id`; returns whether they were a member.
+    pub async fn remove_member(&self, user_id: &str, group_id: &str) -> Result<bool, StoreError> {
+        on_backend!(&self.db, pool => {
+            let mut conn = connection!(pool)?;
+            Ok(conn.remove_member(user_id, group_id).await?)
+        })
+    }
+
+    /// Appends an action that is not a model mutation (group changes),
+    /// ordered like every other append.
+    pub async fn append(&self, action: NewAction<'_>) -> Result<SyncAction, StoreError> {
+        let _one_writer = match &self.db {
+            #[cfg(feature = "sqlite")]
+            Db::Sqlite { writer, .. } => Some(writer.lock().await),
+            #[cfg(feature = "postgres")]
+            Db::Postgres(_) => None,
+        };
+        on_backend!(&self.db, pool => {
+            let mut conn = connection!(pool)?;
+            let stored = action.clone();
+            let (id, created_at) = conn
+                .transaction(async |conn| {
+                    conn.lock_append_order().await?;
+                    conn.append(stored).await
+                })
+                .await?;
+            Ok(to_sync_action(&action, id, created_at))
+        })
+    }
+
+    pub(crate) fn db_pool_for_snapshot(&self) -> SnapshotDb {
+        SnapshotDb(self.db.clone())
+    }
+}
+
+/// A handle on the database for a snapshot reader task.
+pub(crate) struct SnapshotDb(Db);
+
+impl SnapshotDb {
+    pub(crate) async fn run(
+        self,
+        registry: Arc<Registry>,
+        plan: crate::snapshot::SnapshotPlan,
+        sink: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    ) -> Result<(), crate::snapshot::SnapshotError> {
+        on_backend!(&self.0, pool => {
+            let mut conn = connection!(pool)?;
+            crate::snapshot::stream_snapshot(&mut *conn, &registry, plan, sink).await
+        })
+    }
+}
+
+impl Store {
+    pub(crate) fn registry_arc(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry)
+    }
+}
+
+fn to_sync_action(action: &NewAction<'_>, id: SyncId, created_at: DateTime<Utc>) -> SyncAction {
+    SyncAction {
+        id,
+        model: action.model.to_owned(),
+        model_id: action.model_id.to_owned(),
+        action: action.action.to_owned(),
+        data: serde_json::value::to_raw_value(&action.data).unwrap_or_else(|_| {
+            serde_json::value::RawValue::from_string("{}".into()).unwrap_or_default()
+        }),
+        group_id: action.group_id.map(str::to_owned),
+        client_id: action.client_id.map(str::to_owned),
+        client_tx_id: action.client_tx_id.map(str::to_owned),
+        created_at,
+    }
+}
+
+async fn mutate_on<C: StoreConn>(
+    conn: &mut C,
+    model: &RegisteredModel,
+    ctx: &FilterContext,
+    mutation: &Mutation,
+) -> Result<Applied, MutationError> {
+    let (client_id, client_tx_id) = (mutation.client_id.as_str(), mutation.client_tx_id.as_str());
+    if let Some(id) = conn
+        .find_client_tx(client_id, client_tx_id)
+        .await
+        .map_err(StoreError::from)?
+    {
+        return Ok(Applied::Duplicate(id));
+    }
+    let ops = C::ops(model);
+    let now = Utc::now();
+    let outcome = conn
+        .transaction::<_, MutationError, _>(async |conn| {
+            conn.lock_client_tx(client_id, client_tx_id)
+                .await
+                .map_err(StoreError::from)?;
+            if let Some(id) = conn
+                .find_client_tx(client_id, client_tx_id)
+                .await
+                .map_err(StoreError::from)?
+            {
+                return Ok(Applied::Duplicate(id));
+            }
+            let change = ops.apply(conn, mutation, ctx, now).await?;
+            let action = NewAction {
+                model: &mutation.model,
+                model_id: &change.model_id,
+                action: mutation.action.letter(),
+                data: change.data,
+                group_id: change.group_id.as_deref(),
+                client_id: Some(client_id),
+                client_tx_id: Some(client_tx_id),
+            };
+            conn.lock_append_order().await.map_err(StoreError::from)?;
+            let (id, created_at) = conn
+                .append(action.clone())
+                .await
+                .map_err(StoreError::from)?;
+            Ok(Applied::New(to_sync_action(&action, id, created_at)))
+        })
+        .await;
+    match outcome {
+        // A concurrent duplicate that won the race leaves its id behind.
+        Err(error) => match conn.find_client_tx(client_id, client_tx_id).await {
+            Ok(Some(id)) => Ok(Applied::Duplicate(id)),
+            _ => Err(error),
+        },
+        ok => ok,
+    }
+}
