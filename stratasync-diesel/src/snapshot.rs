@@ -30,8 +30,6 @@ pub struct SnapshotPlan {
     pub header: Option<BootstrapHeader>,
     /// The model reads, in output order.
     pub parts: Vec<SnapshotPart>,
-    /// A part with more rows fails with an error line instead (batch loads).
-    pub max_rows_per_part: Option<i64>,
 }
 
 /// The metadata line of a bootstrap.
@@ -50,6 +48,8 @@ pub struct SnapshotPart {
     pub model: String,
     /// Which rows.
     pub scope: RowScope,
+    /// More rows than this fail the snapshot with an error line (batch loads).
+    pub max_rows: Option<i64>,
 }
 
 /// Why a snapshot stopped early.
@@ -156,7 +156,7 @@ async fn read_plan<C: StoreConn>(
     }
 
     for (ops, part) in parts {
-        if let Some(limit) = plan.max_rows_per_part {
+        if let Some(limit) = part.max_rows {
             let count = ops.count(conn, &part.scope).await?;
             if count > limit {
                 return Err(SnapshotError::TooManyRows {

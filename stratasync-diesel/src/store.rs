@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection;
 use diesel_async::pooled_connection::deadpool::Pool;
+use futures::future::BoxFuture;
 use stratasync_core::{FilterContext, SyncAction, SyncId};
 
 use crate::log::{LogConn, NewAction};
@@ -196,10 +197,10 @@ impl Store {
     pub async fn trim_before(&self, before: SyncId) -> Result<usize, StoreError> {
         on_backend!(&self.db, pool => {
             let mut conn = connection!(pool)?;
-            let deleted = conn
-                .transaction(async |conn| conn.trim_before(before).await)
-                .await?;
-            Ok(deleted)
+            let conn = &mut *conn;
+            begin(conn).await?;
+            let deleted = conn.trim_before(before).await;
+            Ok(finish(conn, deleted.map_err(StoreError::from)).await?)
         })
     }
 
@@ -223,29 +224,33 @@ impl Store {
     ///
     /// Idempotent per (`client_id`, `client_tx_id`): a transaction applied
     /// before, even by a concurrent request, answers its original id.
-    pub async fn mutate(
-        &self,
-        ctx: &FilterContext,
-        mutation: &Mutation,
-    ) -> Result<Applied, MutationError> {
-        let model = self.registry.get(&mutation.model).ok_or_else(|| {
-            MutationError::rejected(format!("Unknown model \"{}\"", mutation.model))
-        })?;
-        if !model.meta().actions.contains(mutation.action) {
-            return Err(MutationError::rejected(format!(
-                "Unsupported action \"{}\" for this model",
-                mutation.action.letter()
-            )));
-        }
-        match &self.db {
-            #[cfg(feature = "postgres")]
-            Db::Postgres(pool) => mutate_on(&mut *connection!(pool)?, model, ctx, mutation).await,
-            #[cfg(feature = "sqlite")]
-            Db::Sqlite { pool, writer } => {
-                let _one_writer = writer.lock().await;
-                mutate_on(&mut *connection!(pool)?, model, ctx, mutation).await
+    pub fn mutate<'a>(
+        &'a self,
+        ctx: &'a FilterContext,
+        mutation: &'a Mutation,
+    ) -> BoxFuture<'a, Result<Applied, MutationError>> {
+        Box::pin(async move {
+            let model = self.registry.get(&mutation.model).ok_or_else(|| {
+                MutationError::rejected(format!("Unknown model \"{}\"", mutation.model))
+            })?;
+            if !model.meta().actions.contains(mutation.action) {
+                return Err(MutationError::rejected(format!(
+                    "Unsupported action \"{}\" for this model",
+                    mutation.action.letter()
+                )));
             }
-        }
+            match &self.db {
+                #[cfg(feature = "postgres")]
+                Db::Postgres(pool) => {
+                    mutate_on(&mut *connection!(pool)?, model, ctx, mutation).await
+                }
+                #[cfg(feature = "sqlite")]
+                Db::Sqlite { pool, writer } => {
+                    let _one_writer = writer.lock().await;
+                    mutate_on(&mut *connection!(pool)?, model, ctx, mutation).await
+                }
+            }
+        })
     }
 
     /// Adds `user_id` to `group_id`; returns whether the membership is new.
@@ -280,13 +285,13 @@ impl Store {
         };
         on_backend!(&self.db, pool => {
             let mut conn = connection!(pool)?;
-            let stored = action.clone();
-            let (id, created_at) = conn
-                .transaction(async |conn| {
-                    conn.lock_append_order().await?;
-                    conn.append(stored).await
-                })
-                .await?;
+            let conn = &mut *conn;
+            begin(conn).await?;
+            let appended = match conn.lock_append_order().await {
+                Ok(()) => conn.append(action.clone()).await.map_err(StoreError::from),
+                Err(error) => Err(error.into()),
+            };
+            let (id, created_at) = finish(conn, appended).await?;
             Ok(to_sync_action(&action, id, created_at))
         })
     }
@@ -335,6 +340,77 @@ fn to_sync_action(action: &NewAction<'_>, id: SyncId, created_at: DateTime<Utc>)
     }
 }
 
+/// Opens a transaction on `conn`.
+async fn begin<C: StoreConn>(conn: &mut C) -> Result<(), StoreError> {
+    Ok(
+        <C::TransactionManager as diesel_async::TransactionManager<C>>::begin_transaction(conn)
+            .await?,
+    )
+}
+
+/// Commits the transaction `begin` opened when `outcome` is a success, rolls
+/// it back otherwise.
+async fn finish<C: StoreConn, T, E: From<StoreError>>(
+    conn: &mut C,
+    outcome: Result<T, E>,
+) -> Result<T, E> {
+    type Manager<C> = <C as AsyncConnection>::TransactionManager;
+    match outcome {
+        Ok(value) => {
+            <Manager<C> as diesel_async::TransactionManager<C>>::commit_transaction(conn)
+                .await
+                .map_err(|e| E::from(StoreError::from(e)))?;
+            Ok(value)
+        }
+        Err(error) => {
+            if let Err(rollback) =
+                <Manager<C> as diesel_async::TransactionManager<C>>::rollback_transaction(conn)
+                    .await
+            {
+                tracing::warn!(%rollback, "rollback failed");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Inside an open transaction: deduplicates, applies the mutation and
+/// appends its action in commit order.
+async fn apply_and_append<C: StoreConn>(
+    conn: &mut C,
+    model: &RegisteredModel,
+    ctx: &FilterContext,
+    mutation: &Mutation,
+) -> Result<Applied, MutationError> {
+    let (client_id, client_tx_id) = (mutation.client_id.as_str(), mutation.client_tx_id.as_str());
+    conn.lock_client_tx(client_id, client_tx_id)
+        .await
+        .map_err(StoreError::from)?;
+    if let Some(id) = conn
+        .find_client_tx(client_id, client_tx_id)
+        .await
+        .map_err(StoreError::from)?
+    {
+        return Ok(Applied::Duplicate(id));
+    }
+    let change = C::ops(model).apply(conn, mutation, ctx, Utc::now()).await?;
+    let action = NewAction {
+        model: &mutation.model,
+        model_id: &change.model_id,
+        action: mutation.action.letter(),
+        data: change.data,
+        group_id: change.group_id.as_deref(),
+        client_id: Some(client_id),
+        client_tx_id: Some(client_tx_id),
+    };
+    conn.lock_append_order().await.map_err(StoreError::from)?;
+    let (id, created_at) = conn
+        .append(action.clone())
+        .await
+        .map_err(StoreError::from)?;
+    Ok(Applied::New(to_sync_action(&action, id, created_at)))
+}
+
 async fn mutate_on<C: StoreConn>(
     conn: &mut C,
     model: &RegisteredModel,
@@ -349,38 +425,9 @@ async fn mutate_on<C: StoreConn>(
     {
         return Ok(Applied::Duplicate(id));
     }
-    let ops = C::ops(model);
-    let now = Utc::now();
-    let outcome = conn
-        .transaction::<_, MutationError, _>(async |conn| {
-            conn.lock_client_tx(client_id, client_tx_id)
-                .await
-                .map_err(StoreError::from)?;
-            if let Some(id) = conn
-                .find_client_tx(client_id, client_tx_id)
-                .await
-                .map_err(StoreError::from)?
-            {
-                return Ok(Applied::Duplicate(id));
-            }
-            let change = ops.apply(conn, mutation, ctx, now).await?;
-            let action = NewAction {
-                model: &mutation.model,
-                model_id: &change.model_id,
-                action: mutation.action.letter(),
-                data: change.data,
-                group_id: change.group_id.as_deref(),
-                client_id: Some(client_id),
-                client_tx_id: Some(client_tx_id),
-            };
-            conn.lock_append_order().await.map_err(StoreError::from)?;
-            let (id, created_at) = conn
-                .append(action.clone())
-                .await
-                .map_err(StoreError::from)?;
-            Ok(Applied::New(to_sync_action(&action, id, created_at)))
-        })
-        .await;
+    begin(conn).await.map_err(StoreError::from)?;
+    let outcome = apply_and_append(conn, model, ctx, mutation).await;
+    let outcome = finish(conn, outcome).await;
     match outcome {
         // A concurrent duplicate that won the race leaves its id behind.
         Err(error) => match conn.find_client_tx(client_id, client_tx_id).await {

@@ -1,8 +1,24 @@
 //! stratasync: a Linear-style local-first sync server for axum and diesel.
 
-pub use stratasync_core::{FieldCodec, FieldError, GroupValue, SyncId, SyncModel};
+mod auth;
+mod error;
+mod http;
+mod serve;
+mod server;
+
+pub use auth::{Auth, AuthUser, AuthorizeError, BoxError, Caller, TokenError};
+pub use error::{ApiError, Error, FieldIssue, RequestPart};
+pub use serve::{DEFAULT_BIND, DEFAULT_DATABASE, serve};
+pub use server::{AfterMutation, MutationEvent, SyncServer, SyncServerBuilder};
+pub use stratasync_core::{
+    ActionKind, FieldCodec, FieldError, FilterContext, GroupValue, JsonMap, ModelMeta, SyncAction,
+    SyncId, SyncModel,
+};
 pub use stratasync_derive::SyncModel;
-pub use stratasync_diesel::{DieselModel, RowScope, sql_types};
+pub use stratasync_diesel::{
+    Applied, Bind, DieselModel, Mutation, MutationError, Registry, RowScope, Store, StoreError,
+    StoreModel, sql_types,
+};
 
 /// What `#[derive(SyncModel)]` generates code against. Not public API.
 #[doc(hidden)]

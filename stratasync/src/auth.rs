@@ -1,0 +1,164 @@
+//! Authentication and sync-group resolution (PROTOCOL §2).
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use stratasync_core::FilterContext;
+use stratasync_diesel::Store;
+
+/// An error an application callback may return.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The user a token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuthUser {
+    /// Stable user id; also the id of the user's personal group.
+    pub user_id: String,
+    /// Email, when the application knows it.
+    pub email: Option<String>,
+    /// Display name, when the application knows it.
+    pub name: Option<String>,
+}
+
+impl AuthUser {
+    /// A user known only by id.
+    pub fn new(user_id: impl Into<String>) -> Self {
+        AuthUser { user_id: user_id.into(), email: None, name: None }
+    }
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not a token this application issued, or revoked.
+    #[error("Invalid token")]
+    Invalid,
+    /// A valid token past its expiry.
+    #[error("Token expired")]
+    Expired,
+}
+
+/// The application's half of authentication: who a token is, and which sync
+/// groups (workspaces, teams...) that user belongs to.
+///
+/// The groups a request may read are the union of
+/// [`resolve_groups`](Auth::resolve_groups), the user's rows in
+/// `sync_group_memberships`, and the user's personal group (their id).
+///
+/// ```
+/// use futures::future::BoxFuture;
+/// use stratasync::{Auth, AuthUser, BoxError, TokenError};
+///
+/// struct DevAuth;
+///
+/// impl Auth for DevAuth {
+///     fn verify_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<AuthUser, TokenError>> {
+///         Box::pin(async move {
+///             token.strip_prefix("user:").map(AuthUser::new).ok_or(TokenError::Invalid)
+///         })
+///     }
+///
+///     fn resolve_groups<'a>(&'a self, _user: &'a AuthUser) -> BoxFuture<'a, Result<Vec<String>, BoxError>> {
+///         Box::pin(async { Ok(Vec::new()) })
+///     }
+/// }
+/// ```
+pub trait Auth: Send + Sync + 'static {
+    /// Verifies a bearer token.
+    fn verify_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<AuthUser, TokenError>>;
+
+    /// The groups the application says `user` belongs to.
+    fn resolve_groups<'a>(&'a self, user: &'a AuthUser) -> BoxFuture<'a, Result<Vec<String>, BoxError>>;
+}
+
+/// Why a caller could not be authorized.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorizeError {
+    /// The token was refused.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The user's groups could not be resolved.
+    #[error("Failed to resolve sync groups")]
+    Groups(#[source] BoxError),
+}
+
+/// An authenticated caller and every group they hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Who.
+    pub user: AuthUser,
+    /// Every group the caller holds, de-duplicated, personal group last.
+    pub groups: Vec<String>,
+}
+
+impl Caller {
+    /// The effective groups of a request naming `requested` groups
+    /// (PROTOCOL §2): the requested ones the caller holds, in request order;
+    /// all held groups when the request names none. Never wider than held.
+    pub fn effective_groups(&self, requested: Option<&[String]>) -> Vec<String> {
+        match requested {
+            Some(requested) if !requested.is_empty() => {
+                let mut effective: Vec<String> = Vec::with_capacity(requested.len());
+                for group in requested {
+                    if self.groups.contains(group) && !effective.contains(group) {
+                        effective.push(group.clone());
+                    }
+                }
+                effective
+            }
+            _ => self.groups.clone(),
+        }
+    }
+
+    /// The filter context for `groups`.
+    pub fn filter_context(&self, groups: Vec<String>) -> FilterContext {
+        FilterContext::new(self.user.user_id.clone(), groups)
+    }
+}
+
+/// Verifies `token` and gathers the caller's groups.
+pub(crate) async fn authorize(
+    auth: &Arc<dyn Auth>,
+    store: &Store,
+    token: &str,
+) -> Result<Caller, AuthorizeError> {
+    let user = auth.verify_token(token).await?;
+    let groups = caller_groups(auth, store, &user).await?;
+    Ok(Caller { user, groups })
+}
+
+/// Every group `user` holds (PROTOCOL §2).
+pub(crate) async fn caller_groups(
+    auth: &Arc<dyn Auth>,
+    store: &Store,
+    user: &AuthUser,
+) -> Result<Vec<String>, AuthorizeError> {
+    let resolved = auth.resolve_groups(user).await.map_err(AuthorizeError::Groups)?;
+    let members =
+        store.member_groups(&user.user_id).await.map_err(|e| AuthorizeError::Groups(Box::new(e)))?;
+    let mut groups: Vec<String> = Vec::with_capacity(resolved.len() + members.len() + 1);
+    for group in resolved.into_iter().chain(members).chain([user.user_id.clone()]) {
+        if !groups.contains(&group) {
+            groups.push(group);
+        }
+    }
+    Ok(groups)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller() -> Caller {
+        Caller { user: AuthUser::new("u1"), groups: vec!["w1".into(), "w2".into(), "u1".into()] }
+    }
+
+    #[test]
+    fn effective_groups_narrow_and_never_widen() {
+        let c = caller();
+        assert_eq!(c.effective_groups(None), c.groups);
+        assert_eq!(c.effective_groups(Some(&[])), c.groups);
+        assert_eq!(c.effective_groups(Some(&["w2".into(), "x".into(), "w1".into()])), ["w2", "w1"]);
+        assert!(c.effective_groups(Some(&["x".into()])).is_empty());
+    }
+}

@@ -1,0 +1,138 @@
+//! Errors of the runtime and their wire shapes (PROTOCOL §2–7).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use stratasync_diesel::StoreError;
+
+use crate::auth::{AuthorizeError, TokenError};
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldIssue {
+    /// The field, as a path into the request (`requests[2].modelName`).
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// Which part of a request failed validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestPart {
+    /// The query string.
+    Query,
+    /// The JSON body.
+    Body,
+}
+
+/// Everything a route can answer other than success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No `Authorization` header.
+    #[error("Authorization header required")]
+    MissingAuthorization,
+    /// An `Authorization` header that is not `Bearer <token>`.
+    #[error("Invalid authorization format")]
+    MalformedAuthorization,
+    /// The token was refused or could not be checked.
+    #[error(transparent)]
+    Authorize(#[from] AuthorizeError),
+    /// The request does not have the protocol's shape.
+    #[error("Validation failed")]
+    Validation {
+        /// Query or body.
+        part: RequestPart,
+        /// Every invalid field.
+        issues: Vec<FieldIssue>,
+    },
+    /// The cursor predates the retained log.
+    #[error("A fresh bootstrap is required before fetching deltas")]
+    BootstrapRequired,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    /// A validation failure of one field.
+    pub fn invalid(part: RequestPart, field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Validation {
+            part,
+            issues: vec![FieldIssue { field: field.into(), message: message.into() }],
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match &self {
+            ApiError::MissingAuthorization | ApiError::MalformedAuthorization => {
+                (StatusCode::UNAUTHORIZED, json!({ "error": self.to_string() }))
+            }
+            ApiError::Authorize(AuthorizeError::Token(token)) => {
+                let message = match token {
+                    TokenError::Invalid => "Invalid token",
+                    TokenError::Expired => "Token expired",
+                };
+                (StatusCode::UNAUTHORIZED, json!({ "error": message }))
+            }
+            ApiError::Authorize(AuthorizeError::Groups(error)) => {
+                tracing::error!(%error, "resolving sync groups failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": "Failed to resolve sync groups" }))
+            }
+            ApiError::Validation { part, issues } => {
+                let details: Vec<_> = issues
+                    .iter()
+                    .map(|issue| json!({ "field": issue.field, "message": issue.message }))
+                    .collect();
+                let source = match part {
+                    RequestPart::Query => "query",
+                    RequestPart::Body => "body",
+                };
+                (
+                    StatusCode::BAD_REQUEST,
+                    json!({
+                        "error": "Validation failed",
+                        "details": details,
+                        "requestId": uuid::Uuid::new_v4().to_string(),
+                        "source": source,
+                    }),
+                )
+            }
+            ApiError::BootstrapRequired => (
+                StatusCode::CONFLICT,
+                json!({
+                    "error": "BOOTSTRAP_REQUIRED",
+                    "message": "A fresh bootstrap is required before fetching deltas",
+                }),
+            ),
+            ApiError::Store(error) => {
+                tracing::error!(%error, "store failure");
+                (StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": "Internal server error" }))
+            }
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+/// Why a server could not be built or started.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The configuration is incomplete or invalid.
+    #[error("{0}")]
+    Config(String),
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server stopped with an I/O error.
+    #[error("server error: {0}")]
+    Serve(#[from] std::io::Error),
+}

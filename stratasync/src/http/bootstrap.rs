@@ -1,0 +1,67 @@
+//! `GET /sync/bootstrap`: the initial snapshot (PROTOCOL §4).
+
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
+use stratasync_diesel::{BootstrapHeader, RowScope, SnapshotPart, SnapshotPlan};
+
+use super::ndjson;
+use super::params::{Issues, Query};
+use crate::auth::Caller;
+use crate::error::{ApiError, RequestPart};
+use crate::server::Shared;
+
+pub(crate) async fn bootstrap(
+    State(state): State<Arc<Shared>>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let query = Query::parse(raw.as_deref());
+    let mut issues = Issues::new(RequestPart::Query);
+    let partial = match query.get("type") {
+        None | Some("full") => false,
+        Some("partial") => true,
+        Some(_) => {
+            issues.push("type", "type must be \"full\" or \"partial\"");
+            false
+        }
+    };
+    match query.get("firstSyncId") {
+        Some(text) => drop(issues.sync_id("firstSyncId", text)),
+        None if partial => issues.push("firstSyncId", "firstSyncId is required for a partial bootstrap"),
+        None => {}
+    }
+    if !matches!(query.get("noSyncPackets"), None | Some("true" | "false")) {
+        issues.push("noSyncPackets", "noSyncPackets must be \"true\" or \"false\"");
+    }
+    let registry = state.store.registry();
+    let models: Vec<String> = match query.list("onlyModels") {
+        Some(names) if !names.is_empty() => {
+            for name in names.iter().filter(|name| registry.get(name).is_none()) {
+                issues.push("onlyModels", format!("unknown model \"{name}\""));
+            }
+            names
+        }
+        _ => registry.iter().map(|m| m.meta().name.to_owned()).collect(),
+    };
+    issues.finish(())?;
+
+    // A partial bootstrap reads the same consistent snapshot as a full one:
+    // rows touched after `firstSyncId` are included at their current state,
+    // so a client never holds a row known only through partial deltas.
+    let groups = caller.effective_groups(query.list("syncGroups").as_deref());
+    let parts = models
+        .into_iter()
+        .map(|model| SnapshotPart {
+            model,
+            scope: RowScope { groups: groups.clone(), index: None },
+            max_rows: None,
+        })
+        .collect();
+    let header = BootstrapHeader {
+        groups,
+        schema_hash: query.get("schemaHash").unwrap_or_default().to_owned(),
+    };
+    Ok(ndjson(state.store.snapshot(SnapshotPlan { header: Some(header), parts })))
+}

@@ -1,0 +1,52 @@
+//! `GET /sync/deltas`: catching up by polling (PROTOCOL §6).
+
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use stratasync_core::SyncId;
+
+use super::params::{Issues, Query};
+use crate::auth::Caller;
+use crate::error::{ApiError, RequestPart};
+use crate::server::Shared;
+
+const DEFAULT_LIMIT: u64 = 1000;
+const MAX_LIMIT: u64 = 5000;
+
+pub(crate) async fn deltas(
+    State(state): State<Arc<Shared>>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let query = Query::parse(raw.as_deref());
+    let mut issues = Issues::new(RequestPart::Query);
+    let after = query.get("after").and_then(|t| issues.sync_id("after", t)).unwrap_or_default();
+    let limit = match query.get("limit").and_then(|t| issues.sync_id("limit", t)).map(SyncId::get) {
+        None | Some(0) => DEFAULT_LIMIT,
+        Some(n) => n.min(MAX_LIMIT),
+    };
+    issues.finish(())?;
+
+    let groups = caller.effective_groups(query.list("syncGroups").as_deref());
+    if state.store.is_stale(after, &groups).await? {
+        return Err(ApiError::BootstrapRequired);
+    }
+    let limit = i64::try_from(limit).unwrap_or(1000);
+    let mut actions = state.store.read_actions(after, limit + 1, Some(&groups)).await?;
+    let has_more = actions.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+    actions.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let last = actions.last().map_or(after, |a| a.id);
+
+    let mut body = Vec::with_capacity(64 + actions.len() * 256);
+    body.extend_from_slice(b"{\"actions\":[");
+    for (i, action) in actions.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        action.write_json(&mut body, true);
+    }
+    body.extend_from_slice(format!("],\"hasMore\":{has_more},\"lastSyncId\":\"{last}\"}}").as_bytes());
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
+}

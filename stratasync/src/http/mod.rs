@@ -1,0 +1,68 @@
+//! The HTTP routes of the protocol: each handler decodes the request, calls
+//! the store, and encodes the answer.
+
+mod batch;
+mod bootstrap;
+mod deltas;
+mod mutate;
+mod params;
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use futures::Stream;
+
+use crate::auth::{Caller, authorize};
+use crate::error::ApiError;
+use crate::server::Shared;
+
+pub(crate) use mutate::mutate_route;
+
+/// The routes of §4–7 under `base` (e.g. `/sync`).
+pub(crate) fn routes(base: &str) -> axum::Router<Arc<Shared>> {
+    axum::Router::new()
+        .route(&format!("{base}/bootstrap"), get(bootstrap::bootstrap))
+        .route(&format!("{base}/batch"), post(batch::batch))
+        .route(&format!("{base}/deltas"), get(deltas::deltas))
+        .route(&format!("{base}/mutate"), post(mutate_route))
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
+    let header = parts.headers.get(AUTHORIZATION).ok_or(ApiError::MissingAuthorization)?;
+    let value = header.to_str().map_err(|_| ApiError::MalformedAuthorization)?;
+    let mut words = value.split_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (Some(scheme), Some(token), None) if scheme.eq_ignore_ascii_case("bearer") => Ok(token),
+        _ => Err(ApiError::MalformedAuthorization),
+    }
+}
+
+impl FromRequestParts<Arc<Shared>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<Shared>) -> Result<Self, ApiError> {
+        let token = bearer_token(parts)?;
+        Ok(authorize(&state.auth, &state.store, token).await?)
+    }
+}
+
+/// A streamed NDJSON response.
+fn ndjson(chunks: impl Stream<Item = Bytes> + Send + 'static) -> Response {
+    use futures::StreamExt as _;
+    let body = axum::body::Body::from_stream(chunks.map(Ok::<_, std::convert::Infallible>));
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body,
+    )
+        .into_response()
+}
