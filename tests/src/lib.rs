@@ -1,2 +1,3 @@
 //! Shared helpers of the integration suites.
 pub mod handwritten;
+pub mod harness;

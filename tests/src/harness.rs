@@ -1,0 +1,363 @@
+//! Real servers on loopback ports against fresh databases, for the
+//! integration suites.
+//!
+//! Every case runs once per backend through [`on_each_backend!`]. SQLite is
+//! always available. PostgreSQL is used at `STRATASYNC_TEST_POSTGRES`
+//! (default `postgres://postgres@127.0.0.1:5432/postgres`); when it cannot
+//! be reached the PostgreSQL cases say so and pass, unless `CI` is set, where
+//! a missing service fails the run.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+use futures::future::BoxFuture;
+use serde_json::Value;
+use stratasync::{Auth, AuthUser, BoxError, Registry, SyncServer, TokenError};
+
+use crate::handwritten::{Task, TaskLabel};
+
+/// A database backend of the suites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL, a fresh database per case.
+    Postgres,
+    /// SQLite, a fresh file per case.
+    Sqlite,
+}
+
+const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+fn postgres_admin_url() -> String {
+    std::env::var("STRATASYNC_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned())
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+const POSTGRES_TABLES: &str = "
+CREATE TABLE tasks (
+    id UUID PRIMARY KEY,
+    title TEXT NOT NULL,
+    completed_at TIMESTAMPTZ,
+    due_on DATE,
+    priority INTEGER NOT NULL,
+    workspace_id TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    archived_at TIMESTAMPTZ
+);
+CREATE TABLE task_labels (
+    task_id UUID NOT NULL,
+    label_id UUID NOT NULL,
+    workspace_id TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (task_id, label_id)
+);";
+
+const SQLITE_TABLES: &str = "
+CREATE TABLE tasks (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    completed_at TEXT,
+    due_on TEXT,
+    priority INTEGER NOT NULL,
+    workspace_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    archived_at TEXT
+);
+CREATE TABLE task_labels (
+    task_id TEXT NOT NULL,
+    label_id TEXT NOT NULL,
+    workspace_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (task_id, label_id)
+);";
+
+/// A fresh database with the test models' tables.
+#[derive(Debug)]
+pub struct TestDb {
+    /// Its backend.
+    pub backend: Backend,
+    /// URL (PostgreSQL) or file path (SQLite) to connect to.
+    pub url: String,
+    name: String,
+    _dir: Option<TempDir>,
+}
+
+/// A directory removed when dropped.
+#[derive(Debug)]
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl TestDb {
+    /// Creates the database, or `None` when PostgreSQL is unreachable
+    /// outside CI (the case is then skipped, and says so).
+    pub async fn create(backend: Backend) -> Option<TestDb> {
+        let name = format!("stratasync_test_{}", uuid::Uuid::new_v4().simple());
+        match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(&name);
+                std::fs::create_dir_all(&dir).expect("create a temp dir");
+                let url = dir.join("sync.sqlite3").display().to_string();
+                let mut conn = stratasync_sqlite_conn(&url).await;
+                conn.batch_execute(SQLITE_TABLES).await.expect("create SQLite tables");
+                Some(TestDb { backend, url, name, _dir: Some(TempDir(dir)) })
+            }
+            Backend::Postgres => {
+                let admin_url = postgres_admin_url();
+                let mut admin = match diesel_async::AsyncPgConnection::establish(&admin_url).await {
+                    Ok(conn) => conn,
+                    Err(error) if !in_ci() => {
+                        eprintln!("skipped on PostgreSQL: {admin_url} unreachable ({error}); set CI=1 to require it");
+                        return None;
+                    }
+                    Err(error) => panic!("CI requires PostgreSQL at {admin_url}: {error}"),
+                };
+                admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
+                let url = match admin_url.rsplit_once('/') {
+                    Some((server, _)) => format!("{server}/{name}"),
+                    None => panic!("STRATASYNC_TEST_POSTGRES must end with /<database>"),
+                };
+                let mut conn = diesel_async::AsyncPgConnection::establish(&url).await.expect("connect");
+                conn.batch_execute(POSTGRES_TABLES).await.expect("create PostgreSQL tables");
+                Some(TestDb { backend, url, name, _dir: None })
+            }
+        }
+    }
+
+    /// Drops the database (PostgreSQL; SQLite files go with the value).
+    pub async fn drop_database(self) {
+        if self.backend == Backend::Postgres {
+            if let Ok(mut admin) = diesel_async::AsyncPgConnection::establish(&postgres_admin_url()).await {
+                let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await;
+            }
+        }
+    }
+
+    /// Runs SQL directly against the database (test setup and inspection).
+    pub async fn execute(&self, sql: &str) {
+        match self.backend {
+            Backend::Postgres => {
+                let mut conn = diesel_async::AsyncPgConnection::establish(&self.url).await.expect("connect");
+                conn.batch_execute(sql).await.expect("execute SQL");
+            }
+            Backend::Sqlite => {
+                let mut conn = stratasync_sqlite_conn(&self.url).await;
+                conn.batch_execute(sql).await.expect("execute SQL");
+            }
+        }
+    }
+}
+
+type SqliteConn =
+    diesel_async::sync_connection_wrapper::SyncConnectionWrapper<diesel::SqliteConnection>;
+
+async fn stratasync_sqlite_conn(path: &str) -> SqliteConn {
+    SqliteConn::establish(path).await.expect("open SQLite")
+}
+
+/// Runs `case` on `backend` against a fresh database; PostgreSQL cases are
+/// skipped (loudly) when PostgreSQL is unreachable outside CI.
+pub async fn run<F>(backend: Backend, case: F)
+where
+    F: FnOnce(&TestDb) -> BoxFuture<'_, ()>,
+{
+    let Some(db) = TestDb::create(backend).await else { return };
+    case(&db).await;
+    db.drop_database().await;
+}
+
+/// Declares `case` as two tests, one per backend: `case::postgres` and `case::sqlite`.
+#[macro_export]
+macro_rules! on_each_backend {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                $crate::harness::run($crate::harness::Backend::Postgres, |db| Box::pin(super::$case(db))).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                $crate::harness::run($crate::harness::Backend::Sqlite, |db| Box::pin(super::$case(db))).await;
+            }
+        }
+    )*};
+}
+
+/// Test authentication: `user:<id>` is user `<id>`; `expired:<id>` is an
+/// expired token; `nogroups:<id>` is a user whose groups cannot be resolved;
+/// anything else is invalid.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TestAuth;
+
+impl Auth for TestAuth {
+    fn verify_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<AuthUser, TokenError>> {
+        Box::pin(async move {
+            if let Some(user) = token.strip_prefix("user:").or_else(|| token.strip_prefix("nogroups:")) {
+                Ok(AuthUser::new(user))
+            } else if token.starts_with("expired:") {
+                Err(TokenError::Expired)
+            } else {
+                Err(TokenError::Invalid)
+            }
+        })
+    }
+
+    fn resolve_groups<'a>(&'a self, user: &'a AuthUser) -> BoxFuture<'a, Result<Vec<String>, BoxError>> {
+        Box::pin(async move {
+            if user.user_id.starts_with("broken") {
+                Err("the group service is down".into())
+            } else {
+                Ok(Vec::new())
+            }
+        })
+    }
+}
+
+/// The registry of the test models.
+pub fn registry() -> Registry {
+    Registry::new().model::<Task>().model::<TaskLabel>()
+}
+
+/// A server running on a loopback port.
+#[derive(Debug)]
+pub struct TestServer {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// The server, for direct store access.
+    pub server: SyncServer,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    /// Starts a server on `db`.
+    pub async fn start(db: &TestDb) -> TestServer {
+        let server = SyncServer::builder(registry())
+            .database_url(&db.url)
+            .auth(TestAuth)
+            .build()
+            .await
+            .expect("build the server");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr: SocketAddr = listener.local_addr().expect("address");
+        let router = server.router();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        TestServer { url: format!("http://{addr}"), server, task }
+    }
+
+    /// A client sending `token` as its bearer token.
+    pub fn client(&self, token: &str) -> Client {
+        Client { http: reqwest::Client::new(), base: self.url.clone(), token: Some(token.to_owned()) }
+    }
+
+    /// A client sending no `Authorization` header.
+    pub fn anonymous(&self) -> Client {
+        Client { http: reqwest::Client::new(), base: self.url.clone(), token: None }
+    }
+
+    /// Adds `user` to `group` directly in the store.
+    pub async fn add_member(&self, user: &str, group: &str) {
+        self.server.store().add_member(user, group, "workspace").await.expect("add member");
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An HTTP response: status and body (JSON when it parses, else a string).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// The body as JSON (a JSON string holding the text when it is not JSON).
+    pub json: Value,
+    /// The raw body.
+    pub text: String,
+    /// The `content-type` header.
+    pub content_type: String,
+}
+
+impl Reply {
+    /// The body's NDJSON lines, each parsed.
+    pub fn lines(&self) -> Vec<Value> {
+        self.text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("bad NDJSON line {line:?}: {e}")))
+            .collect()
+    }
+}
+
+/// A client of one test server.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let response = request.timeout(Duration::from_secs(60)).send().await.expect("request");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = response.text().await.expect("body");
+        let json = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()));
+        Reply { status, json, text, content_type }
+    }
+
+    /// `GET <path>` (with its query string).
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.http.get(format!("{}{path}", self.base))).await
+    }
+
+    /// `POST <path>` with a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body)).await
+    }
+
+    /// `POST <path>` with a raw body.
+    pub async fn post_raw(&self, path: &str, body: &'static str) -> Reply {
+        self.send(
+            self.http.post(format!("{}{path}", self.base)).header("content-type", "application/json").body(body),
+        )
+        .await
+    }
+
+    /// `POST /sync/mutate` with one transaction; returns the reply.
+    pub async fn mutate_one(&self, tx: Value) -> Reply {
+        self.post("/sync/mutate", &serde_json::json!({ "batchId": "b", "transactions": [tx] })).await
+    }
+}
+
+/// A mutate transaction.
+pub fn tx(client_tx_id: &str, model: &str, model_id: &str, action: &str, payload: Value) -> Value {
+    serde_json::json!({
+        "clientTxId": client_tx_id,
+        "clientId": "test-client",
+        "modelName": model,
+        "modelId": model_id,
+        "action": action,
+        "payload": payload,
+    })
+}
