@@ -14,8 +14,6 @@ pub struct Model<'a> {
     pub attrs: attr::Container,
     /// Its fields in declaration order.
     pub fields: Vec<Field<'a>>,
-    /// The whole input.
-    pub original: &'a DeriveInput,
 }
 
 /// One named field.
@@ -30,8 +28,6 @@ pub struct Field<'a> {
     pub column: Ident,
     /// Its name on the wire: `rename`, else the camelCase of the field name.
     pub wire: String,
-    /// The original field.
-    pub original: &'a syn::Field,
 }
 
 impl<'a> Model<'a> {
@@ -93,7 +89,6 @@ impl<'a> Model<'a> {
             ident: &input.ident,
             attrs,
             fields,
-            original: input,
         })
     }
 
@@ -119,7 +114,6 @@ impl<'a> Field<'a> {
             attrs,
             column,
             wire,
-            original: field,
         })
     }
 

@@ -377,7 +377,11 @@ fn group_value(meta: &ParseNestedMeta) -> syn::Result<GroupAttr> {
             )
         });
     }
-    Err(wrong_form(meta, "a column name as a string, or `self`", FORM))
+    Err(wrong_form(
+        meta,
+        "a column name as a string, or `self`",
+        FORM,
+    ))
 }
 
 fn no_value(meta: &ParseNestedMeta, key: &str) -> syn::Result<()> {
@@ -404,7 +408,11 @@ fn crate_path(meta: &ParseNestedMeta) -> syn::Result<Path> {
 /// The entries of `key(a, b, ...)`: each a bare name, no value.
 fn name_list(meta: &ParseNestedMeta, form: &str) -> syn::Result<Vec<Ident>> {
     if !meta.input.peek(syn::token::Paren) {
-        return Err(wrong_form(meta, "a parenthesized list of field names", form));
+        return Err(wrong_form(
+            meta,
+            "a parenthesized list of field names",
+            form,
+        ));
     }
     let mut names = Vec::new();
     meta.parse_nested_meta(|item| {
@@ -466,7 +474,11 @@ fn action_list(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Vec<(ActionName
 fn insert_list(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Vec<InsertItem>> {
     const FORM: &str = "insert(title, workspace_id, created_at = now, priority = default)";
     if !meta.input.peek(syn::token::Paren) {
-        return Err(wrong_form(meta, "a parenthesized list of field names", FORM));
+        return Err(wrong_form(
+            meta,
+            "a parenthesized list of field names",
+            FORM,
+        ));
     }
     let mut items = Vec::new();
     meta.parse_nested_meta(|item| {
@@ -527,4 +539,3 @@ fn insert_list(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Vec<InsertItem>
     })?;
     Ok(items)
 }
-
