@@ -13,7 +13,7 @@ use std::time::Duration;
 use diesel_async::{AsyncConnection, SimpleAsyncConnection};
 use futures::future::BoxFuture;
 use serde_json::Value;
-use stratasync::{Auth, AuthUser, BoxError, Registry, SyncServer, TokenError};
+use stratasync::{Auth, AuthUser, BoxError, Registry, SyncServer, SyncServerBuilder, TokenError};
 
 use crate::handwritten::{Task, TaskLabel};
 
@@ -106,27 +106,48 @@ impl TestDb {
                 std::fs::create_dir_all(&dir).expect("create a temp dir");
                 let url = dir.join("sync.sqlite3").display().to_string();
                 let mut conn = stratasync_sqlite_conn(&url).await;
-                conn.batch_execute(SQLITE_TABLES).await.expect("create SQLite tables");
-                Some(TestDb { backend, url, name, _dir: Some(TempDir(dir)) })
+                conn.batch_execute(SQLITE_TABLES)
+                    .await
+                    .expect("create SQLite tables");
+                Some(TestDb {
+                    backend,
+                    url,
+                    name,
+                    _dir: Some(TempDir(dir)),
+                })
             }
             Backend::Postgres => {
                 let admin_url = postgres_admin_url();
                 let mut admin = match diesel_async::AsyncPgConnection::establish(&admin_url).await {
                     Ok(conn) => conn,
                     Err(error) if !in_ci() => {
-                        eprintln!("skipped on PostgreSQL: {admin_url} unreachable ({error}); set CI=1 to require it");
+                        eprintln!(
+                            "skipped on PostgreSQL: {admin_url} unreachable ({error}); set CI=1 to require it"
+                        );
                         return None;
                     }
                     Err(error) => panic!("CI requires PostgreSQL at {admin_url}: {error}"),
                 };
-                admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create database");
                 let url = match admin_url.rsplit_once('/') {
                     Some((server, _)) => format!("{server}/{name}"),
                     None => panic!("STRATASYNC_TEST_POSTGRES must end with /<database>"),
                 };
-                let mut conn = diesel_async::AsyncPgConnection::establish(&url).await.expect("connect");
-                conn.batch_execute(POSTGRES_TABLES).await.expect("create PostgreSQL tables");
-                Some(TestDb { backend, url, name, _dir: None })
+                let mut conn = diesel_async::AsyncPgConnection::establish(&url)
+                    .await
+                    .expect("connect");
+                conn.batch_execute(POSTGRES_TABLES)
+                    .await
+                    .expect("create PostgreSQL tables");
+                Some(TestDb {
+                    backend,
+                    url,
+                    name,
+                    _dir: None,
+                })
             }
         }
     }
@@ -134,17 +155,48 @@ impl TestDb {
     /// Drops the database (PostgreSQL; SQLite files go with the value).
     pub async fn drop_database(self) {
         if self.backend == Backend::Postgres {
-            if let Ok(mut admin) = diesel_async::AsyncPgConnection::establish(&postgres_admin_url()).await {
-                let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await;
+            if let Ok(mut admin) =
+                diesel_async::AsyncPgConnection::establish(&postgres_admin_url()).await
+            {
+                let _ = admin
+                    .batch_execute(&format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        self.name
+                    ))
+                    .await;
             }
         }
+    }
+
+    /// Inserts `count` tasks into `workspace` with one bulk statement; their
+    /// ids are `<g as 8 hex digits>-<salt as 4 hex digits>-4000-8000-000000000000`
+    /// for g in 1..=count, so they sort by g.
+    pub async fn seed_tasks(&self, workspace: &str, count: u32, salt: u16) {
+        let sql = match self.backend {
+            Backend::Postgres => format!(
+                "INSERT INTO tasks (id, title, priority, workspace_id, created_at)
+                 SELECT (lpad(to_hex(g), 8, '0') || '-{salt:04x}-4000-8000-000000000000')::uuid,
+                        'seeded task ' || g, g % 5, '{workspace}', now()
+                 FROM generate_series(1, {count}) AS g"
+            ),
+            Backend::Sqlite => format!(
+                "WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < {count})
+                 INSERT INTO tasks (id, title, priority, workspace_id, created_at)
+                 SELECT printf('%08x-{salt:04x}-4000-8000-000000000000', g),
+                        'seeded task ' || g, g % 5, '{workspace}', '2026-01-01T00:00:00.000Z'
+                 FROM s"
+            ),
+        };
+        self.execute(&sql).await;
     }
 
     /// Runs SQL directly against the database (test setup and inspection).
     pub async fn execute(&self, sql: &str) {
         match self.backend {
             Backend::Postgres => {
-                let mut conn = diesel_async::AsyncPgConnection::establish(&self.url).await.expect("connect");
+                let mut conn = diesel_async::AsyncPgConnection::establish(&self.url)
+                    .await
+                    .expect("connect");
                 conn.batch_execute(sql).await.expect("execute SQL");
             }
             Backend::Sqlite => {
@@ -168,7 +220,9 @@ pub async fn run<F>(backend: Backend, case: F)
 where
     F: FnOnce(&TestDb) -> BoxFuture<'_, ()>,
 {
-    let Some(db) = TestDb::create(backend).await else { return };
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
     case(&db).await;
     db.drop_database().await;
 }
@@ -200,7 +254,10 @@ pub struct TestAuth;
 impl Auth for TestAuth {
     fn verify_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<AuthUser, TokenError>> {
         Box::pin(async move {
-            if let Some(user) = token.strip_prefix("user:").or_else(|| token.strip_prefix("nogroups:")) {
+            if let Some(user) = token
+                .strip_prefix("user:")
+                .or_else(|| token.strip_prefix("nogroups:"))
+            {
                 Ok(AuthUser::new(user))
             } else if token.starts_with("expired:") {
                 Err(TokenError::Expired)
@@ -210,7 +267,10 @@ impl Auth for TestAuth {
         })
     }
 
-    fn resolve_groups<'a>(&'a self, user: &'a AuthUser) -> BoxFuture<'a, Result<Vec<String>, BoxError>> {
+    fn resolve_groups<'a>(
+        &'a self,
+        user: &'a AuthUser,
+    ) -> BoxFuture<'a, Result<Vec<String>, BoxError>> {
         Box::pin(async move {
             if user.user_id.starts_with("broken") {
                 Err("the group service is down".into())
@@ -239,34 +299,59 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server on `db`.
     pub async fn start(db: &TestDb) -> TestServer {
-        let server = SyncServer::builder(registry())
+        TestServer::start_with(db, |builder| builder).await
+    }
+
+    /// Starts a server on `db`, letting `configure` adjust the builder
+    /// (hooks, base path) after the database and auth are set.
+    pub async fn start_with(
+        db: &TestDb,
+        configure: impl FnOnce(SyncServerBuilder) -> SyncServerBuilder,
+    ) -> TestServer {
+        let builder = SyncServer::builder(registry())
             .database_url(&db.url)
-            .auth(TestAuth)
-            .build()
+            .auth(TestAuth);
+        let server = configure(builder).build().await.expect("build the server");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
-            .expect("build the server");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            .expect("bind");
         let addr: SocketAddr = listener.local_addr().expect("address");
         let router = server.router();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        TestServer { url: format!("http://{addr}"), server, task }
+        TestServer {
+            url: format!("http://{addr}"),
+            server,
+            task,
+        }
     }
 
     /// A client sending `token` as its bearer token.
     pub fn client(&self, token: &str) -> Client {
-        Client { http: reqwest::Client::new(), base: self.url.clone(), token: Some(token.to_owned()) }
+        Client {
+            http: reqwest::Client::new(),
+            base: self.url.clone(),
+            token: Some(token.to_owned()),
+        }
     }
 
     /// A client sending no `Authorization` header.
     pub fn anonymous(&self) -> Client {
-        Client { http: reqwest::Client::new(), base: self.url.clone(), token: None }
+        Client {
+            http: reqwest::Client::new(),
+            base: self.url.clone(),
+            token: None,
+        }
     }
 
     /// Adds `user` to `group` directly in the store.
     pub async fn add_member(&self, user: &str, group: &str) {
-        self.server.store().add_member(user, group, "workspace").await.expect("add member");
+        self.server
+            .store()
+            .add_member(user, group, "workspace")
+            .await
+            .expect("add member");
     }
 }
 
@@ -294,7 +379,10 @@ impl Reply {
     pub fn lines(&self) -> Vec<Value> {
         self.text
             .lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("bad NDJSON line {line:?}: {e}")))
+            .map(|line| {
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("bad NDJSON line {line:?}: {e}"))
+            })
             .collect()
     }
 }
@@ -313,7 +401,11 @@ impl Client {
             Some(token) => request.bearer_auth(token),
             None => request,
         };
-        let response = request.timeout(Duration::from_secs(60)).send().await.expect("request");
+        let response = request
+            .timeout(Duration::from_secs(60))
+            .send()
+            .await
+            .expect("request");
         let status = response.status().as_u16();
         let content_type = response
             .headers()
@@ -323,30 +415,66 @@ impl Client {
             .to_owned();
         let text = response.text().await.expect("body");
         let json = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()));
-        Reply { status, json, text, content_type }
+        Reply {
+            status,
+            json,
+            text,
+            content_type,
+        }
     }
 
     /// `GET <path>` (with its query string).
     pub async fn get(&self, path: &str) -> Reply {
-        self.send(self.http.get(format!("{}{path}", self.base))).await
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
     }
 
     /// `POST <path>` with a JSON body.
     pub async fn post(&self, path: &str, body: &Value) -> Reply {
-        self.send(self.http.post(format!("{}{path}", self.base)).json(body)).await
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body))
+            .await
     }
 
     /// `POST <path>` with a raw body.
     pub async fn post_raw(&self, path: &str, body: &'static str) -> Reply {
         self.send(
-            self.http.post(format!("{}{path}", self.base)).header("content-type", "application/json").body(body),
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header("content-type", "application/json")
+                .body(body),
         )
         .await
     }
 
     /// `POST /sync/mutate` with one transaction; returns the reply.
     pub async fn mutate_one(&self, tx: Value) -> Reply {
-        self.post("/sync/mutate", &serde_json::json!({ "batchId": "b", "transactions": [tx] })).await
+        self.post(
+            "/sync/mutate",
+            &serde_json::json!({ "batchId": "b", "transactions": [tx] }),
+        )
+        .await
+    }
+
+    /// `POST /sync/mutate` with one transaction that must succeed; returns its syncId.
+    pub async fn mutate_ok(&self, tx: Value) -> String {
+        let reply = self.mutate_one(tx).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.json["results"][0]["success"], true, "{}", reply.text);
+        reply.json["results"][0]["syncId"]
+            .as_str()
+            .expect("syncId")
+            .to_owned()
+    }
+
+    /// Inserts a task titled `title` into `workspace`; returns its id and syncId.
+    pub async fn insert_task(&self, workspace: &str, title: &str) -> (String, String) {
+        let id = new_id();
+        let payload =
+            serde_json::json!({ "title": title, "priority": 1, "workspaceId": workspace });
+        let sync_id = self
+            .mutate_ok(tx(&new_id(), "Task", &id, "INSERT", payload))
+            .await;
+        (id, sync_id)
     }
 }
 
@@ -360,4 +488,9 @@ pub fn tx(client_tx_id: &str, model: &str, model_id: &str, action: &str, payload
         "action": action,
         "payload": payload,
     })
+}
+
+/// A fresh UUID as a string.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
