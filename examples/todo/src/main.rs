@@ -1,1 +1,75 @@
-fn main() {}
+//! Run: `cargo run -p todo-example` — serves the sync protocol on a SQLite file
+//! (`todo.sqlite3`, created on first run) with demo data. Set
+//! `DATABASE_URL=postgres://...` for PostgreSQL and `REDIS_URL=redis://...`
+//! to run several nodes; `BIND` picks the address (default 127.0.0.1:3000).
+
+mod auth;
+mod models;
+mod schema;
+mod seed;
+mod tables;
+
+use std::path::Path;
+
+use stratasync::SyncServer;
+
+/// Where data lives when `DATABASE_URL` is unset.
+const DEFAULT_DATABASE: &str = "sqlite://todo.sqlite3";
+
+/// The built browser demo, served at `/` when present.
+const WEB_DIST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/web/dist");
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
+        .init();
+    if let Err(error) = run().await {
+        eprintln!("error: {error}");
+        std::process::exit(1);
+    }
+}
+
+fn env_flag(name: &str, default: bool) -> bool {
+    std::env::var(name).map_or(default, |v| !matches!(v.as_str(), "0" | "false" | ""))
+}
+
+async fn run() -> Result<(), String> {
+    let database = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE.to_owned());
+    let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
+
+    tables::create(&database).await?;
+    let server = SyncServer::builder(models::registry())
+        .database_url(&database)
+        .auth(auth::DevAuth)
+        .build()
+        .await
+        .map_err(|e| format!("{e} (check DATABASE_URL={database})"))?;
+    if env_flag("TODO_SEED", true) {
+        seed::seed(&server).await?;
+    }
+
+    let mut app = server.router();
+    if Path::new(WEB_DIST).is_dir() {
+        app = app.fallback_service(tower_http::services::ServeDir::new(WEB_DIST));
+    }
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .map_err(|e| format!("cannot listen on {bind}: {e} (set BIND to a free address)"))?;
+    let url = format!("http://{bind}");
+    println!(
+        "stratasync todo example on {url} ({} at {database})",
+        server.store().backend_name()
+    );
+    println!(
+        "  dev tokens: user:alice, user:bob (workspace \"{}\"), user:carol (no workspace)",
+        seed::WORKSPACE
+    );
+    println!("  try: curl -H 'Authorization: Bearer user:alice' {url}/sync/bootstrap");
+    axum::serve(listener, app)
+        .await
+        .map_err(|e| format!("server stopped: {e}"))
+}

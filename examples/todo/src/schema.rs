@@ -1,0 +1,102 @@
+//! The example's tables, in portable SQL types so one schema serves
+//! PostgreSQL and SQLite.
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use stratasync::sql_types::*;
+
+    todos (id) {
+        id -> PortableUuid,
+        title -> Text,
+        notes -> Nullable<Text>,
+        priority -> Integer,
+        estimate -> Nullable<Double>,
+        completed_at -> Nullable<Instant>,
+        due_on -> Nullable<Date>,
+        workspace_id -> Text,
+        created_at -> Instant,
+        archived_at -> Nullable<Instant>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use stratasync::sql_types::*;
+
+    labels (id) {
+        id -> PortableUuid,
+        name -> Text,
+        color -> Text,
+        workspace_id -> Text,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use stratasync::sql_types::*;
+
+    todo_labels (todo_id, label_id) {
+        todo_id -> PortableUuid,
+        label_id -> PortableUuid,
+        workspace_id -> Text,
+        created_at -> Instant,
+    }
+}
+
+/// Creates the tables on PostgreSQL when they are missing.
+pub const POSTGRES_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS todos (
+    id UUID PRIMARY KEY,
+    title TEXT NOT NULL,
+    notes TEXT,
+    priority INTEGER NOT NULL,
+    estimate DOUBLE PRECISION,
+    completed_at TIMESTAMPTZ,
+    due_on DATE,
+    workspace_id TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    archived_at TIMESTAMPTZ
+);
+CREATE INDEX IF NOT EXISTS todos_workspace_id_idx ON todos (workspace_id, id);
+CREATE TABLE IF NOT EXISTS labels (
+    id UUID PRIMARY KEY,
+    name TEXT NOT NULL,
+    color TEXT NOT NULL,
+    workspace_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS todo_labels (
+    todo_id UUID NOT NULL,
+    label_id UUID NOT NULL,
+    workspace_id TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (todo_id, label_id)
+);";
+
+/// Creates the tables on SQLite when they are missing.
+pub const SQLITE_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS todos (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    notes TEXT,
+    priority INTEGER NOT NULL,
+    estimate REAL,
+    completed_at TEXT,
+    due_on TEXT,
+    workspace_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    archived_at TEXT
+);
+CREATE INDEX IF NOT EXISTS todos_workspace_id_idx ON todos (workspace_id, id);
+CREATE TABLE IF NOT EXISTS labels (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    color TEXT NOT NULL,
+    workspace_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS todo_labels (
+    todo_id TEXT NOT NULL,
+    label_id TEXT NOT NULL,
+    workspace_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (todo_id, label_id)
+);";
