@@ -1,4 +1,4 @@
-//! stratasync: a Linear-style local-first sync server for axum and diesel.
+#![doc = include_str!("../../README.md")]
 
 mod auth;
 mod error;
