@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 use futures::future::BoxFuture;
+use serde_json::value::RawValue;
 use stratasync_core::{SyncAction, SyncId};
 
 /// An action about to be appended.
@@ -398,11 +399,56 @@ impl ActionRow {
             model: self.model,
             model_id: self.model_id,
             action: self.action.trim_end().to_owned(),
-            data: self.data.0,
+            data: compact_json(self.data.0),
             group_id: self.group_id,
             client_id: self.client_id,
             client_tx_id: self.client_tx_id,
             created_at: self.created_at,
         }
+    }
+}
+
+/// `json` without whitespace between tokens. PostgreSQL prints `jsonb` as
+/// `{"a": 1, "b": 2}`; deltas carry it as `{"a":1,"b":2}`, the same bytes
+/// as on SQLite and in live frames.
+fn compact_json(json: Box<RawValue>) -> Box<RawValue> {
+    let text = json.get();
+    if !text.bytes().any(|b| b.is_ascii_whitespace()) {
+        return json;
+    }
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !c.is_ascii_whitespace() {
+            out.push(c);
+        }
+    }
+    RawValue::from_string(out).unwrap_or(json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jsonb_text_is_compacted_outside_strings() {
+        let raw = RawValue::from_string(r#"{"id": "a b", "t": "x\" y", "n": [1, 2]}"#.to_owned())
+            .unwrap();
+        assert_eq!(
+            compact_json(raw).get(),
+            r#"{"id":"a b","t":"x\" y","n":[1,2]}"#
+        );
     }
 }
