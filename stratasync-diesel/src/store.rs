@@ -117,6 +117,11 @@ impl Store {
                 "this build has no PostgreSQL support (enable the `postgres` feature)".into(),
             ));
         }
+        if url.contains("://") && !url.starts_with("sqlite://") {
+            return Err(StoreError::Connect(format!(
+                "unsupported database URL `{url}`: use postgres://... or sqlite://<file>"
+            )));
+        }
         #[cfg(feature = "sqlite")]
         {
             let path = url.strip_prefix("sqlite://").unwrap_or(url);
@@ -188,6 +193,23 @@ impl Store {
         on_backend!(&self.db, pool => {
             let mut conn = connection!(pool)?;
             Ok(conn.last_visible_id(groups).await?)
+        })
+    }
+
+    /// The highest action id in the log, whatever its group (0 when empty):
+    /// where a reader of every new action starts.
+    pub async fn last_id(&self) -> Result<SyncId, StoreError> {
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+
+        use crate::schema::sync_actions::dsl as a;
+        on_backend!(&self.db, pool => {
+            let mut conn = connection!(pool)?;
+            let id = a::sync_actions
+                .select(diesel::dsl::max(a::id))
+                .first::<Option<i64>>(&mut *conn)
+                .await?;
+            Ok(SyncId::from_i64(id.unwrap_or(0)))
         })
     }
 
