@@ -74,9 +74,12 @@ impl SyncServer {
     }
 
     /// The routes of the protocol under the base path, ready to merge into
-    /// an application's router.
+    /// an application's router. Responses are gzip-compressed when the
+    /// client sends `Accept-Encoding: gzip` (bootstrap and batch streams,
+    /// delta pages); small bodies are left as they are.
     pub fn router(&self) -> axum::Router {
         crate::http::routes(&self.base_path)
+            .layer(tower_http::compression::CompressionLayer::new())
             .layer(tower_http::trace::TraceLayer::new_for_http())
             .with_state(Arc::clone(&self.shared))
     }
