@@ -135,4 +135,7 @@ pub enum Error {
     /// The server stopped with an I/O error.
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
+    /// A user's sync groups could not be resolved (membership changes).
+    #[error("Failed to resolve sync groups: {0}")]
+    Groups(#[source] crate::auth::BoxError),
 }
