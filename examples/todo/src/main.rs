@@ -9,6 +9,7 @@ mod schema;
 mod seed;
 mod tables;
 
+use std::io::Write as _;
 use std::path::Path;
 
 use stratasync::SyncServer;
@@ -41,6 +42,9 @@ async fn run() -> Result<(), String> {
     let database = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE.to_owned());
     let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
 
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .map_err(|e| format!("cannot listen on {bind}: {e} (set BIND to a free address)"))?;
     tables::create(&database).await?;
     let server = SyncServer::builder(models::registry())
         .database_url(&database)
@@ -56,19 +60,21 @@ async fn run() -> Result<(), String> {
     if Path::new(WEB_DIST).is_dir() {
         app = app.fallback_service(tower_http::services::ServeDir::new(WEB_DIST));
     }
-    let listener = tokio::net::TcpListener::bind(&bind)
-        .await
-        .map_err(|e| format!("cannot listen on {bind}: {e} (set BIND to a free address)"))?;
-    let url = format!("http://{bind}");
-    println!(
-        "stratasync todo example on {url} ({} at {database})",
-        server.store().backend_name()
+    let url = format!(
+        "http://{}",
+        listener
+            .local_addr()
+            .map_err(|e| format!("cannot read the listening address: {e}"))?
     );
-    println!(
-        "  dev tokens: user:alice, user:bob (workspace \"{}\"), user:carol (no workspace)",
-        seed::WORKSPACE
+    // A closed stdout must not stop the server: the banner is best effort.
+    let _ = writeln!(
+        std::io::stdout(),
+        "stratasync todo example on {url} ({} at {database})\n  \
+         dev tokens: user:alice, user:bob (workspace \"{}\"), user:carol (no workspace)\n  \
+         try: curl -H 'Authorization: Bearer user:alice' {url}/sync/bootstrap",
+        server.store().backend_name(),
+        seed::WORKSPACE,
     );
-    println!("  try: curl -H 'Authorization: Bearer user:alice' {url}/sync/bootstrap");
     axum::serve(listener, app)
         .await
         .map_err(|e| format!("server stopped: {e}"))
