@@ -10,7 +10,8 @@ import WebSocket from "ws";
 import { ClientPool, TestClient } from "./client.js";
 import { httpLog, intercept, rawFetch, setTrafficLog } from "./network.js";
 import { resolveServerBinary, TestCluster } from "./server.js";
-import { compositeId, DAY_MS, freePort, sleep, SYNC_ID_RE, UUID_RE, waitFor } from "./util.js";
+import { REDIS_URL } from "./server.js";
+import { compositeId, DAY_MS, freePort, redisSubscribers, sleep, SYNC_ID_RE, UUID_RE, waitFor } from "./util.js";
 
 const WORKSPACE = "demo";
 
@@ -242,7 +243,17 @@ export const defineCompatSuite = ({ nodes, label }) => {
       );
     });
 
-    scenario("delivers A's create / update / archive / unarchive / delete live to B over the WebSocket", async () => {
+    if (nodes > 1) {
+      scenario("has both nodes subscribed to the Redis channel sync:deltas", async () => {
+        const subscribers = await redisSubscribers(REDIS_URL, "sync:deltas");
+        assert.ok(
+          subscribers >= nodes,
+          `PUBSUB NUMSUB sync:deltas = ${subscribers}; each node started with REDIS_URL must subscribe (PROTOCOL §9)`,
+        );
+      });
+    }
+
+    scenario("delivers A's create / update / archive / unarchive / delete live to B over the WebSocket", async (t) => {
       const a = await pool.start({ node: nodeA(), user: "alice" });
       const b = await pool.start({ node: nodeB(), user: "bob" });
       await a.waitLive();
@@ -250,8 +261,10 @@ export const defineCompatSuite = ({ nodes, label }) => {
 
       const todo = fullTodo();
       const { id } = todo;
+      const sentAt = Date.now();
       await a.client.create("Todo", todo);
       const got = await b.waitRow("Todo", id, (r) => r !== null, "insert to arrive");
+      t.diagnostic(`insert reached bob ${Date.now() - sentAt} ms after alice wrote it`);
       assertTodoShape(got, "bob after insert");
       assertSameTodo(got, todo, "bob after insert");
 

@@ -114,3 +114,27 @@ export const truncate = (text, max = 2000) =>
 
 /** Plain copy of an identity-map value (rows are plain objects without model classes). */
 export const plain = (row) => (row ? { ...row } : row);
+
+/** Number of subscribers of a Redis pub/sub channel (PUBSUB NUMSUB), or null on error. */
+export const redisSubscribers = (url, channel, timeout = 2000) =>
+  new Promise((resolve) => {
+    const { hostname, port } = new URL(url);
+    const socket = net.connect({ host: hostname || "127.0.0.1", port: Number(port || 6379) });
+    const args = ["PUBSUB", "NUMSUB", channel];
+    const command = `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join("")}`;
+    let buf = "";
+    const done = (value) => {
+      socket.destroy();
+      resolve(value);
+    };
+    socket.setTimeout(timeout, () => done(null));
+    socket.once("connect", () => socket.write(command));
+    socket.on("data", (chunk) => {
+      buf += chunk.toString();
+      const match = /\r\n:(\d+)\r\n$/.exec(buf);
+      if (match) {
+        done(Number(match[1]));
+      }
+    });
+    socket.once("error", () => done(null));
+  });
