@@ -72,13 +72,17 @@ impl<'a> Model<'a> {
                 None
             }
         };
-        if !input.generics.params.is_empty() {
+        let generic = !input.generics.params.is_empty();
+        if generic {
             cx.error_spanned_by(
                 &input.generics,
                 "#[derive(SyncModel)] does not support generic structs: a synced model is one \
                  concrete row type of one table\n\
                  help: remove the generic parameters",
             );
+        }
+        if generic {
+            return None;
         }
         let fields = fields?
             .named
@@ -177,6 +181,19 @@ pub mod types {
             GenericArgument::Type(inner) if args.args.len() == 1 => Some(inner),
             _ => None,
         }
+    }
+
+    /// The type as the user would write it (`Option<DateTime<Utc>>`).
+    pub fn display(ty: &Type) -> String {
+        quote::ToTokens::to_token_stream(ty)
+            .to_string()
+            .replace(" <", "<")
+            .replace("< ", "<")
+            .replace(" >", ">")
+            .replace(" ::", "::")
+            .replace(":: ", "::")
+            .replace(" ,", ",")
+            .replace("& ", "&")
     }
 
     /// Whether the type is `DateTime<..>`.

@@ -125,6 +125,15 @@ pub struct Container {
     pub krate: Option<Path>,
     /// `#[diesel(table_name = path)]`
     pub table_name: Option<Path>,
+    /// Keys whose value could not be parsed (already reported).
+    pub broken: Vec<Symbol>,
+}
+
+impl Container {
+    /// Whether `key` was given with a value that could not be parsed.
+    pub fn is_broken(&self, key: Symbol) -> bool {
+        self.broken.contains(&key)
+    }
 }
 
 /// The field attributes: `#[sync(...)]` on a field, plus its
@@ -153,6 +162,7 @@ impl Container {
         let mut indexed = Attr::none(cx, INDEXED);
         let mut krate = Attr::none(cx, CRATE);
         let mut table_name = None;
+        let mut broken = Vec::new();
 
         for attr in &input.attrs {
             if attr.path() == DIESEL {
@@ -181,34 +191,72 @@ impl Container {
             }
             let result = attr.parse_nested_meta(|meta| {
                 let path = meta.path.clone();
+                // A value of the wrong form is reported and skipped, and the
+                // key is remembered as broken so that rules depending on it
+                // stay quiet instead of piling follow-on errors on top.
+                macro_rules! value {
+                    ($key:expr, $parse:expr) => {
+                        match $parse {
+                            Ok(value) => Some(value),
+                            Err(err) => {
+                                cx.syn_error(err);
+                                broken.push($key);
+                                skip_value(meta.input)?;
+                                None
+                            }
+                        }
+                    };
+                }
                 if path == NAME {
-                    name.set(&path, lit_str(&meta, "name = \"Task\"")?);
+                    if let Some(v) = value!(NAME, lit_str(&meta, "name = \"Task\"")) {
+                        name.set(&path, v);
+                    }
                 } else if path == GROUP {
-                    group.set(&path, group_value(&meta)?);
+                    if let Some(v) = value!(GROUP, group_value(&meta)) {
+                        group.set(&path, v);
+                    }
                 } else if path == GLOBAL {
-                    no_value(&meta, "global")?;
-                    global.set(&path, path.span());
+                    if value!(GLOBAL, no_value(&meta, "global")).is_some() {
+                        global.set(&path, path.span());
+                    }
                 } else if path == MOVE_BETWEEN_GROUPS {
-                    no_value(&meta, "move_between_groups")?;
-                    move_between_groups.set(&path, path.span());
+                    if value!(MOVE_BETWEEN_GROUPS, no_value(&meta, "move_between_groups")).is_some()
+                    {
+                        move_between_groups.set(&path, path.span());
+                    }
                 } else if path == CURSOR {
-                    cursor.set(&path, field_name(&meta, "cursor = \"id\"")?);
+                    if let Some(v) = value!(CURSOR, field_name(&meta, "cursor = \"id\"")) {
+                        cursor.set(&path, v);
+                    }
                 } else if path == COMPOSITE {
-                    let keys = name_list(&meta, "composite(task_id, label_id)")?;
-                    composite.set(&path, (path.span(), keys));
+                    if let Some(keys) =
+                        value!(COMPOSITE, name_list(&meta, "composite(task_id, label_id)"))
+                    {
+                        composite.set(&path, (path.span(), keys));
+                    }
                 } else if path == ACTIONS {
-                    let list = action_list(cx, &meta)?;
-                    actions.set(&path, (path.span(), list));
+                    if let Some(list) = value!(ACTIONS, action_list(cx, &meta)) {
+                        actions.set(&path, (path.span(), list));
+                    }
                 } else if path == INSERT {
-                    let items = insert_list(cx, &meta)?;
-                    insert.set(&path, (path.span(), items));
+                    if let Some(items) = value!(INSERT, insert_list(cx, &meta)) {
+                        insert.set(&path, (path.span(), items));
+                    }
                 } else if path == UPDATE {
-                    let fields = name_list(&meta, "update(title, priority)")?;
-                    update.set(&path, (path.span(), fields));
+                    if let Some(fields) =
+                        value!(UPDATE, name_list(&meta, "update(title, priority)"))
+                    {
+                        update.set(&path, (path.span(), fields));
+                    }
                 } else if path == INDEXED {
-                    indexed.set(&path, name_list(&meta, "indexed(workspace_id)")?);
+                    if let Some(fields) = value!(INDEXED, name_list(&meta, "indexed(workspace_id)"))
+                    {
+                        indexed.set(&path, fields);
+                    }
                 } else if path == CRATE {
-                    krate.set(&path, crate_path(&meta)?);
+                    if let Some(v) = value!(CRATE, crate_path(&meta)) {
+                        krate.set(&path, v);
+                    }
                 } else {
                     cx.error_spanned_by(
                         &path,
@@ -241,6 +289,7 @@ impl Container {
             indexed: indexed.get(),
             krate: krate.get(),
             table_name,
+            broken,
         }
     }
 }
@@ -355,10 +404,13 @@ fn field_name(meta: &ParseNestedMeta, form: &str) -> syn::Result<FieldRef> {
 }
 
 fn group_value(meta: &ParseNestedMeta) -> syn::Result<GroupAttr> {
-    const FORM: &str = "group = \"workspace_id\")]` (a column), `#[sync(group = self)]` \
-                        (the row's own id) or `#[sync(global)`";
+    const HELP: &str = "help: the correct form is `#[sync(group = \"workspace_id\")]` (a column holds \
+                        the group), `#[sync(group = self)]` (the row's own id is its group) or \
+                        `#[sync(global)]` (every user sees every row)";
+    let wrong =
+        |span: Span, what: &str| syn::Error::new(span, format!("`group` expects {what}\n{HELP}"));
     if !meta.input.peek(Token![=]) {
-        return Err(wrong_form(meta, "a column name or `self`", FORM));
+        return Err(wrong(meta.path.span(), "a column name or `self`"));
     }
     let value = meta.value()?;
     if value.peek(Token![self]) {
@@ -368,19 +420,15 @@ fn group_value(meta: &ParseNestedMeta) -> syn::Result<GroupAttr> {
     if value.peek(LitStr) {
         let lit: LitStr = value.parse()?;
         return lit.parse::<Ident>().map(GroupAttr::Column).map_err(|_| {
-            syn::Error::new(
+            wrong(
                 lit.span(),
-                format!(
-                    "`{}` is not a field name\nhelp: the correct form is `#[sync({FORM})]`",
-                    lit.value()
-                ),
+                &format!("a field name, and `{}` is not one", lit.value()),
             )
         });
     }
-    Err(wrong_form(
-        meta,
-        "a column name as a string, or `self`",
-        FORM,
+    Err(wrong(
+        value.span(),
+        "the group column's name as a string literal, or `self`",
     ))
 }
 
@@ -512,6 +560,12 @@ fn insert_list(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Vec<InsertItem>
                          help: the correct form is `#[sync({FORM})]`"
                     ),
                 );
+                // Keep the field listed so it is not also reported as missing.
+                items.push(InsertItem {
+                    field,
+                    fill: Fill::Payload,
+                    fill_token: None,
+                });
                 return Ok(());
             }
         };
@@ -528,6 +582,11 @@ fn insert_list(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Vec<InsertItem>
                      help: the correct form is `#[sync({FORM})]`"
                 ),
             );
+            items.push(InsertItem {
+                field,
+                fill: Fill::Payload,
+                fill_token: None,
+            });
             return Ok(());
         };
         items.push(InsertItem {

@@ -9,6 +9,7 @@ use syn::{Ident, Path};
 use crate::ast::{Model, types};
 use crate::attr::{ActionName, Fill, GroupAttr};
 use crate::ctxt::Ctxt;
+use crate::symbol::{ACTIONS, COMPOSITE, GLOBAL, GROUP, INSERT, UPDATE};
 
 /// Standard (own `id`) or composite (join table) model.
 pub enum Kind {
@@ -199,7 +200,7 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
                          help: codecs follow the field type: make the field a `chrono::NaiveDate` \
                          to send it as a UTC-midnight epoch, or remove `date_only`",
                         field.ident,
-                        field.ty.to_token_stream()
+                        types::display(field.ty)
                     ),
                 );
             }
@@ -282,6 +283,7 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
                 }
                 Kind::Standard { id }
             }
+            None if attrs.is_broken(COMPOSITE) => Kind::Standard { id: usize::MAX },
             None => {
                 cx.error_spanned_by(
                     ident,
@@ -350,6 +352,7 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
             Group::OwnId
         }
         (None, Some(_)) => Group::Global,
+        (None, None) if attrs.is_broken(GROUP) || attrs.is_broken(GLOBAL) => Group::Global,
         (None, None) => {
             cx.error_spanned_by(
                 ident,
@@ -422,7 +425,10 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
                 cx.error_spanned_by(
                     field,
                     if composite {
-                        format!("`{field}` is a composite key column: it identifies the row and cannot be updated")
+                        format!(
+                            "`{field}` is a composite key column: it identifies the row and cannot be updated\n\
+                             help: remove `update(...)`; a composite model's rows are only inserted and deleted"
+                        )
                     } else {
                         "the `id` identifies the row and cannot be updated\nhelp: remove it from `update(...)`"
                             .to_owned()
@@ -455,7 +461,7 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
                      help: remove `update(...)`",
                 );
             }
-        } else if !actions.update {
+        } else if !actions.update && !attrs.is_broken(ACTIONS) {
             cx.error_at(
                 *span,
                 "`update(...)` lists updatable fields, but `actions(...)` does not enable `update`\n\
@@ -464,6 +470,7 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
         }
     } else if let Some(token) = action_tokens.get("update")
         && !composite
+        && !attrs.is_broken(UPDATE)
     {
         cx.error_spanned_by(
             token,
@@ -523,7 +530,7 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
     let mut listed = vec![false; model.fields.len()];
     let mut insert_data = Vec::new();
     if let Some((span, items)) = &attrs.insert {
-        if !actions.insert {
+        if !actions.insert && !attrs.is_broken(ACTIONS) {
             cx.error_at(
                 *span,
                 "`insert(...)` lists insert fields, but `actions(...)` does not enable `insert`\n\
@@ -568,7 +575,7 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
                                 "`now` fills timestamp fields (`DateTime<Utc>` or `Option<DateTime<Utc>>`), \
                                  but `{}` is `{}`\nhelp: use `{} = default`, or list it alone to read it from the payload",
                                 field.ident,
-                                field.ty.to_token_stream(),
+                                types::display(field.ty),
                                 field.ident
                             ),
                         );
@@ -584,9 +591,27 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
             listed[index] = true;
         }
     }
-    if actions.insert {
-        for (index, field) in model.fields.iter().enumerate() {
-            if !listed[index] && types::option_inner(field.ty).is_none() {
+    let missing: Vec<usize> = (0..model.fields.len())
+        .filter(|&index| !listed[index] && types::option_inner(model.fields[index].ty).is_none())
+        .collect();
+    if actions.insert && !missing.is_empty() && !attrs.is_broken(INSERT) {
+        if attrs.insert.is_none() {
+            let names = missing
+                .iter()
+                .map(|&i| format!("`{}`", model.fields[i].ident))
+                .collect::<Vec<_>>()
+                .join(", ");
+            cx.error_spanned_by(
+                action_tokens["insert"],
+                format!(
+                    "the `insert` action needs `insert(...)`: without it {names} would have no value\n\
+                     help: list the fields an insert reads, e.g. \
+                     `#[sync(insert(title, workspace_id, created_at = now, priority = default))]`"
+                ),
+            );
+        } else {
+            for &index in &missing {
+                let field = &model.fields[index];
                 cx.error_spanned_by(
                     field.ident,
                     format!(

@@ -8,7 +8,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::Index;
 
-use super::wire;
+use super::{from_id, to_id, wire};
 use crate::valid::{Group, Kind, Spec};
 
 /// The key of a row as a bindable reference, per key column.
@@ -70,12 +70,13 @@ fn scope_body(spec: &Spec) -> TokenStream {
     };
     let group_filter = group_column.map(|i| {
         let ty = fields[i].ty;
+        let from = from_id(&fields[i]);
         let column = &fields[i].column;
         quote! {
             let groups: ::std::vec::Vec<__sp::Bind<#ty>> = scope
                 .groups
                 .iter()
-                .filter_map(|group| <#ty as __sp::GroupValue>::from_id_str(group))
+                .filter_map(|group| #from(group))
                 .map(__sp::Bind)
                 .collect();
             query = query.filter(#table::#column.eq_any(groups));
@@ -89,12 +90,12 @@ fn scope_body(spec: &Spec) -> TokenStream {
         }
     } else {
         let arms = spec.indexed.iter().map(|&i| {
-            let ty = fields[i].ty;
+            let from = from_id(&fields[i]);
             let column = &fields[i].column;
             let wire = wire(&fields[i]);
             quote! {
                 #wire => {
-                    let value = <#ty as __sp::GroupValue>::from_id_str(value)?;
+                    let value = #from(value)?;
                     query = query.filter(#table::#column.eq(__sp::Bind(value)));
                 }
             }
@@ -140,11 +141,11 @@ pub fn diesel_model(spec: &Spec) -> TokenStream {
 
     let (group_column, group_ty, group_map) = match (&spec.group, &spec.kind) {
         (Group::Column { field, .. }, _) | (Group::OwnId, Kind::Standard { id: field }) => {
-            let ty = fields[*field].ty;
+            let to = to_id(&fields[*field]);
             (
                 &fields[*field].column,
-                ty,
-                quote!(|group| ::core::option::Option::Some(<#ty as __sp::GroupValue>::to_id_string(&group))),
+                fields[*field].ty,
+                quote!(|group| ::core::option::Option::Some(#to(&group))),
             )
         }
         _ => {

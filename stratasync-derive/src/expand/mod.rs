@@ -35,13 +35,61 @@ pub fn expand(spec: &Spec) -> TokenStream {
 /// group and indexed column has a canonical string form, cursor columns are
 /// ordered. rustc reports a failure at the field's type with the runtime
 /// trait's `on_unimplemented` note.
+///
+/// The checks name the traits exactly as the rest of the expansion does
+/// (`<Type as Trait>::method`, spanned at the type), so rustc folds every
+/// use into the one error. The diesel impls never name these traits; they
+/// call the `__to_id_*` / `__from_id_*` helpers emitted here.
 fn assertions(spec: &Spec) -> TokenStream {
     let fields = &spec.model.fields;
     let mut checks = Vec::new();
     for field in fields {
         let ty = field.ty;
-        checks.push(quote_spanned!(ty.span()=> __codec::<#ty>();));
+        checks.push(quote_spanned!(ty.span()=> let _ = <#ty as __sp::FieldCodec>::encode;));
     }
+    for index in id_columns(spec) {
+        let ty = fields[index].ty;
+        checks.push(quote_spanned!(ty.span()=> let _ = <#ty as __sp::GroupValue>::to_id_string;));
+    }
+    for &index in &spec.cursor {
+        let ty = fields[index].ty;
+        checks.push(quote_spanned!(ty.span()=> __cursor::<#ty>();));
+    }
+    let helpers = id_columns(spec).into_iter().map(|index| {
+        let ty = fields[index].ty;
+        let to = to_id(&fields[index]);
+        let from = from_id(&fields[index]);
+        quote! {
+            #[allow(dead_code)]
+            fn #to(value: &#ty) -> ::std::string::String {
+                <#ty as __sp::GroupValue>::to_id_string(value)
+            }
+            #[allow(dead_code)]
+            fn #from(value: &str) -> ::core::option::Option<#ty> {
+                <#ty as __sp::GroupValue>::from_id_str(value)
+            }
+        }
+    });
+    quote! {
+        #[diagnostic::on_unimplemented(
+            message = "`{Self}` cannot be a cursor column",
+            label = "bootstrap pages by this column, so its values must be totally ordered",
+            note = "page by the id or by a NOT NULL integer, string, UUID, NaiveDate or DateTime<Utc> column"
+        )]
+        trait __CursorColumn {}
+        impl<T: ::core::cmp::Ord> __CursorColumn for T {}
+
+        const _: fn() = || {
+            fn __cursor<T: __CursorColumn>() {}
+            #(#checks)*
+        };
+
+        #(#helpers)*
+    }
+}
+
+/// The fields used as ids: keys, the group column, indexed fields.
+fn id_columns(spec: &Spec) -> Vec<usize> {
     let mut ids = spec.keys();
     if let Group::Column { field, .. } = spec.group {
         ids.push(field);
@@ -49,22 +97,17 @@ fn assertions(spec: &Spec) -> TokenStream {
     ids.extend(&spec.indexed);
     ids.sort_unstable();
     ids.dedup();
-    for index in ids {
-        let ty = fields[index].ty;
-        checks.push(quote_spanned!(ty.span()=> __id::<#ty>();));
-    }
-    for &index in &spec.cursor {
-        let ty = fields[index].ty;
-        checks.push(quote_spanned!(ty.span()=> __ord::<#ty>();));
-    }
-    quote! {
-        const _: fn() = || {
-            fn __codec<T: __sp::FieldCodec>() {}
-            fn __id<T: __sp::GroupValue>() {}
-            fn __ord<T: ::core::cmp::Ord>() {}
-            #(#checks)*
-        };
-    }
+    ids
+}
+
+/// The helper turning a value of an id field into its string form.
+fn to_id(field: &Field) -> syn::Ident {
+    quote::format_ident!("__to_id_{}", crate::ast::ident_name(field.ident))
+}
+
+/// The helper parsing the string form of an id field.
+fn from_id(field: &Field) -> syn::Ident {
+    quote::format_ident!("__from_id_{}", crate::ast::ident_name(field.ident))
 }
 
 /// A string as a JSON string literal's contents plus quotes, as bytes.

@@ -1,0 +1,31 @@
+//! `archive` needs an `archived_at` field.
+use chrono::{DateTime, Utc};
+use diesel::{Queryable, Selectable};
+use stratasync::SyncModel;
+use uuid::Uuid;
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use stratasync::sql_types::*;
+
+    tasks (id) {
+        id -> PortableUuid,
+        title -> Text,
+        priority -> Integer,
+        workspace_id -> Text,
+        created_at -> Instant,
+    }
+}
+
+#[derive(Queryable, Selectable, SyncModel)]
+#[diesel(table_name = tasks)]
+#[sync(group = "workspace_id", actions(archive, unarchive))]
+pub struct Task {
+    pub id: Uuid,
+    pub title: String,
+    pub priority: i32,
+    pub workspace_id: String,
+    pub created_at: DateTime<Utc>,
+}
+
+fn main() {}

@@ -1,0 +1,26 @@
+//! A composite model pages by its key columns.
+use diesel::{Queryable, Selectable};
+use stratasync::SyncModel;
+use uuid::Uuid;
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use stratasync::sql_types::*;
+
+    task_labels (task_id, label_id) {
+        task_id -> PortableUuid,
+        label_id -> PortableUuid,
+        workspace_id -> Text,
+    }
+}
+
+#[derive(Queryable, Selectable, SyncModel)]
+#[diesel(table_name = task_labels)]
+#[sync(composite(task_id, label_id), group = "workspace_id", cursor = "task_id")]
+pub struct TaskLabel {
+    pub task_id: Uuid,
+    pub label_id: Uuid,
+    pub workspace_id: String,
+}
+
+fn main() {}
