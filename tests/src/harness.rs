@@ -154,17 +154,14 @@ impl TestDb {
 
     /// Drops the database (PostgreSQL; SQLite files go with the value).
     pub async fn drop_database(self) {
-        if self.backend == Backend::Postgres {
-            if let Ok(mut admin) =
-                diesel_async::AsyncPgConnection::establish(&postgres_admin_url()).await
-            {
-                let _ = admin
-                    .batch_execute(&format!(
-                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                        self.name
-                    ))
-                    .await;
-            }
+        if self.backend != Backend::Postgres {
+            return;
+        }
+        if let Ok(mut admin) =
+            diesel_async::AsyncPgConnection::establish(&postgres_admin_url()).await
+        {
+            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+            let _ = admin.batch_execute(&sql).await;
         }
     }
 
