@@ -447,7 +447,7 @@ async fn mutate_on<C: StoreConn>(
     {
         return Ok(Applied::Duplicate(id));
     }
-    begin(conn).await.map_err(StoreError::from)?;
+    begin(conn).await?;
     let outcome = apply_and_append(conn, model, ctx, mutation).await;
     let outcome = finish(conn, outcome).await;
     match outcome {
