@@ -445,7 +445,7 @@ mod tests {
     #[test]
     fn jsonb_text_is_compacted_outside_strings() {
         let raw = RawValue::from_string(r#"{"id": "a b", "t": "x\" y", "n": [1, 2]}"#.to_owned())
-            .unwrap();
+            .expect("valid JSON");
         assert_eq!(
             compact_json(raw).get(),
             r#"{"id":"a b","t":"x\" y","n":[1,2]}"#

@@ -1,5 +1,6 @@
 //! PROTOCOL §2: authentication, group resolution and effective groups, on
 //! every route.
+#![allow(clippy::unwrap_used)] // a test's unwrap is an assertion
 
 use serde_json::{Value, json};
 use stratasync_tests::harness::{Reply, TestDb, TestServer, new_id, tx};

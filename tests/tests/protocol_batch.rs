@@ -1,4 +1,5 @@
 //! PROTOCOL §5: `POST /sync/batch`.
+#![allow(clippy::unwrap_used)] // a test's unwrap is an assertion
 
 use serde_json::{Value, json};
 use stratasync_tests::harness::{Client, Reply, TestDb, TestServer, new_id, tx};

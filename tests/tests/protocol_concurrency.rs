@@ -1,6 +1,7 @@
 //! Where we beat the original, with real concurrent requests: duplicate
 //! retries applied once, bootstrap + deltas = server state under concurrent
 //! writes, and a polling reader that never misses a late-committing id.
+#![allow(clippy::unwrap_used)] // a test's unwrap is an assertion
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

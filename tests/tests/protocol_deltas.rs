@@ -1,4 +1,5 @@
 //! PROTOCOL §6: `GET /sync/deltas`, paging and staleness.
+#![allow(clippy::unwrap_used)] // a test's unwrap is an assertion
 
 use serde_json::json;
 use stratasync::SyncId;

@@ -1,6 +1,7 @@
 //! A 100 000-row bootstrap is streamed with backpressure: while a slow
 //! client pauses, the server (running in this process) does not read ahead
 //! and its memory stays bounded far below the size of the response.
+#![allow(clippy::unwrap_used)] // a test's unwrap is an assertion
 
 use std::time::Duration;
 

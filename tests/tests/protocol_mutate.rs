@@ -1,4 +1,5 @@
 //! PROTOCOL §7: `POST /sync/mutate`, every action and every error.
+#![allow(clippy::unwrap_used)] // a test's unwrap is an assertion
 
 use std::sync::{Arc, Mutex};
 
