@@ -2,12 +2,16 @@
 
 mod auth;
 mod error;
+pub mod fanout;
 mod http;
+pub mod live;
+mod membership;
 mod serve;
 mod server;
 
 pub use auth::{Auth, AuthUser, AuthorizeError, BoxError, Caller, TokenError};
 pub use error::{ApiError, Error, FieldIssue, RequestPart};
+pub use live::{LiveContext, LiveHooks, LiveSocket};
 pub use serve::{DEFAULT_BIND, DEFAULT_DATABASE, serve};
 pub use server::{AfterMutation, MutationEvent, SyncServer, SyncServerBuilder};
 pub use stratasync_core::{

@@ -1,6 +1,7 @@
 //! The sync server: its configuration, shared state and axum router.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use stratasync_core::{SyncAction, SyncId};
@@ -9,6 +10,8 @@ use tokio::sync::watch;
 
 use crate::auth::{Auth, AuthUser, BoxError};
 use crate::error::Error;
+use crate::fanout::{Fanout, FanoutConfig};
+use crate::live::{LiveConfig, LiveHooks, NoHooks};
 
 /// What the after-mutation hook is told.
 #[derive(Debug, Clone)]
@@ -20,7 +23,8 @@ pub struct MutationEvent {
 }
 
 /// Runs after a mutation commits; a failure becomes a warning on its result.
-pub type AfterMutation = Arc<dyn Fn(MutationEvent) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync>;
+pub type AfterMutation =
+    Arc<dyn Fn(MutationEvent) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync>;
 
 /// State shared by every route and socket of one server.
 pub(crate) struct Shared {
@@ -28,22 +32,42 @@ pub(crate) struct Shared {
     pub(crate) auth: Arc<dyn Auth>,
     /// The highest id this node has committed; live delivery watches it.
     pub(crate) last_committed: watch::Sender<SyncId>,
+    /// The log tailer, memory bus and Redis link of this node.
+    pub(crate) fanout: Fanout,
+    /// How live sockets run.
+    pub(crate) live: LiveConfig,
+    /// The application's live-socket hooks.
+    pub(crate) hooks: Arc<dyn LiveHooks>,
     after_mutation: Option<AfterMutation>,
 }
 
 impl Shared {
     /// Announces a committed action; returns the hook's warnings.
     pub(crate) async fn committed(&self, user: &AuthUser, action: SyncAction) -> Vec<String> {
+        self.appended(&action);
+        let Some(hook) = &self.after_mutation else {
+            return Vec::new();
+        };
+        match hook(MutationEvent {
+            user: user.clone(),
+            action,
+        })
+        .await
+        {
+            Ok(()) => Vec::new(),
+            Err(error) => vec![format!("onAfterMutation hook failed: {error}")],
+        }
+    }
+
+    /// Pokes this node's log tailer and tells the other nodes that `action`
+    /// is in the log.
+    pub(crate) fn appended(&self, action: &SyncAction) {
         self.last_committed.send_if_modified(|last| {
             let advanced = action.id > *last;
             *last = (*last).max(action.id);
             advanced
         });
-        let Some(hook) = &self.after_mutation else { return Vec::new() };
-        match hook(MutationEvent { user: user.clone(), action }).await {
-            Ok(()) => Vec::new(),
-            Err(error) => vec![format!("onAfterMutation hook failed: {error}")],
-        }
+        self.fanout.announce(action);
     }
 }
 
@@ -57,7 +81,10 @@ pub struct SyncServer {
 
 impl std::fmt::Debug for SyncServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SyncServer").field("base_path", &self.base_path).field("store", &self.shared.store).finish()
+        f.debug_struct("SyncServer")
+            .field("base_path", &self.base_path)
+            .field("store", &self.shared.store)
+            .finish()
     }
 }
 
@@ -70,6 +97,9 @@ impl SyncServer {
             auth: None,
             base_path: "/sync".to_owned(),
             after_mutation: None,
+            fanout: FanoutConfig::default(),
+            live: LiveConfig::default(),
+            hooks: None,
         }
     }
 
@@ -84,9 +114,54 @@ impl SyncServer {
             .with_state(Arc::clone(&self.shared))
     }
 
-    /// The store, for application code that trims the log or manages memberships.
+    /// The store, for application code that trims the log or reads it.
     pub fn store(&self) -> &Store {
         &self.shared.store
+    }
+
+    /// Adds `user_id` to `group_id` (PROTOCOL §11): writes the membership,
+    /// then appends a `G` action with the user's new full
+    /// `subscribedSyncGroups` to their personal group. The user's live
+    /// sockets, on every node, receive that action and from then on the
+    /// group's deltas. Returns the `G` action, or `None` when the user was
+    /// already a member.
+    pub async fn add_member(
+        &self,
+        user_id: &str,
+        group_id: &str,
+    ) -> Result<Option<SyncAction>, Error> {
+        crate::membership::add(&self.shared, user_id, group_id, "workspace").await
+    }
+
+    /// Like [`SyncServer::add_member`], recording `group_type` on the
+    /// membership row (`"workspace"` by default).
+    pub async fn add_member_of_type(
+        &self,
+        user_id: &str,
+        group_id: &str,
+        group_type: &str,
+    ) -> Result<Option<SyncAction>, Error> {
+        crate::membership::add(&self.shared, user_id, group_id, group_type).await
+    }
+
+    /// Removes `user_id` from `group_id`: deletes the membership, then
+    /// appends a `G` action with the new list. The user's live sockets stop
+    /// receiving the group's deltas after that action. Returns the `G`
+    /// action, or `None` when the user was not a member.
+    pub async fn remove_member(
+        &self,
+        user_id: &str,
+        group_id: &str,
+    ) -> Result<Option<SyncAction>, Error> {
+        crate::membership::remove(&self.shared, user_id, group_id).await
+    }
+
+    /// Stops live delivery on this node: the log tailer and Redis tasks end
+    /// and every live socket is closed with 1001, so that its client resumes
+    /// from its cursor on another node. HTTP routes keep working until the
+    /// application stops serving them.
+    pub fn shutdown(&self) {
+        self.shared.fanout.shut_down();
     }
 }
 
@@ -97,11 +172,16 @@ pub struct SyncServerBuilder {
     auth: Option<Arc<dyn Auth>>,
     base_path: String,
     after_mutation: Option<AfterMutation>,
+    fanout: FanoutConfig,
+    live: LiveConfig,
+    hooks: Option<Arc<dyn LiveHooks>>,
 }
 
 impl std::fmt::Debug for SyncServerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SyncServerBuilder").field("base_path", &self.base_path).finish_non_exhaustive()
+        f.debug_struct("SyncServerBuilder")
+            .field("base_path", &self.base_path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -137,16 +217,101 @@ impl SyncServerBuilder {
         self
     }
 
+    /// Fans deltas out to the other nodes through the Redis at `url`
+    /// (`redis://host:port/db`; PROTOCOL §9). Without it, one node works
+    /// alone. Needs the `redis` feature.
+    #[must_use]
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        self.fanout.redis_url = Some(url.into());
+        self
+    }
+
+    /// The Redis channel of the fan-out (default `sync:deltas`); every node
+    /// of one deployment must use the same.
+    #[must_use]
+    pub fn redis_channel(mut self, channel: impl Into<String>) -> Self {
+        self.fanout.redis_channel = channel.into();
+        self
+    }
+
+    /// How often the log tailer reads the log without being poked (default
+    /// 1 s): the delay of live delivery across nodes when Redis is down.
+    #[must_use]
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.fanout.poll_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Actions the in-process bus holds (default 4096); a socket further
+    /// behind reads the log instead.
+    #[must_use]
+    pub fn bus_capacity(mut self, capacity: usize) -> Self {
+        self.fanout.bus_capacity = capacity.max(1);
+        self
+    }
+
+    /// Between heartbeat pings of a live socket (default 30 s).
+    #[must_use]
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.live.heartbeat_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Between re-checks of a subscribed socket's token (default 60 s); a
+    /// token the verifier now refuses stops the socket's deltas.
+    #[must_use]
+    pub fn token_recheck_interval(mut self, interval: Duration) -> Self {
+        self.live.token_recheck_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Live actions a replay may see arrive before it is closed with
+    /// `BUFFER_OVERFLOW` (default 10 000).
+    #[must_use]
+    pub fn replay_buffer_limit(mut self, limit: usize) -> Self {
+        self.live.replay_buffer_limit = limit;
+        self
+    }
+
+    /// Frames a live socket's outgoing queue holds (default 1024), and how
+    /// long it may stay full (default 10 s) before the socket is closed with
+    /// `SLOW_CONSUMER` / 4008.
+    #[must_use]
+    pub fn outgoing_queue(mut self, frames: usize, slow_consumer_timeout: Duration) -> Self {
+        self.live.outgoing_queue = frames.max(1);
+        self.live.slow_consumer_timeout = slow_consumer_timeout;
+        self
+    }
+
+    /// Hooks on live sockets: subscribe, application frames, close.
+    #[must_use]
+    pub fn live_hooks(mut self, hooks: impl LiveHooks) -> Self {
+        self.hooks = Some(Arc::new(hooks));
+        self
+    }
+
     /// Connects to the database, creates the sync tables and returns the server.
     pub async fn build(self) -> Result<SyncServer, Error> {
-        let url = self
-            .database_url
-            .ok_or_else(|| Error::Config("no database configured: call .database_url(...)".into()))?;
-        let auth = self.auth.ok_or_else(|| Error::Config("no auth configured: call .auth(...)".into()))?;
+        let url = self.database_url.ok_or_else(|| {
+            Error::Config("no database configured: call .database_url(...)".into())
+        })?;
+        let auth = self
+            .auth
+            .ok_or_else(|| Error::Config("no auth configured: call .auth(...)".into()))?;
         let store = Store::connect(&url, self.registry).await?;
-        let (last_committed, _) = watch::channel(SyncId::ZERO);
+        let (last_committed, committed) = watch::channel(SyncId::ZERO);
+        let fanout = Fanout::start(store.clone(), self.fanout, committed).await?;
+        let hooks = self.hooks.unwrap_or_else(|| Arc::new(NoHooks));
         Ok(SyncServer {
-            shared: Arc::new(Shared { store, auth, last_committed, after_mutation: self.after_mutation }),
+            shared: Arc::new(Shared {
+                store,
+                auth,
+                last_committed,
+                fanout,
+                live: self.live,
+                hooks,
+                after_mutation: self.after_mutation,
+            }),
             base_path: self.base_path,
         })
     }

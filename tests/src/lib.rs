@@ -1,3 +1,4 @@
 //! Shared helpers of the integration suites.
 pub mod handwritten;
 pub mod harness;
+pub mod live;

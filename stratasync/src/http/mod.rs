@@ -31,6 +31,7 @@ pub(crate) fn routes(base: &str) -> axum::Router<Arc<Shared>> {
         .route(&format!("{base}/batch"), post(batch::batch))
         .route(&format!("{base}/deltas"), get(deltas::deltas))
         .route(&format!("{base}/mutate"), post(mutate_route))
+        .route(&format!("{base}/ws"), get(crate::live::ws_route))
 }
 
 /// The token of an `Authorization: Bearer <token>` header.

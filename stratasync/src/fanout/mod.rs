@@ -1,0 +1,163 @@
+//! Fan-out: how every committed action reaches the live sockets of every
+//! node (PROTOCOL §8–9).
+//!
+//! # The log is the bus
+//!
+//! Actions become visible in the `sync_actions` log in id order (the append
+//! lock is held until commit), so the log itself is a total order that every
+//! node can read. Each node runs one `tailer` task that reads the log after
+//! its own cursor, in id order and in pages, and hands each action to an
+//! in-process [`tokio::sync::broadcast`] channel (the memory bus,
+//! `bus`). Live sockets read that channel; nothing is ever delivered from
+//! anywhere else than the log, so a socket sees actions gap-free, ascending and
+//! once each.
+//!
+//! The tailer reads when it is poked:
+//!
+//! - by a commit on this node (the `last_committed` watch channel),
+//! - by a message on Redis from another node (`redis`, feature `redis`):
+//!   the message is a poke, its content is not trusted for delivery,
+//! - by a periodic safety poll (one second by default), which is also how a
+//!   node catches up when Redis is down, lagging or absent.
+//!
+//! ## Lagging
+//!
+//! The bus is bounded. A socket that falls more than its capacity behind gets
+//! [`RecvError::Lagged`](tokio::sync::broadcast::error::RecvError::Lagged) and
+//! reads the log from its own cursor instead, so server memory does not grow
+//! with how far behind a client is.
+
+pub(crate) mod bus;
+#[cfg(feature = "redis")]
+mod redis;
+mod tailer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use stratasync_core::{SyncAction, SyncId};
+use stratasync_diesel::Store;
+use tokio::sync::{Notify, broadcast, watch};
+
+pub(crate) use bus::LiveAction;
+
+use crate::error::Error;
+
+/// The Redis channel of PROTOCOL §9.
+pub const DEFAULT_REDIS_CHANNEL: &str = "sync:deltas";
+
+/// How fan-out is configured.
+#[derive(Debug, Clone)]
+pub(crate) struct FanoutConfig {
+    /// How often the tailer reads the log without being poked.
+    pub(crate) poll_interval: Duration,
+    /// Actions the memory bus holds before slow readers lag.
+    pub(crate) bus_capacity: usize,
+    /// Redis for cross-node pokes, if any.
+    pub(crate) redis_url: Option<String>,
+    /// The Redis channel.
+    pub(crate) redis_channel: String,
+}
+
+impl Default for FanoutConfig {
+    fn default() -> Self {
+        FanoutConfig {
+            poll_interval: Duration::from_secs(1),
+            bus_capacity: 4096,
+            redis_url: None,
+            redis_channel: DEFAULT_REDIS_CHANNEL.to_owned(),
+        }
+    }
+}
+
+/// One node's fan-out: the log tailer, the memory bus and the Redis link.
+pub(crate) struct Fanout {
+    bus: broadcast::Sender<Arc<LiveAction>>,
+    shutdown: watch::Sender<bool>,
+    #[cfg(feature = "redis")]
+    redis: Option<redis::Publisher>,
+}
+
+impl Fanout {
+    /// Starts the tailer (and the Redis tasks when configured) at the end of
+    /// the log as it is now.
+    pub(crate) async fn start(
+        store: Store,
+        config: FanoutConfig,
+        committed: watch::Receiver<SyncId>,
+    ) -> Result<Fanout, Error> {
+        let (bus, _) = broadcast::channel(config.bus_capacity.max(1));
+        let (shutdown, _) = watch::channel(false);
+        let poke = Arc::new(Notify::new());
+        let start = store.last_id().await?;
+        #[cfg(feature = "redis")]
+        let redis = match &config.redis_url {
+            Some(url) => Some(redis::start(
+                url,
+                &config.redis_channel,
+                Arc::clone(&poke),
+                shutdown.subscribe(),
+            )?),
+            None => None,
+        };
+        #[cfg(not(feature = "redis"))]
+        if config.redis_url.is_some() {
+            return Err(Error::Config(
+                "a Redis URL needs the `redis` feature of stratasync".into(),
+            ));
+        }
+        tokio::spawn(tailer::run(tailer::Tailer {
+            store,
+            cursor: start,
+            bus: bus.clone(),
+            committed,
+            poke,
+            poll_interval: config.poll_interval,
+            shutdown: shutdown.subscribe(),
+        }));
+        Ok(Fanout {
+            bus,
+            shutdown,
+            #[cfg(feature = "redis")]
+            redis,
+        })
+    }
+
+    /// A receiver of every action the tailer reads from now on.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<LiveAction>> {
+        self.bus.subscribe()
+    }
+
+    /// Tells the other nodes that `action` committed here (the local tailer
+    /// is poked through the `last_committed` channel). Never blocks and never
+    /// fails: Redis is only a poke, the poll covers what it loses.
+    pub(crate) fn announce(&self, action: &SyncAction) {
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &self.redis {
+            redis.publish(action);
+        }
+        #[cfg(not(feature = "redis"))]
+        let _ = action;
+    }
+
+    /// Signals shutdown to the tailer, the Redis tasks and every live socket.
+    pub(crate) fn shut_down(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Resolves once shutdown was signalled.
+    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+}
+
+impl Drop for Fanout {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+/// Waits until `signal` says shutdown (or its sender is gone).
+pub(crate) async fn stopped(signal: &mut watch::Receiver<bool>) {
+    let _ = signal.wait_for(|stop| *stop).await;
+}

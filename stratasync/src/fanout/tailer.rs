@@ -1,0 +1,87 @@
+//! The log tailer: one task per node that reads `sync_actions` in id order
+//! after its cursor and hands every action to the memory bus.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use stratasync_core::SyncId;
+use stratasync_diesel::Store;
+use tokio::sync::{Notify, broadcast, watch};
+use tracing::Instrument as _;
+
+use super::LiveAction;
+
+/// Actions read from the log per query.
+const PAGE: i64 = 1000;
+
+/// The tailer's state.
+pub(super) struct Tailer {
+    pub(super) store: Store,
+    /// The last id handed to the bus.
+    pub(super) cursor: SyncId,
+    pub(super) bus: broadcast::Sender<Arc<LiveAction>>,
+    /// Bumped by every local commit.
+    pub(super) committed: watch::Receiver<SyncId>,
+    /// Poked by Redis messages from other nodes.
+    pub(super) poke: Arc<Notify>,
+    pub(super) poll_interval: Duration,
+    pub(super) shutdown: watch::Receiver<bool>,
+}
+
+/// Runs until shutdown: waits for a poke, a local commit or the poll, then
+/// reads the log up to its end.
+pub(super) async fn run(mut tailer: Tailer) {
+    let span = tracing::info_span!("log_tailer", start = %tailer.cursor);
+    async move {
+        let mut poll = tokio::time::interval(tailer.poll_interval);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                biased;
+                _ = super::stopped(&mut tailer.shutdown) => break,
+                changed = tailer.committed.changed() => {
+                    if changed.is_err() {
+                        break; // the server is gone
+                    }
+                }
+                () = tailer.poke.notified() => {}
+                _ = poll.tick() => {}
+            }
+            match tailer.drain().await {
+                Ok(()) if failing => {
+                    tracing::info!(cursor = %tailer.cursor, "reading the log again");
+                    failing = false;
+                }
+                Ok(()) => {}
+                Err(error) => {
+                    if !failing {
+                        tracing::warn!(%error, cursor = %tailer.cursor, "reading the log failed; retrying at the next poll");
+                    }
+                    failing = true;
+                }
+            }
+        }
+        tracing::debug!(cursor = %tailer.cursor, "log tailer stopped");
+    }
+    .instrument(span)
+    .await;
+}
+
+impl Tailer {
+    /// Reads every action after the cursor, in order, onto the bus.
+    async fn drain(&mut self) -> Result<(), stratasync_diesel::StoreError> {
+        loop {
+            let page = self.store.read_actions(self.cursor, PAGE, None).await?;
+            let full = page.len() as i64 >= PAGE;
+            for action in page {
+                self.cursor = action.id;
+                // No receiver is fine: no socket is listening.
+                let _ = self.bus.send(Arc::new(LiveAction::new(action)));
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+}

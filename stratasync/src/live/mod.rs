@@ -1,0 +1,105 @@
+//! `GET /sync/ws`: live deltas over a WebSocket (PROTOCOL §8).
+//!
+//! The token is checked on the upgrade (`401` before it when absent or
+//! refused). Each socket then runs one `session`: its frames are handled
+//! one at a time, in arrival order. A `subscribe` frame resets the session,
+//! authorizes its token, `replay`s the log from `afterSyncId`, sends the
+//! `subscribed` acknowledgement and streams live actions from the node's
+//! memory bus (see [`crate::fanout`]), each above the socket's cursor and
+//! visible to its groups, in ascending id order, once.
+//!
+//! # Bounds
+//!
+//! - The `outbox` of a socket holds a bounded number of frames; a socket
+//!   that stops reading is told (`SLOW_CONSUMER`) and closed with 4008.
+//! - A socket that lags behind the memory bus reads the log from its cursor
+//!   instead, so nothing is buffered for it.
+//! - A replay during which more live actions arrive than the replay buffer
+//!   bound (10 000) is closed with `BUFFER_OVERFLOW` / 4008.
+//! - A `heartbeat` ping every 30 s; an unanswered one closes with 1011.
+
+pub(crate) mod frames;
+mod heartbeat;
+mod hooks;
+mod outbox;
+mod replay;
+mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{RawQuery, State, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+pub(crate) use hooks::NoHooks;
+pub use hooks::{LiveContext, LiveHooks, LiveSocket};
+
+use crate::server::Shared;
+
+/// The replay buffer bound of PROTOCOL §8.
+pub const DEFAULT_REPLAY_BUFFER_LIMIT: usize = 10_000;
+
+/// How live sockets are run.
+#[derive(Debug, Clone)]
+pub(crate) struct LiveConfig {
+    /// Between pings.
+    pub(crate) heartbeat_interval: Duration,
+    /// Between re-checks of a subscribed socket's token.
+    pub(crate) token_recheck_interval: Duration,
+    /// Live actions a replay may see arrive before `BUFFER_OVERFLOW`.
+    pub(crate) replay_buffer_limit: usize,
+    /// Frames a socket's outgoing queue holds.
+    pub(crate) outgoing_queue: usize,
+    /// How long a full outgoing queue is tolerated.
+    pub(crate) slow_consumer_timeout: Duration,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            heartbeat_interval: Duration::from_secs(30),
+            token_recheck_interval: Duration::from_secs(60),
+            replay_buffer_limit: DEFAULT_REPLAY_BUFFER_LIMIT,
+            outgoing_queue: 1024,
+            slow_consumer_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `GET /sync/ws?token=...`: checks the token, then upgrades.
+pub(crate) async fn ws_route(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let token = query.as_deref().and_then(|query| {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(key, _)| key == "token")
+            .map(|(_, value)| value.into_owned())
+            .filter(|token| !token.is_empty())
+    });
+    let Some(token) = token else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "error": "Token required" })),
+        )
+            .into_response();
+    };
+    if shared.auth.verify_token(&token).await.is_err() {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "error": "Invalid token" })),
+        )
+            .into_response();
+    }
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let connection_id = uuid::Uuid::new_v4().to_string();
+    upgrade.on_upgrade(move |socket| session::run(shared, socket, connection_id))
+}

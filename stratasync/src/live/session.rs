@@ -1,0 +1,446 @@
+//! One socket's session: its frames handled in order, its subscription, and
+//! live delivery from the memory bus (PROTOCOL §8).
+
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use futures::StreamExt as _;
+use stratasync_core::{SyncAction, SyncId};
+use tokio::sync::broadcast::{self, error::RecvError};
+use tracing::Instrument as _;
+
+use super::frames::{self, ClientFrame, Subscribe};
+use super::heartbeat::{Beat, Heartbeat};
+use super::hooks::{LiveContext, LiveSocket};
+use super::outbox::{Outbox, SendError};
+use super::replay::{self, ReplayError};
+use crate::auth::{AuthUser, Caller, caller_groups};
+use crate::fanout::{self, LiveAction, bus::visible};
+use crate::server::Shared;
+
+/// The action letter of a change of the user's groups (PROTOCOL §11).
+const GROUPS_CHANGED: &str = "G";
+
+/// A subscribed socket's state.
+pub(crate) struct Subscription {
+    /// The token of the subscribe, re-checked periodically.
+    token: String,
+    /// Who subscribed.
+    user: AuthUser,
+    /// The groups the subscribe named (`None`: all the user holds).
+    requested: Option<Vec<String>>,
+    /// The effective groups.
+    pub(crate) groups: Vec<String>,
+    /// The last action delivered.
+    pub(crate) cursor: SyncId,
+    /// The memory bus.
+    pub(crate) rx: broadcast::Receiver<Arc<LiveAction>>,
+}
+
+/// What [`Subscription::deliver`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivered {
+    /// Not above the cursor, or not visible.
+    Skipped,
+    /// Sent; the cursor advanced.
+    Sent,
+    /// Sent, and it changed the socket's groups.
+    Regrouped,
+}
+
+impl Subscription {
+    /// Sends `action` if it is above the cursor and visible, advancing the
+    /// cursor. A `G` action of this user re-reads the user's groups, so that
+    /// a new group's deltas start, and a removed group's stop, at that point
+    /// of the log on every node.
+    pub(crate) async fn deliver(
+        &mut self,
+        shared: &Shared,
+        outbox: &Outbox,
+        action: &SyncAction,
+        frame: impl FnOnce() -> Utf8Bytes,
+    ) -> Result<Delivered, SendError> {
+        if action.id <= self.cursor || !visible(action, &self.groups) {
+            return Ok(Delivered::Skipped);
+        }
+        outbox.send(frame()).await?;
+        self.cursor = action.id;
+        if action.action == GROUPS_CHANGED
+            && action.group_id.as_deref() == Some(self.user.user_id.as_str())
+        {
+            return Ok(if self.regroup(shared).await {
+                Delivered::Regrouped
+            } else {
+                Delivered::Sent
+            });
+        }
+        Ok(Delivered::Sent)
+    }
+
+    /// Re-reads the groups the user holds; returns whether the effective
+    /// groups changed. A subscribe that named groups never widens past them.
+    async fn regroup(&mut self, shared: &Shared) -> bool {
+        match caller_groups(&shared.auth, &shared.store, &self.user).await {
+            Ok(held) => {
+                let caller = Caller {
+                    user: self.user.clone(),
+                    groups: held,
+                };
+                let groups = caller.effective_groups(self.requested.as_deref());
+                let changed = groups != self.groups;
+                if changed {
+                    tracing::info!(?groups, "groups changed");
+                }
+                self.groups = groups;
+                changed
+            }
+            Err(error) => {
+                tracing::warn!(%error, "re-reading the user's groups failed; keeping the current ones");
+                false
+            }
+        }
+    }
+}
+
+/// Whether the session goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}
+
+/// Something the session waits for.
+enum Event {
+    Shutdown,
+    Frame(Option<Result<Message, axum::Error>>),
+    Live(Result<Arc<LiveAction>, RecvError>),
+    Beat(Beat),
+    Recheck,
+}
+
+/// A socket's session.
+struct Session {
+    shared: Arc<Shared>,
+    outbox: Outbox,
+    socket: LiveSocket,
+    context: LiveContext,
+    sub: Option<Subscription>,
+}
+
+/// Runs a socket until it closes.
+pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: String) {
+    let span =
+        tracing::info_span!("live_socket", conn = %connection_id, user = tracing::field::Empty);
+    async move {
+        tracing::debug!("socket open");
+        let config = shared.live.clone();
+        let (sink, mut stream) = socket.split();
+        let (outbox, writer) =
+            Outbox::start(sink, config.outgoing_queue, config.slow_consumer_timeout);
+        let live_socket = LiveSocket::new(connection_id.clone(), outbox.handle());
+        let mut session = Session {
+            shared: Arc::clone(&shared),
+            outbox,
+            socket: live_socket,
+            context: LiveContext {
+                connection_id,
+                user_id: None,
+                groups: Vec::new(),
+            },
+            sub: None,
+        };
+        let mut heartbeat = Heartbeat::new(config.heartbeat_interval);
+        let mut recheck = tokio::time::interval_at(
+            tokio::time::Instant::now() + config.token_recheck_interval,
+            config.token_recheck_interval,
+        );
+        let mut shutdown = shared.fanout.shutdown_signal();
+        loop {
+            let event = {
+                let sub = &mut session.sub;
+                let subscribed = sub.is_some();
+                let live = async {
+                    match sub {
+                        Some(sub) => sub.rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    () = fanout::stopped(&mut shutdown) => Event::Shutdown,
+                    frame = stream.next() => Event::Frame(frame),
+                    live = live => Event::Live(live),
+                    beat = heartbeat.tick() => Event::Beat(beat),
+                    _ = recheck.tick(), if subscribed => Event::Recheck,
+                }
+            };
+            let flow = match event {
+                Event::Shutdown => {
+                    session.outbox.close(None, 1001, "Server shutting down");
+                    Flow::Stop
+                }
+                Event::Frame(Some(Ok(Message::Pong(_)))) => {
+                    heartbeat.pong();
+                    Flow::Continue
+                }
+                Event::Frame(Some(Ok(message))) => session.on_frame(message).await,
+                Event::Frame(None | Some(Err(_))) => Flow::Stop,
+                Event::Live(live) => session.on_live(live).await,
+                Event::Beat(Beat::Ping) => match session
+                    .outbox
+                    .send_message(Message::Ping(Default::default()))
+                    .await
+                {
+                    Ok(()) => Flow::Continue,
+                    Err(error) => session.send_failed(error),
+                },
+                Event::Beat(Beat::TimedOut) => {
+                    tracing::info!("heartbeat timed out");
+                    session.outbox.close(None, 1011, "Heartbeat timeout");
+                    Flow::Stop
+                }
+                Event::Recheck => session.recheck().await,
+            };
+            if flow == Flow::Stop {
+                break;
+            }
+        }
+        let Session {
+            shared,
+            outbox,
+            socket,
+            context,
+            ..
+        } = session;
+        drop(outbox);
+        drop(stream);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
+        shared.hooks.on_close(&socket, &context).await;
+        tracing::debug!("socket closed");
+    }
+    .instrument(span)
+    .await;
+}
+
+impl Session {
+    /// Handles one client frame.
+    async fn on_frame(&mut self, message: Message) -> Flow {
+        let text = match &message {
+            Message::Text(text) => text.as_str(),
+            Message::Binary(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => text,
+                Err(_) => return Flow::Continue,
+            },
+            Message::Close(_) => return Flow::Stop,
+            Message::Ping(_) | Message::Pong(_) => return Flow::Continue,
+        };
+        match frames::decode(text) {
+            None => Flow::Continue,
+            Some(ClientFrame::Subscribe(subscribe)) => self.subscribe(subscribe).await,
+            Some(ClientFrame::BadSubscribe) => {
+                self.send(frames::error("Authentication required", None))
+                    .await
+            }
+            Some(ClientFrame::Other(message)) => {
+                if self.sub.is_some() {
+                    self.shared
+                        .hooks
+                        .on_message(&self.socket, &self.context, &message)
+                        .await;
+                } else {
+                    tracing::debug!("frame before subscribe ignored");
+                }
+                Flow::Continue
+            }
+        }
+    }
+
+    /// A subscribe (PROTOCOL §8): reset, hook, authorize, check the cursor,
+    /// replay, acknowledge, then live.
+    async fn subscribe(&mut self, subscribe: Subscribe) -> Flow {
+        let fresh = LiveContext {
+            connection_id: self.context.connection_id.clone(),
+            user_id: None,
+            groups: Vec::new(),
+        };
+        let previous = std::mem::replace(&mut self.context, fresh);
+        self.sub = None;
+        let shared = Arc::clone(&self.shared);
+        shared.hooks.on_subscribe(&self.socket, &previous).await;
+
+        let user = match shared.auth.verify_token(&subscribe.token).await {
+            Ok(user) => user,
+            Err(error) => return self.send(frames::error(&error.to_string(), None)).await,
+        };
+        let held = match caller_groups(&shared.auth, &shared.store, &user).await {
+            Ok(held) => held,
+            Err(error) => {
+                tracing::error!(%error, "resolving sync groups failed");
+                let reason = "Failed to resolve sync groups";
+                self.outbox
+                    .close(Some(frames::error(reason, None)), 1011, reason);
+                return Flow::Stop;
+            }
+        };
+        tracing::Span::current().record("user", user.user_id.as_str());
+        let caller = Caller { user, groups: held };
+        let groups = caller.effective_groups(subscribe.groups.as_deref());
+        if let Some(requested) = &subscribe.groups {
+            let refused: Vec<&String> = requested
+                .iter()
+                .filter(|g| !caller.groups.contains(g))
+                .collect();
+            if !refused.is_empty() {
+                tracing::warn!(?refused, "subscribe named groups the user does not hold");
+            }
+        }
+        match shared.store.is_stale(subscribe.after, &groups).await {
+            Ok(false) => {}
+            Ok(true) => {
+                return self
+                    .send(frames::error(
+                        "A fresh bootstrap is required before subscribing to deltas",
+                        Some("BOOTSTRAP_REQUIRED"),
+                    ))
+                    .await;
+            }
+            Err(error) => return self.replay_failed(&ReplayError::Store(error)),
+        }
+
+        let mut sub = Subscription {
+            token: subscribe.token,
+            user: caller.user,
+            requested: subscribe.groups,
+            groups,
+            cursor: subscribe.after,
+            rx: shared.fanout.subscribe(),
+        };
+        match replay::catch_up(
+            &mut sub,
+            &shared,
+            &self.outbox,
+            Some(shared.live.replay_buffer_limit),
+        )
+        .await
+        {
+            Ok(()) => {}
+            Err(ReplayError::Overflow) => {
+                tracing::warn!(cursor = %sub.cursor, "replay buffer limit exceeded");
+                let reason = "Replay buffer limit exceeded";
+                self.outbox.close(
+                    Some(frames::error(reason, Some("BUFFER_OVERFLOW"))),
+                    4008,
+                    reason,
+                );
+                return Flow::Stop;
+            }
+            Err(error) => return self.replay_failed(&error),
+        }
+        if let Err(error) = self
+            .outbox
+            .send(frames::subscribed(sub.cursor, &sub.groups))
+            .await
+        {
+            return self.send_failed(error);
+        }
+        tracing::debug!(cursor = %sub.cursor, groups = ?sub.groups, "subscribed");
+        self.context.user_id = Some(sub.user.user_id.clone());
+        self.context.groups = sub.groups.clone();
+        self.sub = Some(sub);
+        Flow::Continue
+    }
+
+    /// An action from the memory bus, or the news that this socket lagged.
+    async fn on_live(&mut self, live: Result<Arc<LiveAction>, RecvError>) -> Flow {
+        let Some(sub) = self.sub.as_mut() else {
+            return Flow::Continue;
+        };
+        let outcome = match live {
+            Ok(live) => {
+                let frame = live.frame.clone();
+                sub.deliver(&self.shared, &self.outbox, &live.action, || frame)
+                    .await
+                    .map_err(ReplayError::Send)
+            }
+            Err(RecvError::Lagged(missed)) => {
+                tracing::debug!(missed, cursor = %sub.cursor, "lagged behind the bus; reading the log");
+                replay::catch_up(sub, &self.shared, &self.outbox, None)
+                    .await
+                    .map(|()| Delivered::Sent)
+            }
+            Err(RecvError::Closed) => {
+                self.outbox.close(None, 1001, "Server shutting down");
+                return Flow::Stop;
+            }
+        };
+        match outcome {
+            Ok(_) => {
+                self.context.groups.clone_from(&sub.groups);
+                Flow::Continue
+            }
+            Err(error) => self.replay_failed(&error),
+        }
+    }
+
+    /// Re-checks the token of the subscription: a refused token stops the
+    /// deltas; groups the user no longer holds are dropped.
+    async fn recheck(&mut self) -> Flow {
+        let Some(sub) = self.sub.as_mut() else {
+            return Flow::Continue;
+        };
+        match self.shared.auth.verify_token(&sub.token).await {
+            Ok(_) => {
+                if let Ok(held) =
+                    caller_groups(&self.shared.auth, &self.shared.store, &sub.user).await
+                {
+                    sub.groups.retain(|g| held.contains(g));
+                    self.context.groups.clone_from(&sub.groups);
+                }
+                Flow::Continue
+            }
+            Err(error) => {
+                tracing::info!(%error, "token refused on re-check; deltas stop");
+                self.sub = None;
+                self.context.user_id = None;
+                self.context.groups.clear();
+                self.send(frames::error(&error.to_string(), None)).await
+            }
+        }
+    }
+
+    /// Queues a frame.
+    async fn send(&mut self, frame: Utf8Bytes) -> Flow {
+        match self.outbox.send(frame).await {
+            Ok(()) => Flow::Continue,
+            Err(error) => self.send_failed(error),
+        }
+    }
+
+    /// A frame could not be queued.
+    fn send_failed(&mut self, error: SendError) -> Flow {
+        if error == SendError::SlowConsumer {
+            tracing::warn!("socket is not reading; closing it");
+            let reason = "Outgoing queue limit exceeded";
+            self.outbox.close(
+                Some(frames::error(reason, Some("SLOW_CONSUMER"))),
+                4008,
+                reason,
+            );
+        }
+        Flow::Stop
+    }
+
+    /// The log could not be read for this socket.
+    fn replay_failed(&mut self, error: &ReplayError) -> Flow {
+        if let ReplayError::Send(error) = error {
+            return self.send_failed(*error);
+        }
+        tracing::warn!(%error, "replay failed");
+        self.outbox.close(
+            Some(frames::error("Replay failed", None)),
+            1011,
+            "Replay failed",
+        );
+        Flow::Stop
+    }
+}
