@@ -321,9 +321,9 @@ async fn sync_groups_narrow_and_never_widen(db: &TestDb) {
             .collect()
     };
     let reply = alice.get("/sync/deltas?after=0").await;
-    assert_eq!(ids(&reply), [w1_sync.clone(), w2_sync.clone()]);
+    assert_eq!(ids(&reply), [w1_sync.as_str(), w2_sync.as_str()]);
     let reply = alice.get("/sync/deltas?after=0&syncGroups=w1").await;
-    assert_eq!(ids(&reply), [w1_sync.clone()]);
+    assert_eq!(ids(&reply), [w1_sync.as_str()]);
     let reply = alice.get("/sync/deltas?after=0&syncGroups=w3").await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert!(ids(&reply).is_empty(), "{}", reply.text);
