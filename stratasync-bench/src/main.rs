@@ -1,0 +1,395 @@
+//! Run: `ulimit -n 20000; cargo run --release -p stratasync-bench -- --out BENCHMARKS.md`
+//! (PostgreSQL on 127.0.0.1:5432 with trust auth for `postgres`, Redis on
+//! 127.0.0.1:6379; `--quick` for a smoke run, `--help` for sizes).
+//!
+//! Measures the stratasync server against what the database alone can do,
+//! in the same run on the same machine, and writes `BENCHMARKS.md`:
+//!
+//! - (a) bootstrap: rows/s, bytes on the wire with and without gzip, time to
+//!   first byte, server peak RSS, a slow reader; baseline `COPY ... TO STDOUT`
+//!   of the same rows as JSON;
+//! - (b) mutate: tx/s and p50/p99 latency at several concurrencies and batch
+//!   sizes; baseline the same SQL issued directly;
+//! - (c) fan-out: WebSocket subscribers, delivery latency, RSS per idle
+//!   socket, one node and two nodes over Redis;
+//! - (d) catch-up: actions/s through `/sync/deltas` and WebSocket replay;
+//!   baseline `COPY` of the same actions.
+//!
+//! The server is the `todo-example` binary (built in release mode by this
+//! command), run as a child process on loopback ports against a database
+//! the bench creates (`stratasync_bench`, dropped at the end) and seeds with
+//! `INSERT ... SELECT generate_series`.
+
+mod args;
+mod bootstrap;
+mod catchup;
+mod db;
+mod fanout;
+mod machine;
+mod mutate;
+mod node;
+mod report;
+mod stats;
+mod ws;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use args::Args;
+use bootstrap::Reader;
+use machine::Machine;
+use node::Node;
+use report::{BootstrapRow, CatchupRow, MutateRow, Report};
+
+/// The workspace and user of the mutate benchmark.
+const MUTATE_WORKSPACE: (&str, &str) = ("wmut", "umut");
+/// Rows of the mutate workspace.
+const MUTATE_ROWS: u64 = 20_000;
+/// The workspace and user of the fan-out benchmark.
+const FANOUT_WORKSPACE: (&str, &str) = ("wfan", "ufan");
+/// The workspace (group) and user of the catch-up benchmark.
+const CATCHUP_WORKSPACE: (&str, &str) = ("wcat", "ucat");
+/// `/sync/deltas` page size of the catch-up benchmark (the protocol's default).
+const DELTAS_LIMIT: u32 = 1000;
+/// How long the slow reader pauses.
+const SLOW_PAUSE: Duration = Duration::from_secs(3);
+
+#[tokio::main]
+async fn main() {
+    if let Err(error) = run().await {
+        eprintln!("error: {error}");
+        std::process::exit(1);
+    }
+}
+
+/// Progress on stderr.
+macro_rules! step {
+    ($($arg:tt)*) => { eprintln!("[bench] {}", format!($($arg)*)) };
+}
+
+async fn run() -> Result<(), String> {
+    let args = Args::parse()?;
+    let started = Instant::now();
+    let machine = Machine::read();
+    build_server(&args)?;
+
+    step!("creating database {}", args.database);
+    db::recreate(&args.postgres, &args.database).await?;
+    let url = args.database_url();
+    // The server creates its tables and the sync tables on start.
+    Node::start(&args.server_bin, &url, None)
+        .await?
+        .stop()
+        .await;
+    let db = db::connect(&url).await?;
+
+    let mut report = Report {
+        command: command_line(),
+        date: db
+            .query_one(
+                "SELECT to_char(now() AT TIME ZONE 'utc', 'YYYY-MM-DD HH24:MI \"UTC\"')",
+                &[],
+            )
+            .await
+            .map_err(|e| e.to_string())?
+            .get(0),
+        versions: versions(&db, &args.redis).await,
+        ..Report::default()
+    };
+
+    if args.runs("bootstrap") {
+        report.bootstrap = bootstrap_section(&args, &db, &url, &mut report.slow).await?;
+    }
+    if args.runs("mutate") || args.runs("fanout") || args.runs("catchup") {
+        step!("seeding {MUTATE_ROWS} todos for mutate and fan-out");
+        db::seed_todos(&db, MUTATE_WORKSPACE.0, MUTATE_WORKSPACE.1, MUTATE_ROWS).await?;
+        db::seed_todos(&db, FANOUT_WORKSPACE.0, FANOUT_WORKSPACE.1, 1_000).await?;
+    }
+    if args.runs("mutate") {
+        report.mutate = mutate_section(&args, &db, &url).await?;
+    }
+    let has_ws = {
+        let node = Node::start(&args.server_bin, &url, None).await?;
+        let has = has_websocket(&node).await;
+        node.stop().await;
+        has
+    };
+    if args.runs("catchup") {
+        report.catchup = Some(catchup_section(&args, &db, &url, has_ws).await?);
+    }
+    if args.runs("fanout") {
+        if has_ws {
+            report.fanout = fanout_section(&args, &db, &url).await?;
+        } else {
+            report.fanout_skipped =
+                Some("this build of the server has no `/sync/ws` route.".to_owned());
+        }
+    }
+
+    report.total_secs = started.elapsed().as_secs_f64();
+    drop(db);
+    db::drop_database(&args.postgres, &args.database).await?;
+    std::fs::write(&args.out, report.render(&machine))
+        .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
+    step!("wrote {} in {:.0} s", args.out.display(), report.total_secs);
+    Ok(())
+}
+
+/// Builds `todo-example` in release mode when it is the default server.
+fn build_server(args: &Args) -> Result<(), String> {
+    let default = std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .with_file_name("todo-example");
+    if args.server_bin != default || !cfg!(not(debug_assertions)) {
+        return Ok(());
+    }
+    step!("building todo-example (release)");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--release", "-p", "todo-example"])
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err("building todo-example failed".to_owned())
+    }
+}
+
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!(
+        "ulimit -n 20000; cargo run --release -p stratasync-bench -- {}",
+        args.join(" ")
+    )
+    .trim_end()
+    .to_owned()
+}
+
+async fn versions(db: &tokio_postgres::Client, redis: &str) -> Vec<String> {
+    let mut versions = Vec::new();
+    if let Ok(row) = db.query_one("SHOW server_version", &[]).await {
+        versions.push(format!("PostgreSQL {}", row.get::<_, String>(0)));
+    }
+    if let Some(version) = redis_version(redis).await {
+        versions.push(format!("Redis {version}"));
+    }
+    versions
+}
+
+/// `redis_version` from `INFO server`, over a raw connection.
+async fn redis_version(url: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let address = url.strip_prefix("redis://")?.trim_end_matches('/');
+    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+    stream.write_all(b"INFO server\r\n").await.ok()?;
+    let mut buf = vec![0u8; 8192];
+    let n = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .map(str::to_owned)
+}
+
+async fn bootstrap_section(
+    args: &Args,
+    db: &tokio_postgres::Client,
+    url: &str,
+    slow: &mut Option<(bootstrap::Fetched, bootstrap::Fetched)>,
+) -> Result<Vec<BootstrapRow>, String> {
+    let mut rows = Vec::new();
+    for &size in &args.rows {
+        let (workspace, user) = (format!("w{size}"), format!("u{size}"));
+        step!("seeding {size} todos");
+        db::seed_todos(db, &workspace, &user, size).await?;
+        let token = format!("user:{user}");
+        step!("bootstrap {size} rows: COPY baseline");
+        let copy = bootstrap::copy_baseline(db, &workspace).await?;
+        let read = |gzip, pause| Reader {
+            gzip,
+            pause,
+            expected_rows: size,
+        };
+        step!("bootstrap {size} rows: identity");
+        let plain =
+            bootstrap::on_fresh_node(&args.server_bin, url, &token, read(false, None)).await?;
+        step!("bootstrap {size} rows: gzip");
+        let gzip =
+            bootstrap::on_fresh_node(&args.server_bin, url, &token, read(true, None)).await?;
+        for fetched in [&plain, &gzip] {
+            if fetched.rows != size {
+                return Err(format!(
+                    "bootstrap returned {} rows, expected {size}",
+                    fetched.rows
+                ));
+            }
+        }
+        if slow.is_none() {
+            step!("bootstrap {size} rows: slow reader");
+            let paused = bootstrap::on_fresh_node(
+                &args.server_bin,
+                url,
+                &token,
+                read(false, Some(SLOW_PAUSE)),
+            )
+            .await?;
+            *slow = Some((paused, plain));
+        }
+        rows.push(BootstrapRow {
+            rows: size,
+            plain,
+            gzip,
+            copy,
+        });
+    }
+    Ok(rows)
+}
+
+async fn mutate_section(
+    args: &Args,
+    db: &tokio_postgres::Client,
+    url: &str,
+) -> Result<Vec<MutateRow>, String> {
+    let ids = Arc::new(
+        db::todo_ids(
+            db,
+            MUTATE_WORKSPACE.0,
+            i64::try_from(MUTATE_ROWS).unwrap_or(0),
+        )
+        .await?,
+    );
+    let token = format!("user:{}", MUTATE_WORKSPACE.1);
+    let node = Node::start(&args.server_bin, url, None).await?;
+    let mut rows = Vec::new();
+    for &batch in &args.batches {
+        for &clients in &args.clients {
+            let run = format!("m{clients}x{batch}");
+            step!("mutate {clients} clients × {batch} tx/request: direct SQL");
+            let direct = mutate::direct_sql(
+                url,
+                Arc::clone(&ids),
+                clients,
+                batch,
+                args.mutate_time,
+                &format!("{run}d"),
+            )
+            .await?;
+            step!("mutate {clients} clients × {batch} tx/request: server");
+            let server = mutate::through_server(
+                &node,
+                &token,
+                Arc::clone(&ids),
+                clients,
+                batch,
+                args.mutate_time,
+                &run,
+            )
+            .await?;
+            rows.push(MutateRow {
+                clients,
+                batch,
+                server,
+                direct,
+            });
+        }
+    }
+    node.stop().await;
+    Ok(rows)
+}
+
+async fn has_websocket(node: &Node) -> bool {
+    // Without a token the route answers 401; a build without it answers 404.
+    reqwest::get(format!("{}/sync/ws", node.base))
+        .await
+        .is_ok_and(|r| r.status() != reqwest::StatusCode::NOT_FOUND)
+}
+
+async fn catchup_section(
+    args: &Args,
+    db: &tokio_postgres::Client,
+    url: &str,
+    has_ws: bool,
+) -> Result<CatchupRow, String> {
+    let (group, user) = CATCHUP_WORKSPACE;
+    step!("seeding {} actions", args.actions);
+    db::add_member(db, user, group).await?;
+    let after = db::seed_actions(db, group, args.actions).await?;
+    let token = format!("user:{user}");
+    step!("catch-up: COPY baseline");
+    let query = format!(
+        "SELECT row_to_json(a) FROM sync_actions a WHERE a.id > {after} AND a.group_id = '{group}' ORDER BY a.id"
+    );
+    let copy = db::copy_out(db, &query).await?;
+    let node = Node::start(&args.server_bin, url, None).await?;
+    step!("catch-up: /sync/deltas");
+    let deltas = catchup::deltas(&node, &token, after, DELTAS_LIMIT, false).await?;
+    let deltas_gzip = catchup::deltas(&node, &token, after, DELTAS_LIMIT, true).await?;
+    let replay = if has_ws {
+        step!("catch-up: WebSocket replay");
+        Some(catchup::replay(&node, &token, after).await?)
+    } else {
+        None
+    };
+    node.stop().await;
+    for caught in [Some(&deltas), Some(&deltas_gzip), replay.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        if caught.actions != args.actions {
+            return Err(format!(
+                "catch-up delivered {} actions, expected {}",
+                caught.actions, args.actions
+            ));
+        }
+    }
+    Ok(CatchupRow {
+        deltas,
+        deltas_gzip,
+        replay,
+        copy,
+        limit: DELTAS_LIMIT,
+    })
+}
+
+async fn fanout_section(
+    args: &Args,
+    db: &tokio_postgres::Client,
+    url: &str,
+) -> Result<Vec<fanout::Fanout>, String> {
+    let ids = Arc::new(db::todo_ids(db, FANOUT_WORKSPACE.0, 1_000).await?);
+    let token = format!("user:{}", FANOUT_WORKSPACE.1);
+    let mut results = Vec::new();
+    for &subscribers in &args.subscribers {
+        for nodes in [1usize, 2] {
+            step!("fan-out: {subscribers} subscribers on {nodes} node(s)");
+            let redis = (nodes > 1).then_some(args.redis.as_str());
+            let mut started = Vec::new();
+            for _ in 0..nodes {
+                started.push(Node::start(&args.server_bin, url, redis).await?);
+            }
+            let after: i64 = db
+                .query_one("SELECT COALESCE(MAX(id), 0) FROM sync_actions", &[])
+                .await
+                .map_err(|e| e.to_string())?
+                .get(0);
+            let plan = fanout::Plan {
+                subscribers,
+                mutations: args.fanout_mutations,
+                rate: args.fanout_rate,
+                token: token.clone(),
+                ids: Arc::clone(&ids),
+                after,
+                run: format!("f{subscribers}n{nodes}"),
+            };
+            let result = fanout::run(&started, plan).await;
+            for node in started {
+                node.stop().await;
+            }
+            results.push(result?);
+        }
+    }
+    Ok(results)
+}
