@@ -23,7 +23,11 @@ pub struct AuthUser {
 impl AuthUser {
     /// A user known only by id.
     pub fn new(user_id: impl Into<String>) -> Self {
-        AuthUser { user_id: user_id.into(), email: None, name: None }
+        AuthUser {
+            user_id: user_id.into(),
+            email: None,
+            name: None,
+        }
     }
 }
 
@@ -68,7 +72,10 @@ pub trait Auth: Send + Sync + 'static {
     fn verify_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<AuthUser, TokenError>>;
 
     /// The groups the application says `user` belongs to.
-    fn resolve_groups<'a>(&'a self, user: &'a AuthUser) -> BoxFuture<'a, Result<Vec<String>, BoxError>>;
+    fn resolve_groups<'a>(
+        &'a self,
+        user: &'a AuthUser,
+    ) -> BoxFuture<'a, Result<Vec<String>, BoxError>>;
 }
 
 /// Why a caller could not be authorized.
@@ -133,11 +140,20 @@ pub(crate) async fn caller_groups(
     store: &Store,
     user: &AuthUser,
 ) -> Result<Vec<String>, AuthorizeError> {
-    let resolved = auth.resolve_groups(user).await.map_err(AuthorizeError::Groups)?;
-    let members =
-        store.member_groups(&user.user_id).await.map_err(|e| AuthorizeError::Groups(Box::new(e)))?;
+    let resolved = auth
+        .resolve_groups(user)
+        .await
+        .map_err(AuthorizeError::Groups)?;
+    let members = store
+        .member_groups(&user.user_id)
+        .await
+        .map_err(|e| AuthorizeError::Groups(Box::new(e)))?;
     let mut groups: Vec<String> = Vec::with_capacity(resolved.len() + members.len() + 1);
-    for group in resolved.into_iter().chain(members).chain([user.user_id.clone()]) {
+    for group in resolved
+        .into_iter()
+        .chain(members)
+        .chain([user.user_id.clone()])
+    {
         if !groups.contains(&group) {
             groups.push(group);
         }
@@ -150,7 +166,10 @@ mod tests {
     use super::*;
 
     fn caller() -> Caller {
-        Caller { user: AuthUser::new("u1"), groups: vec!["w1".into(), "w2".into(), "u1".into()] }
+        Caller {
+            user: AuthUser::new("u1"),
+            groups: vec!["w1".into(), "w2".into(), "u1".into()],
+        }
     }
 
     #[test]
@@ -158,7 +177,10 @@ mod tests {
         let c = caller();
         assert_eq!(c.effective_groups(None), c.groups);
         assert_eq!(c.effective_groups(Some(&[])), c.groups);
-        assert_eq!(c.effective_groups(Some(&["w2".into(), "x".into(), "w1".into()])), ["w2", "w1"]);
+        assert_eq!(
+            c.effective_groups(Some(&["w2".into(), "x".into(), "w1".into()])),
+            ["w2", "w1"]
+        );
         assert!(c.effective_groups(Some(&["x".into()])).is_empty());
     }
 }

@@ -55,10 +55,17 @@ pub enum ApiError {
 
 impl ApiError {
     /// A validation failure of one field.
-    pub fn invalid(part: RequestPart, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn invalid(
+        part: RequestPart,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         ApiError::Validation {
             part,
-            issues: vec![FieldIssue { field: field.into(), message: message.into() }],
+            issues: vec![FieldIssue {
+                field: field.into(),
+                message: message.into(),
+            }],
         }
     }
 }
@@ -66,9 +73,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = match &self {
-            ApiError::MissingAuthorization | ApiError::MalformedAuthorization => {
-                (StatusCode::UNAUTHORIZED, json!({ "error": self.to_string() }))
-            }
+            ApiError::MissingAuthorization | ApiError::MalformedAuthorization => (
+                StatusCode::UNAUTHORIZED,
+                json!({ "error": self.to_string() }),
+            ),
             ApiError::Authorize(AuthorizeError::Token(token)) => {
                 let message = match token {
                     TokenError::Invalid => "Invalid token",
@@ -78,7 +86,10 @@ impl IntoResponse for ApiError {
             }
             ApiError::Authorize(AuthorizeError::Groups(error)) => {
                 tracing::error!(%error, "resolving sync groups failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": "Failed to resolve sync groups" }))
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({ "error": "Failed to resolve sync groups" }),
+                )
             }
             ApiError::Validation { part, issues } => {
                 let details: Vec<_> = issues
@@ -108,7 +119,10 @@ impl IntoResponse for ApiError {
             ),
             ApiError::Store(error) => {
                 tracing::error!(%error, "store failure");
-                (StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": "Internal server error" }))
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({ "error": "Internal server error" }),
+                )
             }
         };
         (status, axum::Json(body)).into_response()

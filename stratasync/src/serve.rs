@@ -17,10 +17,17 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
 pub async fn serve(registry: Registry, auth: impl Auth) -> Result<(), Error> {
     let database = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE.to_owned());
     let bind = std::env::var("BIND").unwrap_or_else(|_| DEFAULT_BIND.to_owned());
-    let server = SyncServer::builder(registry).database_url(database).auth(auth).build().await?;
+    let server = SyncServer::builder(registry)
+        .database_url(database)
+        .auth(auth)
+        .build()
+        .await?;
     let listener = tokio::net::TcpListener::bind(&bind)
         .await
-        .map_err(|source| Error::Bind { addr: bind.clone(), source })?;
+        .map_err(|source| Error::Bind {
+            addr: bind.clone(),
+            source,
+        })?;
     tracing::info!(%bind, backend = server.store().backend_name(), "stratasync serving");
     axum::serve(listener, server.router()).await?;
     Ok(())

@@ -34,30 +34,52 @@ pub(crate) async fn batch(
     }
     let registry = state.store.registry();
     let mut parts = Vec::new();
-    for (i, request) in bounded_array(&body, "requests", MAX_REQUESTS, &mut issues).into_iter().flatten().enumerate() {
+    for (i, request) in bounded_array(&body, "requests", MAX_REQUESTS, &mut issues)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let path = format!("requests[{i}]");
         let Some(request) = request.as_object() else {
             issues.push(&path, format!("{path} must be an object"));
             continue;
         };
-        let Some(model) = required_string(request, "modelName", &format!("{path}.modelName"), &mut issues) else {
+        let Some(model) = required_string(
+            request,
+            "modelName",
+            &format!("{path}.modelName"),
+            &mut issues,
+        ) else {
             continue;
         };
         let Some(registered) = registry.get(&model) else {
-            issues.push(format!("{path}.modelName"), format!("unknown model \"{model}\""));
+            issues.push(
+                format!("{path}.modelName"),
+                format!("unknown model \"{model}\""),
+            );
             continue;
         };
         if request.contains_key("indexedKey") {
-            let key = required_string(request, "indexedKey", &format!("{path}.indexedKey"), &mut issues);
+            let key = required_string(
+                request,
+                "indexedKey",
+                &format!("{path}.indexedKey"),
+                &mut issues,
+            );
             let value = match request.get("keyValue") {
                 Some(Value::String(s)) => Some(s.clone()),
                 Some(Value::Number(n)) => Some(n.to_string()),
                 _ => {
-                    issues.push(format!("{path}.keyValue"), format!("{path}.keyValue must be a string"));
+                    issues.push(
+                        format!("{path}.keyValue"),
+                        format!("{path}.keyValue must be a string"),
+                    );
                     None
                 }
             };
-            let (Some(key), Some(value)) = (key, value) else { continue };
+            let (Some(key), Some(value)) = (key, value) else {
+                continue;
+            };
             if !registered.meta().is_indexed(&key) {
                 issues.push(
                     format!("{path}.indexedKey"),
@@ -67,23 +89,34 @@ pub(crate) async fn batch(
             }
             parts.push(SnapshotPart {
                 model,
-                scope: RowScope { groups: caller.groups.clone(), index: Some((key, value)) },
+                scope: RowScope {
+                    groups: caller.groups.clone(),
+                    index: Some((key, value)),
+                },
                 max_rows: Some(MAX_INDEXED_ROWS),
             });
         } else {
-            let Some(group) = required_string(request, "groupId", &format!("{path}.groupId"), &mut issues) else {
+            let Some(group) =
+                required_string(request, "groupId", &format!("{path}.groupId"), &mut issues)
+            else {
                 continue;
             };
             // A group the caller does not hold yields nothing.
             if caller.groups.contains(&group) {
                 parts.push(SnapshotPart {
                     model,
-                    scope: RowScope { groups: vec![group], index: None },
+                    scope: RowScope {
+                        groups: vec![group],
+                        index: None,
+                    },
                     max_rows: None,
                 });
             }
         }
     }
     issues.finish(())?;
-    Ok(ndjson(state.store.snapshot(SnapshotPlan { header: None, parts })))
+    Ok(ndjson(state.store.snapshot(SnapshotPlan {
+        header: None,
+        parts,
+    })))
 }

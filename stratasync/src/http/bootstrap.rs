@@ -29,11 +29,17 @@ pub(crate) async fn bootstrap(
     };
     match query.get("firstSyncId") {
         Some(text) => drop(issues.sync_id("firstSyncId", text)),
-        None if partial => issues.push("firstSyncId", "firstSyncId is required for a partial bootstrap"),
+        None if partial => issues.push(
+            "firstSyncId",
+            "firstSyncId is required for a partial bootstrap",
+        ),
         None => {}
     }
     if !matches!(query.get("noSyncPackets"), None | Some("true" | "false")) {
-        issues.push("noSyncPackets", "noSyncPackets must be \"true\" or \"false\"");
+        issues.push(
+            "noSyncPackets",
+            "noSyncPackets must be \"true\" or \"false\"",
+        );
     }
     let registry = state.store.registry();
     let models: Vec<String> = match query.list("onlyModels") {
@@ -55,7 +61,10 @@ pub(crate) async fn bootstrap(
         .into_iter()
         .map(|model| SnapshotPart {
             model,
-            scope: RowScope { groups: groups.clone(), index: None },
+            scope: RowScope {
+                groups: groups.clone(),
+                index: None,
+            },
             max_rows: None,
         })
         .collect();
@@ -63,5 +72,8 @@ pub(crate) async fn bootstrap(
         groups,
         schema_hash: query.get("schemaHash").unwrap_or_default().to_owned(),
     };
-    Ok(ndjson(state.store.snapshot(SnapshotPlan { header: Some(header), parts })))
+    Ok(ndjson(state.store.snapshot(SnapshotPlan {
+        header: Some(header),
+        parts,
+    })))
 }

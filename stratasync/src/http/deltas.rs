@@ -22,8 +22,15 @@ pub(crate) async fn deltas(
 ) -> Result<Response, ApiError> {
     let query = Query::parse(raw.as_deref());
     let mut issues = Issues::new(RequestPart::Query);
-    let after = query.get("after").and_then(|t| issues.sync_id("after", t)).unwrap_or_default();
-    let limit = match query.get("limit").and_then(|t| issues.sync_id("limit", t)).map(SyncId::get) {
+    let after = query
+        .get("after")
+        .and_then(|t| issues.sync_id("after", t))
+        .unwrap_or_default();
+    let limit = match query
+        .get("limit")
+        .and_then(|t| issues.sync_id("limit", t))
+        .map(SyncId::get)
+    {
         None | Some(0) => DEFAULT_LIMIT,
         Some(n) => n.min(MAX_LIMIT),
     };
@@ -34,7 +41,10 @@ pub(crate) async fn deltas(
         return Err(ApiError::BootstrapRequired);
     }
     let limit = i64::try_from(limit).unwrap_or(1000);
-    let mut actions = state.store.read_actions(after, limit + 1, Some(&groups)).await?;
+    let mut actions = state
+        .store
+        .read_actions(after, limit + 1, Some(&groups))
+        .await?;
     let has_more = actions.len() > usize::try_from(limit).unwrap_or(usize::MAX);
     actions.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let last = actions.last().map_or(after, |a| a.id);
@@ -47,6 +57,15 @@ pub(crate) async fn deltas(
         }
         action.write_json(&mut body, true);
     }
-    body.extend_from_slice(format!("],\"hasMore\":{has_more},\"lastSyncId\":\"{last}\"}}").as_bytes());
-    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
+    body.extend_from_slice(
+        format!("],\"hasMore\":{has_more},\"lastSyncId\":\"{last}\"}}").as_bytes(),
+    );
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }

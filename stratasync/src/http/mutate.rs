@@ -21,7 +21,10 @@ const MAX_TRANSACTIONS: usize = 100;
 fn decode(body: &[u8]) -> Result<Vec<Mutation>, ApiError> {
     let body = json_object(body)?;
     let mut issues = Issues::new(RequestPart::Body);
-    if !matches!(body.get("batchId"), None | Some(Value::Null | Value::String(_))) {
+    if !matches!(
+        body.get("batchId"),
+        None | Some(Value::Null | Value::String(_))
+    ) {
         issues.push("batchId", "batchId must be a string");
     }
     let mut mutations = Vec::new();
@@ -33,14 +36,21 @@ fn decode(body: &[u8]) -> Result<Vec<Mutation>, ApiError> {
             continue;
         };
         let mut field = |key: &str| required_string(tx, key, &format!("{path}.{key}"), &mut issues);
-        let (client_tx_id, client_id, model, model_id, action) =
-            (field("clientTxId"), field("clientId"), field("modelName"), field("modelId"), field("action"));
+        let (client_tx_id, client_id, model, model_id, action) = (
+            field("clientTxId"),
+            field("clientId"),
+            field("modelName"),
+            field("modelId"),
+            field("action"),
+        );
         let action = action.and_then(|name| {
             let kind = ActionKind::from_mutation_name(&name);
             if kind.is_none() {
                 issues.push(
                     format!("{path}.action"),
-                    format!("{path}.action must be one of INSERT, UPDATE, DELETE, ARCHIVE, UNARCHIVE"),
+                    format!(
+                        "{path}.action must be one of INSERT, UPDATE, DELETE, ARCHIVE, UNARCHIVE"
+                    ),
                 );
             }
             kind
@@ -49,14 +59,30 @@ fn decode(body: &[u8]) -> Result<Vec<Mutation>, ApiError> {
             None | Some(Value::Null) => Some(serde_json::Map::new()),
             Some(Value::Object(payload)) => Some(payload.clone()),
             Some(_) => {
-                issues.push(format!("{path}.payload"), format!("{path}.payload must be an object"));
+                issues.push(
+                    format!("{path}.payload"),
+                    format!("{path}.payload must be an object"),
+                );
                 None
             }
         };
-        if let (Some(client_tx_id), Some(client_id), Some(model), Some(model_id), Some(action), Some(payload)) =
-            (client_tx_id, client_id, model, model_id, action, payload)
+        if let (
+            Some(client_tx_id),
+            Some(client_id),
+            Some(model),
+            Some(model_id),
+            Some(action),
+            Some(payload),
+        ) = (client_tx_id, client_id, model, model_id, action, payload)
         {
-            mutations.push(Mutation { client_id, client_tx_id, model, model_id, action, payload });
+            mutations.push(Mutation {
+                client_id,
+                client_tx_id,
+                model,
+                model_id,
+                action,
+                payload,
+            });
         }
     }
     issues.finish(mutations)
@@ -102,5 +128,7 @@ pub(crate) async fn mutate_route(
             Err(MutationError::Store(error)) => return Err(error.into()),
         }
     }
-    Ok(Json(json!({ "lastSyncId": last, "results": results, "success": all_succeeded })))
+    Ok(Json(
+        json!({ "lastSyncId": last, "results": results, "success": all_succeeded }),
+    ))
 }

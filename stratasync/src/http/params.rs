@@ -14,11 +14,17 @@ pub(crate) struct Issues {
 
 impl Issues {
     pub(crate) fn new(part: RequestPart) -> Self {
-        Issues { part, issues: Vec::new() }
+        Issues {
+            part,
+            issues: Vec::new(),
+        }
     }
 
     pub(crate) fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.issues.push(FieldIssue { field: field.into(), message: message.into() });
+        self.issues.push(FieldIssue {
+            field: field.into(),
+            message: message.into(),
+        });
     }
 
     /// `Ok(value)` when nothing was invalid, else the validation error.
@@ -26,7 +32,10 @@ impl Issues {
         if self.issues.is_empty() {
             Ok(value)
         } else {
-            Err(ApiError::Validation { part: self.part, issues: self.issues })
+            Err(ApiError::Validation {
+                part: self.part,
+                issues: self.issues,
+            })
         }
     }
 
@@ -57,13 +66,21 @@ impl Query {
 
     /// The last value of `name`.
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A comma-separated list (empty items dropped); `None` when absent.
     pub(crate) fn list(&self, name: &str) -> Option<Vec<String>> {
         self.get(name).map(|v| {
-            v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
         })
     }
 }
@@ -72,8 +89,16 @@ impl Query {
 pub(crate) fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::invalid(RequestPart::Body, "body", "must be a JSON object")),
-        Err(error) => Err(ApiError::invalid(RequestPart::Body, "body", format!("is not valid JSON: {error}"))),
+        Ok(_) => Err(ApiError::invalid(
+            RequestPart::Body,
+            "body",
+            "must be a JSON object",
+        )),
+        Err(error) => Err(ApiError::invalid(
+            RequestPart::Body,
+            "body",
+            format!("is not valid JSON: {error}"),
+        )),
     }
 }
 
