@@ -677,7 +677,7 @@ export const defineCompatSuite = ({ nodes, label }) => {
       assert.deepEqual(rowB, rowA, "alice and bob agree on the todo written offline");
     });
 
-    scenario("answers BOOTSTRAP_REQUIRED after the log is trimmed, and the client recovers by re-bootstrapping", async () => {
+    scenario("answers BOOTSTRAP_REQUIRED after the log is trimmed, and the client recovers by re-bootstrapping", async (t) => {
       const a = await pool.start({ node: nodeA(), user: "alice" });
       await a.waitLive();
       await a.client.create("Todo", fullTodo({ title: "before bob's nap" }));
@@ -698,7 +698,16 @@ export const defineCompatSuite = ({ nodes, label }) => {
       await a.settle();
       const [{ max }] = await cluster.sql("SELECT max(id)::text AS max FROM sync_actions");
       assert.ok(BigInt(max) >= BigInt(cursor) + 3n, `log advanced past bob's cursor ${cursor} (max ${max})`);
-      await cluster.admin("POST", "/admin/trim", { beforeSyncId: max }, 0);
+      try {
+        await cluster.admin("POST", "/admin/trim", { beforeSyncId: max }, 0);
+      } catch (error) {
+        if (!/HTTP 404/.test(error.message)) {
+          throw error;
+        }
+        // Trimming is a table operation (PROTOCOL §10); without the dev route, do it directly.
+        t.diagnostic(`POST /admin/trim is missing (${error.message}); trimmed sync_actions with SQL instead`);
+        await cluster.sql("DELETE FROM sync_actions WHERE id < $1", [max]);
+      }
 
       const stale = await apiGet(nodeB(), `/deltas?after=${cursor}`, "bob");
       assert.equal(stale.status, 409, `GET /sync/deltas?after=${cursor} after trim: ${stale.status} ${stale.text}`);
