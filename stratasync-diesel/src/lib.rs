@@ -18,6 +18,7 @@ compile_error!("stratasync-diesel needs at least one backend feature: `postgres`
 mod backend;
 mod bind;
 mod error;
+mod hooks;
 mod log;
 mod migrate;
 mod model;
@@ -38,6 +39,7 @@ pub use backend::PgConn;
 pub use backend::SqliteConn;
 pub use bind::Bind;
 pub use error::{MutationError, StoreError};
+pub use hooks::{HookResult, ModelHooks, Tx};
 pub use log::NewAction;
 pub use model::{DieselModel, RowScope};
 pub use mutate::Mutation;

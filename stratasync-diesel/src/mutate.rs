@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use stratasync_core::{ActionKind, FieldCodec, FilterContext, GroupKey, JsonMap};
 
+use crate::hooks::{HookConn, ModelHooks};
 use crate::{DieselModel, MutationError};
 
 /// One client transaction of a mutate request.
@@ -54,9 +55,11 @@ pub(crate) async fn apply<T, C>(
     mutation: &Mutation,
     ctx: &FilterContext,
     now: DateTime<Utc>,
+    hooks: &dyn ModelHooks<T>,
 ) -> Result<Change, MutationError>
 where
     T: DieselModel<C>,
+    C: HookConn,
 {
     let key = match T::key_from_request(&mutation.model_id, &mutation.payload) {
         Ok(key) => key,
@@ -69,7 +72,11 @@ where
     let model_id = T::model_id(&key);
 
     if mutation.action == ActionKind::Insert {
-        let row = T::from_insert(key, &mutation.payload, now)?;
+        let mut row = T::from_insert(key, &mutation.payload, now)?;
+        hooks
+            .before_insert(conn.tx(), ctx, &mut row)
+            .await
+            .map_err(MutationError::Rejected)?;
         let group_id = row.group_id();
         authorize(ctx, group_id.as_deref())?;
         T::insert(conn, &row).await?;
@@ -94,12 +101,20 @@ where
                 authorize(ctx, Some(&moved_to))?;
                 group_id = Some(moved_to);
             }
+            hooks
+                .before_update(conn.tx(), ctx, &key, &data)
+                .await
+                .map_err(MutationError::Rejected)?;
             if !T::changes_nothing(&changes) {
                 touched(T::update(conn, &key, changes).await?)?;
             }
             Value::Object(data)
         }
         ActionKind::Delete => {
+            hooks
+                .before_delete(conn.tx(), ctx, &key)
+                .await
+                .map_err(MutationError::Rejected)?;
             touched(T::delete(conn, &key).await?)?;
             Value::Object(mutation.payload.clone())
         }

@@ -39,6 +39,12 @@ async fn lock_client_tx(
 
 impl_log_conn!(PgConn, lock_append_order: lock_append_order, lock_client_tx: lock_client_tx);
 
+impl crate::hooks::HookConn for PgConn {
+    fn tx(&mut self) -> crate::hooks::Tx<'_> {
+        crate::hooks::Tx::Postgres(self)
+    }
+}
+
 impl StoreConn for PgConn {
     const BEGIN_SNAPSHOT: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 

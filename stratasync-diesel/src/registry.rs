@@ -1,12 +1,14 @@
 //! The set of synced models a store serves.
 
 use std::any::Any;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 use futures::future::BoxFuture;
 use stratasync_core::{FilterContext, ModelMeta, SyncModel};
 
+use crate::hooks::{HookConn, ModelHooks, NoHooks};
 use crate::mutate::{Change, Mutation, apply};
 use crate::{DieselModel, MutationError, RowScope, StoreConn};
 
@@ -40,12 +42,14 @@ pub(crate) trait ModelOps<C>: Send + Sync {
     -> BoxFuture<'a, QueryResult<i64>>;
 }
 
-struct Erased<T>(std::marker::PhantomData<fn() -> T>);
+struct Erased<T> {
+    hooks: Arc<dyn ModelHooks<T>>,
+}
 
 impl<T, C> ModelOps<C> for Erased<T>
 where
     T: DieselModel<C>,
-    C: StoreConn,
+    C: StoreConn + HookConn,
 {
     fn apply<'a>(
         &'a self,
@@ -54,7 +58,7 @@ where
         ctx: &'a FilterContext,
         now: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<Change, MutationError>> {
-        Box::pin(apply::<T, C>(conn, mutation, ctx, now))
+        Box::pin(apply::<T, C>(conn, mutation, ctx, now, self.hooks.as_ref()))
     }
 
     fn write_page<'a>(
@@ -167,7 +171,19 @@ impl Registry {
     /// When a model with the same wire name is already registered: a
     /// configuration mistake found at startup.
     #[must_use]
-    pub fn model<T: StoreModel>(mut self) -> Self {
+    pub fn model<T: StoreModel>(self) -> Self {
+        self.model_with_hooks::<T>(NoHooks)
+    }
+
+    /// Registers `T` with hooks that run inside each of its mutations'
+    /// transactions.
+    ///
+    /// # Panics
+    ///
+    /// Like [`Registry::model`], when the wire name is already registered.
+    #[must_use]
+    pub fn model_with_hooks<T: StoreModel>(mut self, hooks: impl ModelHooks<T>) -> Self {
+        let hooks: Arc<dyn ModelHooks<T>> = Arc::new(hooks);
         assert!(
             self.get(T::META.name).is_none(),
             "stratasync: model `{}` is registered twice",
@@ -176,9 +192,13 @@ impl Registry {
         self.models.push(RegisteredModel {
             meta: T::META,
             #[cfg(feature = "postgres")]
-            postgres: Box::new(Erased::<T>(std::marker::PhantomData)),
+            postgres: Box::new(Erased::<T> {
+                hooks: Arc::clone(&hooks),
+            }),
             #[cfg(feature = "sqlite")]
-            sqlite: Box::new(Erased::<T>(std::marker::PhantomData)),
+            sqlite: Box::new(Erased::<T> {
+                hooks: Arc::clone(&hooks),
+            }),
         });
         self
     }

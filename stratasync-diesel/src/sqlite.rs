@@ -33,6 +33,12 @@ async fn lock_client_tx(
 
 impl_log_conn!(SqliteConn, lock_append_order: lock_append_order, lock_client_tx: lock_client_tx);
 
+impl crate::hooks::HookConn for SqliteConn {
+    fn tx(&mut self) -> crate::hooks::Tx<'_> {
+        crate::hooks::Tx::Sqlite(self)
+    }
+}
+
 impl StoreConn for SqliteConn {
     const BEGIN_SNAPSHOT: &'static str = "BEGIN DEFERRED";
 

@@ -20,8 +20,8 @@ pub use stratasync_core::{
 };
 pub use stratasync_derive::SyncModel;
 pub use stratasync_diesel::{
-    Applied, Bind, DieselModel, Mutation, MutationError, Registry, RowScope, Store, StoreError,
-    StoreModel, sql_types,
+    Applied, Bind, DieselModel, HookResult, ModelHooks, Mutation, MutationError, Registry,
+    RowScope, Store, StoreError, StoreModel, Tx, sql_types,
 };
 
 /// What `#[derive(SyncModel)]` generates code against. Not public API.

@@ -305,7 +305,16 @@ impl TestServer {
         db: &TestDb,
         configure: impl FnOnce(SyncServerBuilder) -> SyncServerBuilder,
     ) -> TestServer {
-        let builder = SyncServer::builder(registry())
+        TestServer::start_with_registry(db, registry(), configure).await
+    }
+
+    /// Starts a server for the models of `registry` on `db` (see [`TestServer::start_with`]).
+    pub async fn start_with_registry(
+        db: &TestDb,
+        registry: Registry,
+        configure: impl FnOnce(SyncServerBuilder) -> SyncServerBuilder,
+    ) -> TestServer {
+        let builder = SyncServer::builder(registry)
             .database_url(&db.url)
             .auth(TestAuth);
         let server = configure(builder).build().await.expect("build the server");

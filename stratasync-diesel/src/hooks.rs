@@ -1,0 +1,106 @@
+//! Per-model hooks run inside a mutation's database transaction.
+
+use futures::future::BoxFuture;
+use stratasync_core::{FilterContext, JsonMap, SyncModel};
+
+/// The open transaction of a mutation, on whichever backend the store uses.
+///
+/// Queries a hook runs here commit or roll back with the mutation.
+pub enum Tx<'a> {
+    /// A PostgreSQL connection inside the transaction.
+    #[cfg(feature = "postgres")]
+    Postgres(&'a mut crate::PgConn),
+    /// A SQLite connection inside the transaction.
+    #[cfg(feature = "sqlite")]
+    Sqlite(&'a mut crate::SqliteConn),
+}
+
+impl std::fmt::Debug for Tx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            #[cfg(feature = "postgres")]
+            Tx::Postgres(_) => f.write_str("Tx::Postgres"),
+            #[cfg(feature = "sqlite")]
+            Tx::Sqlite(_) => f.write_str("Tx::Sqlite"),
+        }
+    }
+}
+
+/// A connection that can hand its open transaction to a hook.
+pub(crate) trait HookConn {
+    /// The connection as a hook sees it.
+    fn tx(&mut self) -> Tx<'_>;
+}
+
+/// What a hook answers: `Err(message)` rejects the mutation with `message`
+/// and rolls back everything it did.
+pub type HookResult = Result<(), String>;
+
+/// Hooks of model `T`, run inside the mutation's transaction before the
+/// change is written. Each method defaults to doing nothing.
+///
+/// ```
+/// use futures::future::BoxFuture;
+/// use stratasync_core::{FilterContext, SyncModel};
+/// use stratasync_diesel::{HookResult, ModelHooks, Tx};
+///
+/// /// Refuses titles that are only white space.
+/// struct NoBlankTitles;
+///
+/// impl<T: SyncModel> ModelHooks<T> for NoBlankTitles {
+///     fn before_update<'a>(
+///         &'a self,
+///         _tx: Tx<'a>,
+///         _ctx: &'a FilterContext,
+///         _key: &'a T::Key,
+///         changes: &'a stratasync_core::JsonMap,
+///     ) -> BoxFuture<'a, HookResult> {
+///         Box::pin(async move {
+///             match changes.get("title").and_then(|t| t.as_str()) {
+///                 Some(title) if title.trim().is_empty() => Err("title must not be blank".into()),
+///                 _ => Ok(()),
+///             }
+///         })
+///     }
+/// }
+/// ```
+pub trait ModelHooks<T: SyncModel>: Send + Sync + 'static {
+    /// Before a row is inserted; may change the row.
+    fn before_insert<'a>(
+        &'a self,
+        tx: Tx<'a>,
+        ctx: &'a FilterContext,
+        row: &'a mut T,
+    ) -> BoxFuture<'a, HookResult> {
+        let _ = (tx, ctx, row);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Before a row is updated; `changes` are the decoded wire fields.
+    fn before_update<'a>(
+        &'a self,
+        tx: Tx<'a>,
+        ctx: &'a FilterContext,
+        key: &'a T::Key,
+        changes: &'a JsonMap,
+    ) -> BoxFuture<'a, HookResult> {
+        let _ = (tx, ctx, key, changes);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Before a row is deleted.
+    fn before_delete<'a>(
+        &'a self,
+        tx: Tx<'a>,
+        ctx: &'a FilterContext,
+        key: &'a T::Key,
+    ) -> BoxFuture<'a, HookResult> {
+        let _ = (tx, ctx, key);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// The hooks of a model registered without any.
+pub(crate) struct NoHooks;
+
+impl<T: SyncModel> ModelHooks<T> for NoHooks {}
