@@ -83,6 +83,9 @@ impl Applied {
 pub struct Store {
     db: Db,
     registry: Arc<Registry>,
+    /// Group commit of concurrent mutations (PostgreSQL).
+    #[cfg(feature = "postgres")]
+    group: Option<crate::group_commit::GroupCommit>,
 }
 
 impl std::fmt::Debug for Store {
@@ -107,9 +110,11 @@ impl Store {
             #[cfg(feature = "postgres")]
             {
                 let pool = crate::postgres::connect(url, POOL_SIZE).await?;
+                let group = crate::group_commit::GroupCommit::start(pool.clone(), Arc::clone(&registry));
                 return Ok(Store {
                     db: Db::Postgres(pool),
                     registry,
+                    group: Some(group),
                 });
             }
             #[cfg(not(feature = "postgres"))]
@@ -132,6 +137,8 @@ impl Store {
                     writer: Arc::default(),
                 },
                 registry,
+                #[cfg(feature = "postgres")]
+                group: None,
             })
         }
         #[cfg(not(feature = "sqlite"))]
@@ -263,9 +270,10 @@ impl Store {
             }
             match &self.db {
                 #[cfg(feature = "postgres")]
-                Db::Postgres(pool) => {
-                    mutate_on(&mut *connection!(pool)?, model, ctx, mutation).await
-                }
+                Db::Postgres(pool) => match &self.group {
+                    Some(group) => group.submit(ctx, mutation).await,
+                    None => mutate_on(&mut *connection!(pool)?, model, ctx, mutation).await,
+                },
                 #[cfg(feature = "sqlite")]
                 Db::Sqlite { pool, writer } => {
                     let _one_writer = writer.lock().await;
@@ -273,6 +281,16 @@ impl Store {
                 }
             }
         })
+    }
+
+    /// Turns group commit off (on by default on PostgreSQL): each mutation
+    /// then commits in its own transaction. See the `group_commit` module.
+    pub fn without_group_commit(self) -> Store {
+        Store {
+            #[cfg(feature = "postgres")]
+            group: None,
+            ..self
+        }
     }
 
     /// Adds `user_id` to `group_id`; returns whether the membership is new.
@@ -346,7 +364,7 @@ impl Store {
     }
 }
 
-fn to_sync_action(action: &NewAction<'_>, id: SyncId, created_at: DateTime<Utc>) -> SyncAction {
+pub(crate) fn to_sync_action(action: &NewAction<'_>, id: SyncId, created_at: DateTime<Utc>) -> SyncAction {
     SyncAction {
         id,
         model: action.model.to_owned(),
@@ -363,7 +381,7 @@ fn to_sync_action(action: &NewAction<'_>, id: SyncId, created_at: DateTime<Utc>)
 }
 
 /// Opens a transaction on `conn`.
-async fn begin<C: StoreConn>(conn: &mut C) -> Result<(), StoreError> {
+pub(crate) async fn begin<C: StoreConn>(conn: &mut C) -> Result<(), StoreError> {
     Ok(
         <C::TransactionManager as diesel_async::TransactionManager<C>>::begin_transaction(conn)
             .await?,
@@ -372,7 +390,7 @@ async fn begin<C: StoreConn>(conn: &mut C) -> Result<(), StoreError> {
 
 /// Commits the transaction `begin` opened when `outcome` is a success, rolls
 /// it back otherwise.
-async fn finish<C: StoreConn, T, E: From<StoreError>>(
+pub(crate) async fn finish<C: StoreConn, T, E: From<StoreError>>(
     conn: &mut C,
     outcome: Result<T, E>,
 ) -> Result<T, E> {
@@ -433,7 +451,7 @@ async fn apply_and_append<C: StoreConn>(
     Ok(Applied::New(to_sync_action(&action, id, created_at)))
 }
 
-async fn mutate_on<C: StoreConn>(
+pub(crate) async fn mutate_on<C: StoreConn>(
     conn: &mut C,
     model: &RegisteredModel,
     ctx: &FilterContext,

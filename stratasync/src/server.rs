@@ -100,6 +100,7 @@ impl SyncServer {
             fanout: FanoutConfig::default(),
             live: LiveConfig::default(),
             hooks: None,
+            group_commit: true,
         }
     }
 
@@ -180,6 +181,7 @@ pub struct SyncServerBuilder {
     fanout: FanoutConfig,
     live: LiveConfig,
     hooks: Option<Arc<dyn LiveHooks>>,
+    group_commit: bool,
 }
 
 impl std::fmt::Debug for SyncServerBuilder {
@@ -288,6 +290,16 @@ impl SyncServerBuilder {
         self
     }
 
+    /// Whether concurrent mutations share database transactions on
+    /// PostgreSQL (default on): each keeps its own savepoint and outcome,
+    /// the group appends its actions in order under one lock and commits
+    /// once. Off, each mutation commits alone.
+    #[must_use]
+    pub fn group_commit(mut self, on: bool) -> Self {
+        self.group_commit = on;
+        self
+    }
+
     /// Hooks on live sockets: subscribe, application frames, close.
     #[must_use]
     pub fn live_hooks(mut self, hooks: impl LiveHooks) -> Self {
@@ -303,7 +315,10 @@ impl SyncServerBuilder {
         let auth = self
             .auth
             .ok_or_else(|| Error::Config("no auth configured: call .auth(...)".into()))?;
-        let store = Store::connect(&url, self.registry).await?;
+        let mut store = Store::connect(&url, self.registry).await?;
+        if !self.group_commit {
+            store = store.without_group_commit();
+        }
         let (last_committed, committed) = watch::channel(SyncId::ZERO);
         let fanout = Fanout::start(store.clone(), self.fanout, committed).await?;
         let hooks = self.hooks.unwrap_or_else(|| Arc::new(NoHooks));

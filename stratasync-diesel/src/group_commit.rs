@@ -1,0 +1,250 @@
+//! Group commit on PostgreSQL: concurrent mutations share one database
+//! transaction and one ordered append.
+//!
+//! Ids must become visible in id order, so appends are serialized by a lock
+//! held until commit. Committing one mutation at a time under that lock caps
+//! throughput at one commit (one WAL flush) per mutation. Here, mutations
+//! that arrive while others are being committed wait in a queue; a worker
+//! takes what has queued (up to [`MAX_GROUP`]) and runs it in one
+//! transaction:
+//!
+//! 1. each mutation in its own savepoint: deduplicate, check, apply; a
+//!    rejected one is rolled back to its savepoint alone;
+//! 2. then the append lock, and the actions of every applied mutation
+//!    appended in queue order;
+//! 3. one commit.
+//!
+//! Each mutation keeps its own outcome, exactly as on the single path. If the
+//! group as a whole fails (a deadlock with another group, a lost connection)
+//! each of its mutations is retried alone on the single path.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use stratasync_core::FilterContext;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::log::NewAction;
+use crate::mutate::{Change, Mutation};
+use crate::registry::Registry;
+use crate::store::{Applied, StoreConn, begin, finish, mutate_on, to_sync_action};
+use crate::{MutationError, StoreError};
+
+/// Mutations one group transaction carries at most.
+pub(crate) const MAX_GROUP: usize = 64;
+
+/// Workers committing groups concurrently (their applies overlap; their
+/// appends and commits take turns).
+pub(crate) const WORKERS: usize = 4;
+
+/// A queued mutation and where its outcome goes.
+pub(crate) struct Job {
+    pub(crate) ctx: FilterContext,
+    pub(crate) mutation: Mutation,
+    pub(crate) reply: oneshot::Sender<Result<Applied, MutationError>>,
+}
+
+/// The queue in front of the workers.
+#[derive(Clone)]
+pub(crate) struct GroupCommit {
+    queue: mpsc::Sender<Job>,
+}
+
+impl GroupCommit {
+    /// Starts the workers on `pool`.
+    pub(crate) fn start(
+        pool: diesel_async::pooled_connection::deadpool::Pool<crate::PgConn>,
+        registry: Arc<Registry>,
+    ) -> GroupCommit {
+        let (queue, jobs) = mpsc::channel(MAX_GROUP * WORKERS * 4);
+        let jobs = Arc::new(Mutex::new(jobs));
+        for _ in 0..WORKERS {
+            tokio::spawn(work(pool.clone(), Arc::clone(&registry), Arc::clone(&jobs)));
+        }
+        GroupCommit { queue }
+    }
+
+    /// Queues a mutation and waits for its outcome.
+    pub(crate) async fn submit(
+        &self,
+        ctx: &FilterContext,
+        mutation: &Mutation,
+    ) -> Result<Applied, MutationError> {
+        let (reply, outcome) = oneshot::channel();
+        let job = Job {
+            ctx: ctx.clone(),
+            mutation: mutation.clone(),
+            reply,
+        };
+        self.queue
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Pool("the group-commit workers stopped".into()))?;
+        outcome
+            .await
+            .map_err(|_| StoreError::Pool("a group-commit worker failed".into()))?
+    }
+}
+
+/// One worker: takes what has queued and commits it as one group.
+async fn work(
+    pool: diesel_async::pooled_connection::deadpool::Pool<crate::PgConn>,
+    registry: Arc<Registry>,
+    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+) {
+    loop {
+        let group = {
+            let mut jobs = jobs.lock().await;
+            let Some(first) = jobs.recv().await else {
+                return;
+            };
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match jobs.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+            group
+        };
+        let mut conn = match pool.get().await {
+            Ok(conn) => conn,
+            Err(error) => {
+                for job in group {
+                    let _ = job
+                        .reply
+                        .send(Err(StoreError::Pool(error.to_string()).into()));
+                }
+                continue;
+            }
+        };
+        commit_group(&mut *conn, &registry, group).await;
+    }
+}
+
+/// Commits `group` on `conn`, replying to each job.
+async fn commit_group<C: StoreConn>(conn: &mut C, registry: &Registry, group: Vec<Job>) {
+    // Two jobs of one client transaction never share a group: the later one
+    // runs alone afterwards and finds the earlier one's action.
+    let mut together: Vec<Job> = Vec::with_capacity(group.len());
+    let mut alone: Vec<Job> = Vec::new();
+    for job in group {
+        let key = (&job.mutation.client_id, &job.mutation.client_tx_id);
+        if together
+            .iter()
+            .any(|j| (&j.mutation.client_id, &j.mutation.client_tx_id) == key)
+        {
+            alone.push(job);
+        } else {
+            together.push(job);
+        }
+    }
+    if together.len() == 1 {
+        alone.splice(0..0, together.drain(..));
+    }
+    if !together.is_empty() {
+        match run_group(conn, registry, &together).await {
+            Ok(outcomes) => {
+                for (job, outcome) in together.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(outcome);
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, size = together.len(), "group commit failed; committing one by one");
+                alone.splice(0..0, together);
+            }
+        }
+    }
+    for job in alone {
+        let outcome = match registry.get(&job.mutation.model) {
+            Some(model) => mutate_on(conn, model, &job.ctx, &job.mutation).await,
+            None => Err(MutationError::rejected(format!(
+                "Unknown model \"{}\"",
+                job.mutation.model
+            ))),
+        };
+        let _ = job.reply.send(outcome);
+    }
+}
+
+/// What one mutation of a group came to before the append.
+enum Step {
+    Rejected(MutationError),
+    Duplicate(Applied),
+    Append(Change),
+}
+
+/// Runs `group` in one transaction; `Err` when the group as a whole failed
+/// (then nothing of it was committed).
+async fn run_group<C: StoreConn>(
+    conn: &mut C,
+    registry: &Registry,
+    group: &[Job],
+) -> Result<Vec<Result<Applied, MutationError>>, StoreError> {
+    begin(conn).await?;
+    let outcome = apply_and_append_all(conn, registry, group).await;
+    finish(conn, outcome).await
+}
+
+async fn apply_and_append_all<C: StoreConn>(
+    conn: &mut C,
+    registry: &Registry,
+    group: &[Job],
+) -> Result<Vec<Result<Applied, MutationError>>, StoreError> {
+    let now = Utc::now();
+    let mut steps = Vec::with_capacity(group.len());
+    for job in group {
+        let mutation = &job.mutation;
+        let Some(model) = registry.get(&mutation.model) else {
+            steps.push(Step::Rejected(MutationError::rejected(format!(
+                "Unknown model \"{}\"",
+                mutation.model
+            ))));
+            continue;
+        };
+        let (client_id, client_tx_id) =
+            (mutation.client_id.as_str(), mutation.client_tx_id.as_str());
+        conn.lock_client_tx(client_id, client_tx_id).await?;
+        if let Some(id) = conn.find_client_tx(client_id, client_tx_id).await? {
+            steps.push(Step::Duplicate(Applied::Duplicate(id)));
+            continue;
+        }
+        begin(conn).await?; // a savepoint
+        match C::ops(model).apply(conn, mutation, &job.ctx, now).await {
+            Ok(change) => {
+                finish(conn, Ok::<_, StoreError>(())).await?; // release it
+                steps.push(Step::Append(change));
+            }
+            Err(MutationError::Rejected(message)) => {
+                finish(conn, Err::<(), _>(MutationError::Rejected(message.clone())))
+                    .await
+                    .ok();
+                steps.push(Step::Rejected(MutationError::Rejected(message)));
+            }
+            Err(MutationError::Store(error)) => return Err(error),
+        }
+    }
+    conn.lock_append_order().await?;
+    let mut outcomes = Vec::with_capacity(steps.len());
+    for (job, step) in group.iter().zip(steps) {
+        outcomes.push(match step {
+            Step::Rejected(error) => Err(error),
+            Step::Duplicate(applied) => Ok(applied),
+            Step::Append(change) => {
+                let mutation = &job.mutation;
+                let action = NewAction {
+                    model: &mutation.model,
+                    model_id: &change.model_id,
+                    action: mutation.action.letter(),
+                    data: change.data,
+                    group_id: change.group_id.as_deref(),
+                    client_id: Some(&mutation.client_id),
+                    client_tx_id: Some(&mutation.client_tx_id),
+                };
+                let (id, created_at) = conn.append(action.clone()).await?;
+                Ok(Applied::New(to_sync_action(&action, id, created_at)))
+            }
+        });
+    }
+    Ok(outcomes)
+}

@@ -1,0 +1,127 @@
+//! Group commit on PostgreSQL: concurrent mutations sharing transactions keep
+//! each its own outcome, rejected ones leave no trace, duplicates answer the
+//! first id, and the log holds exactly the successes, in id order.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde_json::json;
+use stratasync::{ActionKind, Applied, FilterContext, Mutation, MutationError, SyncId};
+use stratasync_tests::harness::{Backend, TestServer, run};
+
+const TASKS: usize = 16;
+const EACH: usize = 30;
+
+fn mutation(k: usize, i: usize, action: ActionKind, model_id: &str) -> Mutation {
+    let payload = json!({ "title": format!("t{k}-{i}"), "priority": 1, "workspaceId": "w1" });
+    Mutation {
+        client_id: format!("client{k}"),
+        client_tx_id: format!("tx{i}"),
+        model: "Task".into(),
+        model_id: model_id.to_owned(),
+        action,
+        payload: payload.as_object().cloned().unwrap_or_default(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grouped_mutations_keep_their_own_outcomes() {
+    run(Backend::Postgres, |db| {
+        Box::pin(async move {
+            let node = TestServer::start(db).await;
+            let store = Arc::new(node.server.store().clone());
+            let tasks: Vec<_> = (0..TASKS)
+                .map(|k| {
+                    let store = Arc::clone(&store);
+                    tokio::spawn(async move {
+                        let ctx = FilterContext::new(format!("writer{k}"), vec!["w1".to_owned()]);
+                        let mut outcomes = Vec::new();
+                        for i in 0..EACH {
+                            let id = uuid::Uuid::new_v4().to_string();
+                            let m = match i % 3 {
+                                0 | 1 => mutation(k, i, ActionKind::Insert, &id),
+                                // No such row: rejected, alone.
+                                _ => mutation(k, i, ActionKind::Update, &id),
+                            };
+                            // The same client transaction twice at once.
+                            let (first, second) =
+                                tokio::join!(store.mutate(&ctx, &m), store.mutate(&ctx, &m));
+                            outcomes.push((i, first, second));
+                        }
+                        outcomes
+                    })
+                })
+                .collect();
+            let mut succeeded: BTreeMap<u64, (usize, usize)> = BTreeMap::new();
+            for (k, task) in tasks.into_iter().enumerate() {
+                for (i, first, second) in task.await.expect("task") {
+                    match (first, second) {
+                        (Ok(a), Ok(b)) => {
+                            assert_eq!(
+                                a.sync_id(),
+                                b.sync_id(),
+                                "a duplicate answers the first id"
+                            );
+                            assert!(
+                                matches!(
+                                    (&a, &b),
+                                    (Applied::New(_), Applied::Duplicate(_))
+                                        | (Applied::Duplicate(_), Applied::New(_))
+                                ),
+                                "one of the two applied: {a:?} {b:?}"
+                            );
+                            assert_ne!(i % 3, 2, "an update of a missing row cannot succeed");
+                            assert!(
+                                succeeded.insert(a.sync_id().get(), (k, i)).is_none(),
+                                "ids are unique"
+                            );
+                        }
+                        (Err(MutationError::Rejected(a)), Err(MutationError::Rejected(b))) => {
+                            assert_eq!(i % 3, 2, "only the updates are rejected: {a}");
+                            assert_eq!(a, "Invalid mutation: record not found");
+                            assert_eq!(a, b);
+                        }
+                        other => panic!("unexpected outcomes for {k}/{i}: {other:?}"),
+                    }
+                }
+            }
+            assert_eq!(succeeded.len(), TASKS * EACH * 2 / 3);
+            let mut log = BTreeSet::new();
+            let mut cursor = SyncId::ZERO;
+            loop {
+                let page = node
+                    .server
+                    .store()
+                    .read_actions(cursor, 1000, None)
+                    .await
+                    .expect("log");
+                let done = page.len() < 1000;
+                for action in page {
+                    cursor = action.id;
+                    let (k, i) = succeeded
+                        .get(&action.id.get())
+                        .copied()
+                        .expect("every action is a success");
+                    assert_eq!(
+                        action.client_id.as_deref(),
+                        Some(format!("client{k}").as_str())
+                    );
+                    assert_eq!(
+                        action.client_tx_id.as_deref(),
+                        Some(format!("tx{i}").as_str())
+                    );
+                    log.insert(action.id.get());
+                }
+                if done {
+                    break;
+                }
+            }
+            assert_eq!(
+                log,
+                succeeded.keys().copied().collect::<BTreeSet<_>>(),
+                "the log holds exactly the successes"
+            );
+        })
+    })
+    .await;
+}
