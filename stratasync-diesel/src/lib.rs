@@ -19,6 +19,8 @@ mod backend;
 mod bind;
 mod error;
 mod hooks;
+#[cfg(feature = "postgres")]
+mod group_commit;
 mod log;
 mod migrate;
 mod model;
