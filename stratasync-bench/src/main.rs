@@ -94,6 +94,7 @@ async fn run() -> Result<(), String> {
             .map_err(|e| e.to_string())?
             .get(0),
         versions: versions(&db, &args.redis).await,
+        revision: revision(),
         ..Report::default()
     };
 
@@ -164,6 +165,27 @@ fn command_line() -> String {
     )
     .trim_end()
     .to_owned()
+}
+
+/// `git describe`-like: the commit, and whether the work tree differed.
+fn revision() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let Some(commit) = git(&["rev-parse", "--short", "HEAD"]).filter(|c| !c.is_empty()) else {
+        return "unknown (not a git checkout)".to_owned();
+    };
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    if dirty {
+        format!("{commit} plus uncommitted changes in the work tree")
+    } else {
+        commit
+    }
 }
 
 async fn versions(db: &tokio_postgres::Client, redis: &str) -> Vec<String> {

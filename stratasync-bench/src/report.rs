@@ -61,6 +61,8 @@ pub struct Report {
     pub date: String,
     /// Software versions (PostgreSQL, Redis).
     pub versions: Vec<String>,
+    /// The commit the server was built from, and whether the tree had changes.
+    pub revision: String,
     /// Bootstrap sizes.
     pub bootstrap: Vec<BootstrapRow>,
     /// The slow reader: rows, its read, and a normal read of the same size.
@@ -115,6 +117,7 @@ impl Report {
         for version in &self.versions {
             let _ = writeln!(w, "- {version}");
         }
+        let _ = writeln!(w, "- server built from: {}", self.revision);
         let _ = writeln!(w, "- run time: {:.0} s\n", self.total_secs);
         let _ = writeln!(w, "## Command\n\n```sh\n{}\n```\n", self.command);
         self.render_bootstrap(w);
