@@ -1,8 +1,10 @@
 //! Run: `cargo run -p todo-example` — serves the sync protocol on a SQLite file
 //! (`todo.sqlite3`, created on first run) with demo data. Set
 //! `DATABASE_URL=postgres://...` for PostgreSQL and `REDIS_URL=redis://...`
-//! to run several nodes; `BIND` picks the address (default 127.0.0.1:3000).
+//! to run several nodes; `BIND` picks the address (default 127.0.0.1:3000);
+//! `TODO_ADMIN=1` adds unauthenticated admin routes for demos and tests.
 
+mod admin;
 mod auth;
 mod models;
 mod schema;
@@ -46,9 +48,13 @@ async fn run() -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {bind}: {e} (set BIND to a free address)"))?;
     tables::create(&database).await?;
-    let server = SyncServer::builder(models::registry())
+    let mut builder = SyncServer::builder(models::registry())
         .database_url(&database)
-        .auth(auth::DevAuth)
+        .auth(auth::DevAuth);
+    if let Ok(redis) = std::env::var("REDIS_URL") {
+        builder = builder.redis_url(redis);
+    }
+    let server = builder
         .build()
         .await
         .map_err(|e| format!("{e} (check DATABASE_URL={database})"))?;
@@ -57,6 +63,9 @@ async fn run() -> Result<(), String> {
     }
 
     let mut app = server.router();
+    if env_flag("TODO_ADMIN", false) {
+        app = app.merge(admin::routes(server.clone()));
+    }
     if Path::new(WEB_DIST).is_dir() {
         app = app.fallback_service(tower_http::services::ServeDir::new(WEB_DIST));
     }
