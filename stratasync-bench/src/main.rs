@@ -136,16 +136,19 @@ async fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// Builds `todo-example` in release mode when it is the default server.
+/// Under `cargo run` (which sets `CARGO`), builds `todo-example` in release
+/// mode when it is the server to run, so that the two binaries match.
 fn build_server(args: &Args) -> Result<(), String> {
     let default = std::env::current_exe()
         .map_err(|e| e.to_string())?
         .with_file_name("todo-example");
-    if args.server_bin != default || !cfg!(not(debug_assertions)) {
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return Ok(());
+    };
+    if args.server_bin != default || cfg!(debug_assertions) {
         return Ok(());
     }
     step!("building todo-example (release)");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let status = std::process::Command::new(cargo)
         .args(["build", "--release", "-p", "todo-example"])
         .status()
