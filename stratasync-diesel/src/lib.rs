@@ -18,9 +18,9 @@ compile_error!("stratasync-diesel needs at least one backend feature: `postgres`
 mod backend;
 mod bind;
 mod error;
-mod hooks;
 #[cfg(feature = "postgres")]
 mod group_commit;
+mod hooks;
 mod log;
 mod migrate;
 mod model;

@@ -110,7 +110,8 @@ impl Store {
             #[cfg(feature = "postgres")]
             {
                 let pool = crate::postgres::connect(url, POOL_SIZE).await?;
-                let group = crate::group_commit::GroupCommit::start(pool.clone(), Arc::clone(&registry));
+                let group =
+                    crate::group_commit::GroupCommit::start(pool.clone(), Arc::clone(&registry));
                 return Ok(Store {
                     db: Db::Postgres(pool),
                     registry,
@@ -364,7 +365,11 @@ impl Store {
     }
 }
 
-pub(crate) fn to_sync_action(action: &NewAction<'_>, id: SyncId, created_at: DateTime<Utc>) -> SyncAction {
+pub(crate) fn to_sync_action(
+    action: &NewAction<'_>,
+    id: SyncId,
+    created_at: DateTime<Utc>,
+) -> SyncAction {
     SyncAction {
         id,
         model: action.model.to_owned(),

@@ -36,8 +36,13 @@ pub(crate) fn routes(base: &str) -> axum::Router<Arc<Shared>> {
 
 /// The token of an `Authorization: Bearer <token>` header.
 fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
-    let header = parts.headers.get(AUTHORIZATION).ok_or(ApiError::MissingAuthorization)?;
-    let value = header.to_str().map_err(|_| ApiError::MalformedAuthorization)?;
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or(ApiError::MissingAuthorization)?;
+    let value = header
+        .to_str()
+        .map_err(|_| ApiError::MalformedAuthorization)?;
     let mut words = value.split_whitespace();
     match (words.next(), words.next(), words.next()) {
         (Some(scheme), Some(token), None) if scheme.eq_ignore_ascii_case("bearer") => Ok(token),
@@ -60,7 +65,10 @@ fn ndjson(chunks: impl Stream<Item = Bytes> + Send + 'static) -> Response {
     let body = axum::body::Body::from_stream(chunks.map(Ok::<_, std::convert::Infallible>));
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-ndjson"),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
         body,
