@@ -113,8 +113,8 @@ const instrumentedFetch = async (input, init = {}) => {
         forward: async (overrideUrl) => {
           effectiveUrl = overrideUrl ?? url;
           const real = await forward(effectiveUrl);
-          hit.forwardedStatus = real.status;
           hit.forwardedBody = await real.clone().text();
+          hit.forwardedStatus = real.status;
           return real;
         },
         init,

@@ -454,6 +454,8 @@ export const defineCompatSuite = ({ nodes, label }) => {
         const label = { color: "blue", id: randomUUID(), name: "retried", workspaceId: WORKSPACE };
         await Promise.all([a.client.create("Todo", todo), a.client.create("Label", label)]);
         await a.settle(20_000);
+        // The deltas can confirm the writes before the lost answer's body was read.
+        await waitFor("the intercepted answer to be read", () => lost.hits[0]?.forwardedStatus !== undefined);
         assert.equal(lost.hits.length, 1, "the first mutate was intercepted");
         assert.equal(lost.hits[0].forwardedStatus, 200, `first attempt: ${lost.hits[0].forwardedBody}`);
         const first = JSON.parse(lost.hits[0].forwardedBody);
@@ -491,6 +493,9 @@ export const defineCompatSuite = ({ nodes, label }) => {
       // Bob's client with no working WebSocket: only REST catch-up can bring him the writes.
       const deadPort = await freePort();
       const b = await pool.start({ node: nodeB(), user: "bob", wsEndpoint: `ws://127.0.0.1:${deadPort}/sync/ws` });
+      // Let the client's own start-up catch-up finish before anything is written.
+      await waitHttp("bob's start-up catch-up", (log) => log.filter((e) => e.client === b.name && e.path === "/sync/deltas"));
+      await sleep(200);
       const cursor = b.lastSyncId;
       const a = await pool.start({ node: nodeA(), user: "alice" });
       const written = [];
@@ -528,7 +533,7 @@ export const defineCompatSuite = ({ nodes, label }) => {
         const pages = httpLog({ client: b.name, path: "/sync/deltas" })
           .filter((e) => e.injected)
           .map((e) => ({ after: new URL(e.url).searchParams.get("after"), body: JSON.parse(e.resBody) }));
-        assert.ok(pages.length >= 3, `the client fetched at least 3 pages: ${JSON.stringify(pages.map((p) => p.after))}`);
+        assert.equal(pages.length, 3, `7 actions by 3 make 3 pages: ${JSON.stringify(pages.map((p) => [p.after, p.body.hasMore, p.body.lastSyncId]))}`);
         assert.equal(pages[0].after, cursor, "first page starts at the client's cursor");
         for (let i = 1; i < pages.length; i += 1) {
           assert.equal(pages[i].after, pages[i - 1].body.lastSyncId, "each page starts after the previous page's lastSyncId");
@@ -565,8 +570,9 @@ export const defineCompatSuite = ({ nodes, label }) => {
           g.data?.subscribedSyncGroups?.includes(WORKSPACE) && g.data.subscribedSyncGroups.includes("carol"),
           `G data.subscribedSyncGroups is the full new list: ${JSON.stringify(g.data)}`,
         );
-        const partial = httpLog({ client: carol.name, path: "/sync/bootstrap" }).find((e) => e.url.includes("type=partial"));
-        assert.ok(partial, "the client bootstrapped the added group partially");
+        const [partial] = await waitHttp("carol's partial bootstrap of the added group", (log) =>
+          log.filter((e) => e.client === carol.name && e.path === "/sync/bootstrap" && e.url.includes("type=partial")),
+        );
         assert.equal(partial.status, 200, `partial bootstrap answered ${partial.status}: ${partial.resBody}`);
         await carol.waitLive();
 
@@ -618,10 +624,10 @@ export const defineCompatSuite = ({ nodes, label }) => {
       await Promise.all([writer(a, 25), writer(b, 25)]);
       await Promise.all([a.settle(30_000), b.settle(30_000)]);
       const expected = await cluster.sql(
-        "SELECT id::text AS id FROM sync_actions WHERE model_id = ANY($1) ORDER BY id",
+        "SELECT id::text AS sync_id FROM sync_actions WHERE model_id = ANY($1) ORDER BY id",
         [written],
       );
-      const expectedIds = expected.map((r) => r.id);
+      const expectedIds = expected.map((r) => r.sync_id);
       assert.equal(expectedIds.length, 60, "50 inserts and 10 updates were logged");
       for (const [i, c] of [a, b, watcher].entries()) {
         await waitFor(
@@ -720,7 +726,26 @@ export const defineCompatSuite = ({ nodes, label }) => {
       );
 
       // Bob's app starts again on the same storage, with the stale cursor.
+      //
+      // The client (0.5.1) learns BOOTSTRAP_REQUIRED on two paths at once: the
+      // WebSocket error frame and the 409 of its start-up REST catch-up. Both
+      // run a recovery, and the REST one drops the reference to whatever delta
+      // subscription is current without closing it, so when it finishes first
+      // the next subscribe throws "WebSocketManager supports only one active
+      // delta subscription" and the client stays without live deltas. That is a
+      // client race whatever the server does; to keep this scenario about the
+      // server, the REST catch-up with the stale cursor is lost on the network
+      // (the client suppresses catch-up errors), and the 409 is checked above.
       const bob2 = pool.create({ dbName: bob1.dbName, name: "bob-after-trim", node: nodeB(), storage: bob1.storage, user: "bob" });
+      const staleCatchUp = intercept({
+        handle: () => {
+          throw new TypeError("fetch failed (compat: stale catch-up dropped)");
+        },
+        match: ({ client, method, url }) =>
+          client === bob2.name && method === "GET" && url.includes("/sync/deltas") && new URL(url).searchParams.get("after") === cursor,
+        times: 1000,
+      });
+      t.after(() => staleCatchUp.remove());
       await bob2.start();
       await waitFor("bob to recover with every todo written while away", () => written.every((t) => bob2.has("Todo", t.id)), {
         describe: () => bob2.describe(),
@@ -730,13 +755,13 @@ export const defineCompatSuite = ({ nodes, label }) => {
         assertSameTodo(bob2.row("Todo", todo.id), todo, "bob after re-bootstrap");
       }
       assert.ok(BigInt(bob2.lastSyncId) >= BigInt(max), `bob's cursor ${bob2.lastSyncId} reached ${max}`);
-      const sawRequired =
-        bob2.framesIn("error").some((f) => f.json.code === "BOOTSTRAP_REQUIRED") ||
-        httpLog({ client: bob2.name, path: "/sync/deltas" }).some((e) => e.status === 409);
-      assert.ok(sawRequired, "the client was told BOOTSTRAP_REQUIRED");
-      assert.ok(
-        httpLog({ client: bob2.name, path: "/sync/bootstrap" }).some((e) => e.url.includes("type=full") && e.status === 200),
-        "the client ran a full bootstrap",
+      await waitFor(
+        "bob's client to have been told BOOTSTRAP_REQUIRED on its WebSocket",
+        () => bob2.framesIn("error").some((f) => f.json.code === "BOOTSTRAP_REQUIRED"),
+        { describe: () => bob2.frames.slice(-5).map((f) => f.text ?? f.dir) },
+      );
+      await waitHttp("bob's full re-bootstrap", (log) =>
+        log.filter((e) => e.client === bob2.name && e.path === "/sync/bootstrap" && e.url.includes("type=full") && e.status === 200),
       );
       await bob2.waitLive();
       const live = fullTodo({ title: "after recovery" });

@@ -245,6 +245,9 @@ export class TestCluster {
       await node.start();
     }
     this.pool = new pg.Pool({ connectionString: this.databaseUrl, max: 2 });
+    // An idle connection killed from outside (pg_terminate_backend, restart) must
+    // not crash the run; the pool replaces it on the next query.
+    this.pool.on("error", (error) => process.stderr.write(`# test database pool: ${error.message}\n`));
   }
 
   node(index) {
