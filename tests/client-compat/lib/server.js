@@ -16,9 +16,9 @@ export const PG_URL = process.env.COMPAT_PG_URL ?? "postgres://postgres@127.0.0.
 export const REDIS_URL = process.env.COMPAT_REDIS_URL ?? "redis://127.0.0.1:6379";
 
 /**
- * The server binary: $TODO_SERVER_BIN, else target/release/todo-example, else
- * target/debug/todo-example (under $CARGO_TARGET_DIR when set). Throws a clear
- * error when none exists.
+ * The server binary: $TODO_SERVER_BIN, else the newer of
+ * target/release/todo-example and target/debug/todo-example (under
+ * $CARGO_TARGET_DIR when set). Throws a clear error when none exists.
  */
 export const resolveServerBinary = () => {
   const explicit = process.env.TODO_SERVER_BIN;
@@ -36,7 +36,10 @@ export const resolveServerBinary = () => {
     ? path.resolve(process.env.CARGO_TARGET_DIR)
     : path.join(repoRoot, "target");
   const candidates = ["release", "debug"].map((profile) => path.join(targetDir, profile, "todo-example"));
-  const found = candidates.find((candidate) => fs.existsSync(candidate));
+  // The most recently built of the two, so a stale release build does not shadow a fresh debug one.
+  const found = candidates
+    .filter((candidate) => fs.existsSync(candidate))
+    .sort((x, y) => fs.statSync(y).mtimeMs - fs.statSync(x).mtimeMs)[0];
   if (!found) {
     throw new Error(
       `Server binary not found (looked for ${candidates.join(" and ")}). Build it with ` +
