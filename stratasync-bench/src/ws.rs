@@ -4,7 +4,13 @@ use futures::{SinkExt as _, StreamExt as _};
 use serde_json::json;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Read buffer of each client socket. tungstenite's default (128 KiB) is
+/// zero-filled on every read, which made the bench's own CPU the bottleneck
+/// with thousands of sockets.
+const READ_BUFFER: usize = 4 * 1024;
 
 /// A connected socket.
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -26,7 +32,8 @@ pub enum Frame {
 /// returns the socket before the acknowledgement arrives.
 pub async fn subscribe(ws_base: &str, token: &str, after: i64) -> Result<Socket, String> {
     let url = format!("{ws_base}/sync/ws?token={token}");
-    let (mut socket, _) = tokio_tungstenite::connect_async(&url)
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(&url, Some(config), false)
         .await
         .map_err(|e| format!("connect {url}: {e}"))?;
     let frame = json!({"type": "subscribe", "token": token, "afterSyncId": after.to_string()});
