@@ -7,10 +7,9 @@ import { randomUUID } from "node:crypto";
 import path from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
 import WebSocket from "ws";
-import { ClientPool, TestClient } from "./client.js";
+import { ClientPool } from "./client.js";
 import { httpLog, intercept, rawFetch, setTrafficLog } from "./network.js";
-import { resolveServerBinary, TestCluster } from "./server.js";
-import { REDIS_URL } from "./server.js";
+import { REDIS_URL, resolveServerBinary, TestCluster } from "./server.js";
 import { compositeId, DAY_MS, freePort, redisSubscribers, sleep, SYNC_ID_RE, UUID_RE, waitFor } from "./util.js";
 
 const WORKSPACE = "demo";
@@ -771,4 +770,3 @@ export const defineCompatSuite = ({ nodes, label }) => {
   });
 };
 
-export { TestClient };
