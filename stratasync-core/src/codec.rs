@@ -122,6 +122,12 @@ pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(out, s);
 }
 
+/// Appends the decimal digits of `n` without a temporary `String` (every
+/// integer, instant and date of a bootstrap row goes through here).
+fn write_integer(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
 impl FieldCodec for String {
     fn encode(&self, out: &mut Vec<u8>) {
         write_json_string(out, self);
@@ -176,7 +182,7 @@ macro_rules! integer_codec {
     ($($ty:ty),*) => {$(
         impl FieldCodec for $ty {
             fn encode(&self, out: &mut Vec<u8>) {
-                out.extend_from_slice(self.to_string().as_bytes());
+                write_integer(out, *self);
             }
             fn to_json(&self) -> Value {
                 Value::from(*self)
@@ -243,7 +249,7 @@ fn epoch_millis(value: &Value) -> Option<i64> {
 
 impl FieldCodec for DateTime<Utc> {
     fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.timestamp_millis().to_string().as_bytes());
+        write_integer(out, self.timestamp_millis());
     }
     fn to_json(&self) -> Value {
         Value::from(self.timestamp_millis())
@@ -265,7 +271,7 @@ fn date_millis(date: NaiveDate) -> i64 {
 
 impl FieldCodec for NaiveDate {
     fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(date_millis(*self).to_string().as_bytes());
+        write_integer(out, date_millis(*self));
     }
     fn to_json(&self) -> Value {
         Value::from(date_millis(*self))

@@ -167,12 +167,16 @@ async fn read_plan<C: StoreConn>(
             }
         }
         let mut cursor = None;
+        // Pages of one model are alike: start each at the last one's size
+        // rather than growing from small (a 1000-row page is ~250 KB).
+        let mut page_bytes = 64 * 1024;
         loop {
-            let mut out = Vec::with_capacity(64 * 1024);
+            let mut out = Vec::with_capacity(page_bytes);
             let rows = ops
                 .write_page(conn, &part.scope, &mut cursor, PAGE_ROWS, &mut out)
                 .await?;
             if rows > 0 {
+                page_bytes = page_bytes.max(out.len() + out.len() / 8);
                 sink.send(Bytes::from(out))
                     .await
                     .map_err(|_| SnapshotError::ClientGone)?;
