@@ -289,7 +289,7 @@ async fn replay_buffer_overflow_closes_4008(db: &TestDb) {
             }
         }
     };
-    let (deltas, error, close) = tokio::select! {
+    let (_deltas, error, close) = tokio::select! {
         () = writing => unreachable!(),
         outcome = reading => outcome,
     };
@@ -301,8 +301,9 @@ async fn replay_buffer_overflow_closes_4008(db: &TestDb) {
         close,
         Frame::Close(4008, "Replay buffer limit exceeded".into())
     );
-    // The error came before any `subscribed`: the replay never caught up.
-    assert!(deltas > 0, "the replay had started");
+    // The first frame that is not a delta is the error, not `subscribed`:
+    // the replay never caught up. (How many deltas went out before the bound
+    // was hit depends on timing, so it is not asserted.)
 }
 
 async fn slow_consumer_is_told_and_closed(db: &TestDb) {
