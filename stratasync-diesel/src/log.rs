@@ -246,8 +246,10 @@ macro_rules! impl_log_conn {
             ) -> ::futures::future::BoxFuture<'a, ::diesel::QueryResult<bool>> {
                 use ::diesel::prelude::*;
                 use ::diesel_async::RunQueryDsl;
+                use $crate::schema::sync_actions::dsl as a;
                 use $crate::schema::sync_log_trims::dsl as t;
                 Box::pin(async move {
+                    let after = after.as_i64();
                     let trimmed = t::sync_log_trims
                         .filter(t::group_id.eq("").or(t::group_id.eq_any(groups)))
                         .select(::diesel::dsl::max(t::trimmed_through))
@@ -255,7 +257,24 @@ macro_rules! impl_log_conn {
                         .await?;
                     // Actions up to `trimmed` are gone; a cursor at or past the
                     // last of them has lost nothing.
-                    Ok(trimmed.is_some_and(|through| through > after.as_i64()))
+                    if trimmed.is_some_and(|through| through > after) {
+                        return Ok(true);
+                    }
+                    // Actions deleted without `trim_before` (plain SQL) left no
+                    // record of their groups: below the first retained id and
+                    // above every recorded trim, assume the cursor lost some.
+                    let first = a::sync_actions
+                        .select(::diesel::dsl::min(a::id))
+                        .first::<Option<i64>>(self)
+                        .await?;
+                    let Some(first) = first else { return Ok(false) };
+                    let recorded = t::sync_log_trims
+                        .select(::diesel::dsl::max(t::trimmed_through))
+                        .first::<Option<i64>>(self)
+                        .await?
+                        .unwrap_or(0);
+                    let unrecorded_through = first - 1;
+                    Ok(unrecorded_through > recorded && after < unrecorded_through)
                 })
             }
 
@@ -275,8 +294,14 @@ macro_rules! impl_log_conn {
                         .select((a::group_id, ::diesel::dsl::max(a::id)))
                         .load::<(Option<String>, Option<i64>)>(self)
                         .await?;
+                    // Every id below `before` is accounted for, whether or not
+                    // an action had it (rolled-back ids leave gaps).
+                    let whole_log = ($crate::log::WHOLE_LOG_TRIM.to_owned(), below - 1);
+                    let per_group = per_group
+                        .into_iter()
+                        .map(|(group, through)| (group.unwrap_or_default(), through.unwrap_or(0)))
+                        .chain([whole_log]);
                     for (group, through) in per_group {
-                        let (group, through) = (group.unwrap_or_default(), through.unwrap_or(0));
                         ::diesel::insert_into(t::sync_log_trims)
                             .values((t::group_id.eq(&group), t::trimmed_through.eq(through)))
                             .on_conflict(t::group_id)
@@ -377,6 +402,10 @@ macro_rules! impl_log_conn {
     };
 }
 pub(crate) use impl_log_conn;
+
+/// The `sync_log_trims` key under which a trim records the whole range it
+/// accounted for, apart from the per-group rows that staleness checks read.
+pub(crate) const WHOLE_LOG_TRIM: &str = "__stratasync_whole_log__";
 
 /// A `sync_actions` row as read.
 #[derive(diesel::Queryable)]

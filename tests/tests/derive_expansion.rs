@@ -135,7 +135,11 @@ fn task_insert_reads_the_payload() {
     assert_eq!(task.due_on, NaiveDate::from_ymd_opt(2026, 11, 25));
     assert_eq!(task.priority, 0, "an absent integer is 0");
     assert_eq!(task.workspace_id, "w9");
-    assert_eq!(task.created_at, now, "`= now` ignores the payload");
+    assert_eq!(
+        task.created_at,
+        at(5),
+        "`= now` keeps a value the client sends"
+    );
     assert_eq!(task.archived_at, None, "not an insert field");
 
     let data = task.insert_data();
@@ -148,8 +152,20 @@ fn task_insert_reads_the_payload() {
             "dueOn": 1_795_564_800_000_i64,
             "priority": 0,
             "workspaceId": "w9",
-            "createdAt": 1_800_000_000_000_i64,
+            "createdAt": 5,
         })
+    );
+
+    let without_created_at = map(json!({ "title": "t", "workspaceId": "w9", "createdAt": null }));
+    let task = Task::from_insert(id, &without_created_at, now).unwrap();
+    assert_eq!(
+        task.created_at, now,
+        "`= now` fills in the server's clock when the client sends none"
+    );
+    let wrong = map(json!({ "title": "t", "workspaceId": "w9", "createdAt": "yesterday" }));
+    assert_eq!(
+        Task::from_insert(id, &wrong, now).unwrap_err().to_string(),
+        "Invalid instant value for createdAt"
     );
 }
 

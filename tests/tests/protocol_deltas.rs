@@ -323,7 +323,48 @@ async fn trim_by_age(db: &TestDb) {
     );
 }
 
+/// Actions deleted with plain SQL (no record of their groups) make every
+/// cursor that had not reached them stale; a trim through the store over a
+/// rolled-back id does not make a quiet group's cursor stale.
+async fn actions_deleted_with_sql_make_older_cursors_stale(db: &TestDb) {
+    let server = TestServer::start(db).await;
+    server.add_member("alice", "w1").await;
+    server.add_member("bob", "w2").await;
+    let alice = server.client("user:alice");
+    let bob = server.client("user:bob");
+    let b1 = id(&bob, "w2").await;
+    let a1 = id(&alice, "w1").await;
+    let a2 = id(&alice, "w1").await;
+    let a3 = id(&alice, "w1").await;
+
+    db.execute(&format!("DELETE FROM sync_actions WHERE id < {a3}"))
+        .await;
+    assert_stale(&alice.get(&format!("/sync/deltas?after={a1}")).await);
+    assert_stale(&bob.get(&format!("/sync/deltas?after={b1}")).await);
+    let kept = alice.get(&format!("/sync/deltas?after={a2}")).await;
+    assert_eq!(
+        sync_ids(&kept),
+        [a3],
+        "a cursor at the last deleted id lost nothing"
+    );
+
+    // A trim through the store accounts for every id below its bound, so the
+    // SQL deletion is now recorded and a quiet group is judged on its own.
+    let b2 = id(&bob, "w2").await;
+    let a4 = id(&alice, "w1").await;
+    server
+        .server
+        .store()
+        .trim_before(stratasync::SyncId::new(a4))
+        .await
+        .expect("trim");
+    let quiet = bob.get(&format!("/sync/deltas?after={b2}")).await;
+    assert_eq!(quiet.status, 200, "{}", quiet.text);
+    assert_stale(&alice.get(&format!("/sync/deltas?after={a2}")).await);
+}
+
 on_each_backend!(
+    actions_deleted_with_sql_make_older_cursors_stale,
     action_shape,
     paging,
     limit_is_clamped,

@@ -288,10 +288,23 @@ fn from_insert(spec: &Spec) -> TokenStream {
                     _ => return ::core::result::Result::Err(__sp::FieldError::missing_group(#wire)),
                 }
             },
-            FieldFill::Now if types::option_inner(ty).is_some() => {
-                quote_spanned!(ty.span()=> ::core::option::Option::Some(now))
+            // `= now`: the client's value when it sends one (PROTOCOL's
+            // `dateNow`), else the server's clock.
+            FieldFill::Now => {
+                let now = if types::option_inner(ty).is_some() {
+                    quote_spanned!(ty.span()=> ::core::option::Option::Some(now))
+                } else {
+                    quote_spanned!(ty.span()=> now)
+                };
+                quote_spanned! {ty.span()=>
+                    match payload.get(#wire) {
+                        ::core::option::Option::Some(value) if !value.is_null() => {
+                            <#ty as __sp::FieldCodec>::decode(value, #wire)?
+                        }
+                        _ => #now,
+                    }
+                }
             }
-            FieldFill::Now => quote_spanned!(ty.span()=> now),
             FieldFill::Default => quote_spanned!(ty.span()=> ::core::default::Default::default()),
             FieldFill::Null => quote_spanned!(ty.span()=> ::core::option::Option::None),
         };
@@ -302,7 +315,7 @@ fn from_insert(spec: &Spec) -> TokenStream {
     let uses_payload = spec
         .fills
         .iter()
-        .any(|f| matches!(f, FieldFill::Payload | FieldFill::Group));
+        .any(|f| matches!(f, FieldFill::Payload | FieldFill::Group | FieldFill::Now));
     let payload = if uses_payload {
         quote!(payload)
     } else {
