@@ -101,5 +101,9 @@ pub(crate) async fn ws_route(
         Err(rejection) => return rejection.into_response(),
     };
     let connection_id = uuid::Uuid::new_v4().to_string();
-    upgrade.on_upgrade(move |socket| session::run(shared, socket, connection_id))
+    // A small read buffer: tungstenite zero-fills the whole buffer per read,
+    // and clients send few, small frames (subscribe, pings).
+    upgrade
+        .read_buffer_size(4 * 1024)
+        .on_upgrade(move |socket| session::run(shared, socket, connection_id))
 }
