@@ -37,11 +37,15 @@ pub(crate) const MAX_GROUP: usize = 64;
 /// appends and commits take turns).
 pub(crate) const WORKERS: usize = 4;
 
-/// A queued mutation and where its outcome goes.
+/// The outcome of one mutation.
+type Outcome = Result<Applied, MutationError>;
+
+/// Mutations of one request, queued together, and where their outcomes go.
+/// A job is never split across groups, so its mutations apply in order.
 pub(crate) struct Job {
     pub(crate) ctx: FilterContext,
-    pub(crate) mutation: Mutation,
-    pub(crate) reply: oneshot::Sender<Result<Applied, MutationError>>,
+    pub(crate) mutations: Vec<Mutation>,
+    pub(crate) reply: oneshot::Sender<Vec<Outcome>>,
 }
 
 /// The queue in front of the workers.
@@ -64,25 +68,31 @@ impl GroupCommit {
         GroupCommit { queue }
     }
 
-    /// Queues a mutation and waits for its outcome.
+    /// Queues `mutations` (applied in order, in one group) and waits for
+    /// their outcomes, in the same order.
     pub(crate) async fn submit(
         &self,
         ctx: &FilterContext,
-        mutation: &Mutation,
-    ) -> Result<Applied, MutationError> {
+        mutations: Vec<Mutation>,
+    ) -> Vec<Outcome> {
+        let count = mutations.len();
+        let failed = |message: &str| -> Vec<Outcome> {
+            (0..count)
+                .map(|_| Err(StoreError::Pool(message.into()).into()))
+                .collect()
+        };
         let (reply, outcome) = oneshot::channel();
         let job = Job {
             ctx: ctx.clone(),
-            mutation: mutation.clone(),
+            mutations,
             reply,
         };
-        self.queue
-            .send(job)
-            .await
-            .map_err(|_| StoreError::Pool("the group-commit workers stopped".into()))?;
+        if self.queue.send(job).await.is_err() {
+            return failed("the group-commit workers stopped");
+        }
         outcome
             .await
-            .map_err(|_| StoreError::Pool("a group-commit worker failed".into()))?
+            .unwrap_or_else(|_| failed("a group-commit worker failed"))
     }
 }
 
@@ -98,10 +108,14 @@ async fn work(
             let Some(first) = jobs.recv().await else {
                 return;
             };
+            let mut size = first.mutations.len();
             let mut group = vec![first];
-            while group.len() < MAX_GROUP {
+            while size < MAX_GROUP {
                 match jobs.try_recv() {
-                    Ok(job) => group.push(job),
+                    Ok(job) => {
+                        size += job.mutations.len();
+                        group.push(job);
+                    }
                     Err(_) => break,
                 }
             }
@@ -111,9 +125,12 @@ async fn work(
             Ok(conn) => conn,
             Err(error) => {
                 for job in group {
-                    let _ = job
-                        .reply
-                        .send(Err(StoreError::Pool(error.to_string()).into()));
+                    let outcomes = job
+                        .mutations
+                        .iter()
+                        .map(|_| Err(StoreError::Pool(error.to_string()).into()))
+                        .collect();
+                    let _ = job.reply.send(outcomes);
                 }
                 continue;
             }
@@ -122,48 +139,58 @@ async fn work(
     }
 }
 
-/// Commits `group` on `conn`, replying to each job.
+/// One mutation of a group: its caller and what it asks.
+type Entry<'a> = (&'a FilterContext, &'a Mutation);
+
+/// Commits every mutation of `group` on `conn`, replying to each job.
 async fn commit_group<C: StoreConn>(conn: &mut C, registry: &Registry, group: Vec<Job>) {
-    // Two jobs of one client transaction never share a group: the later one
-    // runs alone afterwards and finds the earlier one's action.
-    let mut together: Vec<Job> = Vec::with_capacity(group.len());
-    let mut alone: Vec<Job> = Vec::new();
-    for job in group {
-        let key = (&job.mutation.client_id, &job.mutation.client_tx_id);
-        if together
+    let entries: Vec<Entry<'_>> = group
+        .iter()
+        .flat_map(|job| job.mutations.iter().map(move |m| (&job.ctx, m)))
+        .collect();
+    // Two mutations of one client transaction never share a group: the later
+    // one runs alone afterwards and finds the earlier one's action.
+    let mut together: Vec<usize> = Vec::with_capacity(entries.len());
+    for (i, (_, mutation)) in entries.iter().enumerate() {
+        let key = (&mutation.client_id, &mutation.client_tx_id);
+        if !together
             .iter()
-            .any(|j| (&j.mutation.client_id, &j.mutation.client_tx_id) == key)
+            .any(|&j| (&entries[j].1.client_id, &entries[j].1.client_tx_id) == key)
         {
-            alone.push(job);
-        } else {
-            together.push(job);
+            together.push(i);
         }
     }
-    if together.len() == 1 {
-        alone.splice(0..0, together.drain(..));
-    }
-    if !together.is_empty() {
-        match run_group(conn, registry, &together).await {
-            Ok(outcomes) => {
-                for (job, outcome) in together.into_iter().zip(outcomes) {
-                    let _ = job.reply.send(outcome);
+    let mut outcomes: Vec<Option<Outcome>> = entries.iter().map(|_| None).collect();
+    if together.len() > 1 {
+        let members: Vec<Entry<'_>> = together.iter().map(|&i| entries[i]).collect();
+        match run_group(conn, registry, &members).await {
+            Ok(results) => {
+                for (&i, outcome) in together.iter().zip(results) {
+                    outcomes[i] = Some(outcome);
                 }
             }
             Err(error) => {
                 tracing::debug!(%error, size = together.len(), "group commit failed; committing one by one");
-                alone.splice(0..0, together);
             }
         }
     }
-    for job in alone {
-        let outcome = match registry.get(&job.mutation.model) {
-            Some(model) => mutate_on(conn, model, &job.ctx, &job.mutation).await,
+    // Whatever the group did not settle commits alone, in queue order.
+    for (i, &(ctx, mutation)) in entries.iter().enumerate() {
+        if outcomes[i].is_some() {
+            continue;
+        }
+        outcomes[i] = Some(match registry.get(&mutation.model) {
+            Some(model) => mutate_on(conn, model, ctx, mutation).await,
             None => Err(MutationError::rejected(format!(
                 "Unknown model \"{}\"",
-                job.mutation.model
+                mutation.model
             ))),
-        };
-        let _ = job.reply.send(outcome);
+        });
+    }
+    let mut outcomes = outcomes.into_iter().flatten();
+    for job in group {
+        let replies = outcomes.by_ref().take(job.mutations.len()).collect();
+        let _ = job.reply.send(replies);
     }
 }
 
@@ -179,8 +206,8 @@ enum Step {
 async fn run_group<C: StoreConn>(
     conn: &mut C,
     registry: &Registry,
-    group: &[Job],
-) -> Result<Vec<Result<Applied, MutationError>>, StoreError> {
+    group: &[Entry<'_>],
+) -> Result<Vec<Outcome>, StoreError> {
     begin(conn).await?;
     let outcome = apply_and_append_all(conn, registry, group).await;
     finish(conn, outcome).await
@@ -189,12 +216,11 @@ async fn run_group<C: StoreConn>(
 async fn apply_and_append_all<C: StoreConn>(
     conn: &mut C,
     registry: &Registry,
-    group: &[Job],
-) -> Result<Vec<Result<Applied, MutationError>>, StoreError> {
+    group: &[Entry<'_>],
+) -> Result<Vec<Outcome>, StoreError> {
     let now = Utc::now();
     let mut steps = Vec::with_capacity(group.len());
-    for job in group {
-        let mutation = &job.mutation;
+    for &(ctx, mutation) in group {
         let Some(model) = registry.get(&mutation.model) else {
             steps.push(Step::Rejected(MutationError::rejected(format!(
                 "Unknown model \"{}\"",
@@ -210,7 +236,7 @@ async fn apply_and_append_all<C: StoreConn>(
             continue;
         }
         begin(conn).await?; // a savepoint
-        match C::ops(model).apply(conn, mutation, &job.ctx, now).await {
+        match C::ops(model).apply(conn, mutation, ctx, now).await {
             Ok(change) => {
                 finish(conn, Ok::<_, StoreError>(())).await?; // release it
                 steps.push(Step::Append(change));
@@ -226,12 +252,11 @@ async fn apply_and_append_all<C: StoreConn>(
     }
     conn.lock_append_order().await?;
     let mut outcomes = Vec::with_capacity(steps.len());
-    for (job, step) in group.iter().zip(steps) {
+    for (&(_, mutation), step) in group.iter().zip(steps) {
         outcomes.push(match step {
             Step::Rejected(error) => Err(error),
             Step::Duplicate(applied) => Ok(applied),
             Step::Append(change) => {
-                let mutation = &job.mutation;
                 let action = NewAction {
                     model: &mutation.model,
                     model_id: &change.model_id,

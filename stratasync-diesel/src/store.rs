@@ -260,28 +260,98 @@ impl Store {
         mutation: &'a Mutation,
     ) -> BoxFuture<'a, Result<Applied, MutationError>> {
         Box::pin(async move {
-            let model = self.registry.get(&mutation.model).ok_or_else(|| {
-                MutationError::rejected(format!("Unknown model \"{}\"", mutation.model))
-            })?;
-            if !model.meta().actions.contains(mutation.action) {
-                return Err(MutationError::rejected(format!(
-                    "Unsupported action \"{}\" for this model",
-                    mutation.action.letter()
-                )));
-            }
-            match &self.db {
-                #[cfg(feature = "postgres")]
-                Db::Postgres(pool) => match &self.group {
-                    Some(group) => group.submit(ctx, mutation).await,
-                    None => mutate_on(&mut *connection!(pool)?, model, ctx, mutation).await,
-                },
-                #[cfg(feature = "sqlite")]
-                Db::Sqlite { pool, writer } => {
-                    let _one_writer = writer.lock().await;
-                    mutate_on(&mut *connection!(pool)?, model, ctx, mutation).await
+            let outcome = self
+                .mutate_all(ctx, std::slice::from_ref(mutation))
+                .await
+                .pop();
+            outcome.unwrap_or_else(|| Err(StoreError::Pool("no outcome".into()).into()))
+        })
+    }
+
+    /// Applies the mutations of one request, in order, each on its own
+    /// (one failing does not stop the rest); outcomes come in the same order.
+    ///
+    /// On PostgreSQL with group commit they share one transaction and one
+    /// commit when they can (see [`Store::mutate`] for idempotency).
+    pub fn mutate_all<'a>(
+        &'a self,
+        ctx: &'a FilterContext,
+        mutations: &'a [Mutation],
+    ) -> BoxFuture<'a, Vec<Result<Applied, MutationError>>> {
+        Box::pin(async move {
+            let mut outcomes: Vec<Option<Result<Applied, MutationError>>> =
+                mutations.iter().map(|m| self.refusal(m).map(Err)).collect();
+            let accepted: Vec<Mutation> = mutations
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, refused)| refused.is_none())
+                .map(|(m, _)| m.clone())
+                .collect();
+            let mut applied = self.apply_all(ctx, accepted).await.into_iter();
+            for outcome in &mut outcomes {
+                if outcome.is_none() {
+                    *outcome = applied.next();
                 }
             }
+            outcomes
+                .into_iter()
+                .map(|o| o.unwrap_or_else(|| Err(StoreError::Pool("no outcome".into()).into())))
+                .collect()
         })
+    }
+
+    /// Why `mutation` is refused before touching the database, if it is.
+    fn refusal(&self, mutation: &Mutation) -> Option<MutationError> {
+        let Some(model) = self.registry.get(&mutation.model) else {
+            return Some(MutationError::rejected(format!(
+                "Unknown model \"{}\"",
+                mutation.model
+            )));
+        };
+        (!model.meta().actions.contains(mutation.action)).then(|| {
+            MutationError::rejected(format!(
+                "Unsupported action \"{}\" for this model",
+                mutation.action.letter()
+            ))
+        })
+    }
+
+    /// Applies registered, supported mutations in order.
+    async fn apply_all(
+        &self,
+        ctx: &FilterContext,
+        mutations: Vec<Mutation>,
+    ) -> Vec<Result<Applied, MutationError>> {
+        #[cfg(feature = "postgres")]
+        if let Some(group) = &self.group {
+            return group.submit(ctx, mutations).await;
+        }
+        let mut outcomes = Vec::with_capacity(mutations.len());
+        for mutation in &mutations {
+            outcomes.push(self.apply_one(ctx, mutation).await);
+        }
+        outcomes
+    }
+
+    /// Applies one registered, supported mutation in its own transaction.
+    async fn apply_one(
+        &self,
+        ctx: &FilterContext,
+        mutation: &Mutation,
+    ) -> Result<Applied, MutationError> {
+        let model = self
+            .registry
+            .get(&mutation.model)
+            .ok_or_else(|| MutationError::rejected("Unknown model"))?;
+        match &self.db {
+            #[cfg(feature = "postgres")]
+            Db::Postgres(pool) => mutate_on(&mut *connection!(pool)?, model, ctx, mutation).await,
+            #[cfg(feature = "sqlite")]
+            Db::Sqlite { pool, writer } => {
+                let _one_writer = writer.lock().await;
+                mutate_on(&mut *connection!(pool)?, model, ctx, mutation).await
+            }
+        }
     }
 
     /// Turns group commit off (on by default on PostgreSQL): each mutation

@@ -125,3 +125,80 @@ async fn grouped_mutations_keep_their_own_outcomes() {
     })
     .await;
 }
+
+/// The transactions of one request apply in order even when they share a
+/// group: later ones see what earlier ones wrote, a retried duplicate inside
+/// the batch answers the first id, and ids ascend in request order.
+async fn one_request_applies_in_order(db: &stratasync_tests::harness::TestDb) {
+    let server = TestServer::start(db).await;
+    server.add_member("alice", "w1").await;
+    let alice = server.client("user:alice");
+    let (x, y) = (
+        stratasync_tests::harness::new_id(),
+        stratasync_tests::harness::new_id(),
+    );
+    let tx = stratasync_tests::harness::tx;
+    let payload = json!({ "title": "x", "priority": 1, "workspaceId": "w1" });
+    let mut transactions = vec![
+        tx("a", "Task", &x, "INSERT", payload.clone()),
+        tx("b", "Task", &x, "UPDATE", json!({ "title": "x2" })),
+        tx(
+            "c",
+            "Task",
+            &x,
+            "ARCHIVE",
+            json!({ "archivedAt": 1_700_000_000_000_i64 }),
+        ),
+        tx("a", "Task", &x, "INSERT", payload.clone()),
+        tx("d", "Task", &x, "DELETE", json!({})),
+        tx("e", "Task", &x, "UPDATE", json!({ "title": "gone" })),
+        tx("f", "Task", &y, "INSERT", payload),
+    ];
+    for i in 0..40 {
+        transactions.push(tx(
+            &format!("u{i}"),
+            "Task",
+            &y,
+            "UPDATE",
+            json!({ "priority": i }),
+        ));
+    }
+    let reply = alice
+        .post(
+            "/sync/mutate",
+            &json!({ "batchId": "b", "transactions": transactions }),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let results = reply.json["results"].as_array().expect("results");
+    let ok = |i: usize| results[i]["success"] == true;
+    assert!(ok(0) && ok(1) && ok(2) && ok(4) && ok(6), "{}", reply.text);
+    assert_eq!(
+        results[3]["syncId"], results[0]["syncId"],
+        "the duplicate answers the first id"
+    );
+    assert_eq!(
+        results[5]["error"], "Invalid mutation: record not found",
+        "after the delete"
+    );
+    let ids: Vec<u64> = results
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| *i != 3 && r["success"] == true)
+        .map(|(_, r)| {
+            r["syncId"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .expect("syncId")
+        })
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "ids ascend in request order: {ids:?}"
+    );
+    let rows = alice.get("/sync/bootstrap").await.lines();
+    assert_eq!(rows.len(), 2, "only y remains");
+    assert_eq!(rows[1]["priority"], 39, "the last update of the batch wins");
+}
+
+stratasync_tests::on_each_backend!(one_request_applies_in_order);

@@ -95,11 +95,13 @@ pub(crate) async fn mutate_route(
 ) -> Result<Json<Value>, ApiError> {
     let mutations = decode(&body)?;
     let ctx = caller.filter_context(caller.groups.clone());
+    let outcomes = state.store.mutate_all(&ctx, &mutations).await;
     let mut results = Vec::with_capacity(mutations.len());
     let mut last = SyncId::ZERO;
     let mut all_succeeded = true;
-    for mutation in &mutations {
-        match state.store.mutate(&ctx, mutation).await {
+    let mut store_failure = None;
+    for (mutation, outcome) in mutations.iter().zip(outcomes) {
+        match outcome {
             Ok(applied) => {
                 last = last.max(applied.sync_id());
                 let mut result = json!({
@@ -123,10 +125,13 @@ pub(crate) async fn mutate_route(
                     "error": message,
                 }));
             }
-            // The store is failing: answer 5xx so the client retries the
-            // batch; what was applied is deduplicated on the retry.
-            Err(MutationError::Store(error)) => return Err(error.into()),
+            Err(MutationError::Store(error)) => store_failure = Some(error),
         }
+    }
+    // The store failed: answer 5xx so the client retries the batch; what was
+    // applied (and announced above) is deduplicated on the retry.
+    if let Some(error) = store_failure {
+        return Err(error.into());
     }
     Ok(Json(
         json!({ "lastSyncId": last, "results": results, "success": all_succeeded }),
