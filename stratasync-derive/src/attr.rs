@@ -7,7 +7,7 @@
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::meta::ParseNestedMeta;
-use syn::parse::ParseStream;
+use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::{Ident, LitStr, Path, Token};
 
@@ -166,16 +166,7 @@ impl Container {
 
         for attr in &input.attrs {
             if attr.path() == DIESEL {
-                // Diesel's own derives report problems with this attribute;
-                // we only pick `table_name` out of it.
-                let _ = attr.parse_nested_meta(|meta| {
-                    if meta.path == TABLE_NAME {
-                        table_name = Some(meta.value()?.parse::<Path>()?);
-                    } else {
-                        skip_value(meta.input)?;
-                    }
-                    Ok(())
-                });
+                table_name = diesel_value(attr, TABLE_NAME).or(table_name);
                 continue;
             }
             if attr.path() != SYNC {
@@ -258,16 +249,8 @@ impl Container {
                         krate.set(&path, v);
                     }
                 } else {
-                    cx.error_spanned_by(
-                        &path,
-                        format!(
-                            "unknown sync attribute `{}`\n\
-                             help: valid keys are {}",
-                            path.to_token_stream(),
-                            list(CONTAINER_KEYS)
-                        ),
-                    );
-                    skip_value(meta.input)?;
+                    let help = format!("valid keys are {}", list(CONTAINER_KEYS));
+                    unknown_key(cx, &meta, "sync attribute", &help)?;
                 }
                 Ok(())
             });
@@ -302,14 +285,7 @@ impl Field {
         let mut column_name = None;
         for attr in &field.attrs {
             if attr.path() == DIESEL {
-                let _ = attr.parse_nested_meta(|meta| {
-                    if meta.path == COLUMN_NAME {
-                        column_name = Some(meta.value()?.parse::<Ident>()?);
-                    } else {
-                        skip_value(meta.input)?;
-                    }
-                    Ok(())
-                });
+                column_name = diesel_value(attr, COLUMN_NAME).or(column_name);
                 continue;
             }
             if attr.path() != SYNC {
@@ -323,17 +299,12 @@ impl Field {
                     no_value(&meta, "date_only")?;
                     date_only.set(&path, path.span());
                 } else {
-                    cx.error_spanned_by(
-                        &path,
-                        format!(
-                            "unknown sync field attribute `{}`\n\
-                             help: valid field keys are {}; model keys such as `group` or \
-                             `insert(...)` go on the struct",
-                            path.to_token_stream(),
-                            list(FIELD_KEYS)
-                        ),
+                    let help = format!(
+                        "valid field keys are {}; model keys such as `group` or `insert(...)` go \
+                         on the struct",
+                        list(FIELD_KEYS)
                     );
-                    skip_value(meta.input)?;
+                    unknown_key(cx, &meta, "sync field attribute", &help)?;
                 }
                 Ok(())
             });
@@ -355,6 +326,35 @@ fn skip_value(input: ParseStream) -> syn::Result<()> {
         input.parse::<TokenTree>()?;
     }
     Ok(())
+}
+
+/// The value of `key` in a `#[diesel(...)]` attribute (the last one when it
+/// is given twice). Diesel's own derives report problems with this
+/// attribute; we only pick the one key out of it.
+fn diesel_value<T: Parse>(attr: &syn::Attribute, key: Symbol) -> Option<T> {
+    let mut found = None;
+    let _ = attr.parse_nested_meta(|meta| {
+        if meta.path == key {
+            found = Some(meta.value()?.parse::<T>()?);
+        } else {
+            skip_value(meta.input)?;
+        }
+        Ok(())
+    });
+    found
+}
+
+/// Reports an unknown key at its path (`unknown <what> `key`` with `help`)
+/// and skips its value.
+fn unknown_key(cx: &Ctxt, meta: &ParseNestedMeta, what: &str, help: &str) -> syn::Result<()> {
+    cx.error_spanned_by(
+        &meta.path,
+        format!(
+            "unknown {what} `{}`\nhelp: {help}",
+            meta.path.to_token_stream()
+        ),
+    );
+    skip_value(meta.input)
 }
 
 fn key_name(meta: &ParseNestedMeta) -> String {
@@ -453,8 +453,13 @@ fn crate_path(meta: &ParseNestedMeta) -> syn::Result<Path> {
     value.parse::<Path>()
 }
 
-/// The entries of `key(a, b, ...)`: each a bare name, no value.
-fn name_list(meta: &ParseNestedMeta, form: &str) -> syn::Result<Vec<Ident>> {
+/// Parses `key(a, b = value, ...)`, handing each entry, named by a bare
+/// identifier, to `each`.
+fn for_each_entry(
+    meta: &ParseNestedMeta,
+    form: &str,
+    mut each: impl FnMut(Ident, &ParseNestedMeta) -> syn::Result<()>,
+) -> syn::Result<()> {
     if !meta.input.peek(syn::token::Paren) {
         return Err(wrong_form(
             meta,
@@ -462,14 +467,21 @@ fn name_list(meta: &ParseNestedMeta, form: &str) -> syn::Result<Vec<Ident>> {
             form,
         ));
     }
-    let mut names = Vec::new();
     meta.parse_nested_meta(|item| {
-        let Some(ident) = item.path.get_ident() else {
+        let Some(ident) = item.path.get_ident().cloned() else {
             return Err(syn::Error::new_spanned(
                 &item.path,
                 format!("expected a field name\nhelp: the correct form is `#[sync({form})]`"),
             ));
         };
+        each(ident, &item)
+    })
+}
+
+/// The entries of `key(a, b, ...)`: each a bare name, no value.
+fn name_list(meta: &ParseNestedMeta, form: &str) -> syn::Result<Vec<Ident>> {
+    let mut names = Vec::new();
+    for_each_entry(meta, form, |ident, item| {
         if !item.input.is_empty() && !item.input.peek(Token![,]) {
             return Err(syn::Error::new(
                 item.input.span(),
@@ -479,7 +491,7 @@ fn name_list(meta: &ParseNestedMeta, form: &str) -> syn::Result<Vec<Ident>> {
                 ),
             ));
         }
-        names.push(ident.clone());
+        names.push(ident);
         Ok(())
     })?;
     Ok(names)
@@ -519,82 +531,66 @@ fn action_list(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Vec<(ActionName
     Ok(actions)
 }
 
+const INSERT_FORM: &str = "insert(title, workspace_id, created_at = now, priority = default)";
+
 fn insert_list(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Vec<InsertItem>> {
-    const FORM: &str = "insert(title, workspace_id, created_at = now, priority = default)";
-    if !meta.input.peek(syn::token::Paren) {
-        return Err(wrong_form(
-            meta,
-            "a parenthesized list of field names",
-            FORM,
-        ));
-    }
     let mut items = Vec::new();
-    meta.parse_nested_meta(|item| {
-        let Some(field) = item.path.get_ident().cloned() else {
-            return Err(syn::Error::new_spanned(
-                &item.path,
-                format!("expected a field name\nhelp: the correct form is `#[sync({FORM})]`"),
-            ));
-        };
-        if item.input.is_empty() || item.input.peek(Token![,]) {
-            items.push(InsertItem {
+    for_each_entry(meta, INSERT_FORM, |field, item| {
+        items.push(match insert_fill(cx, item)? {
+            Some((fill, token)) => InsertItem {
+                field,
+                fill,
+                fill_token: Some(token),
+            },
+            None => InsertItem {
                 field,
                 fill: Fill::Payload,
                 fill_token: None,
-            });
-            return Ok(());
-        }
-        let value = item.value()?;
-        let mut tokens = TokenStream::new();
-        while !value.is_empty() && !value.peek(Token![,]) {
-            tokens.extend([value.parse::<TokenTree>()?]);
-        }
-        let mut iter = tokens.clone().into_iter();
-        let fill_token = match (iter.next(), iter.next()) {
-            (Some(TokenTree::Ident(ident)), None) => ident,
-            _ => {
-                cx.error_spanned_by(
-                    tokens,
-                    format!(
-                        "an insert field is filled with `now` or `default`\n\
-                         help: the correct form is `#[sync({FORM})]`"
-                    ),
-                );
-                // Keep the field listed so it is not also reported as missing.
-                items.push(InsertItem {
-                    field,
-                    fill: Fill::Payload,
-                    fill_token: None,
-                });
-                return Ok(());
-            }
-        };
-        let fill = if fill_token == NOW {
-            Fill::Now
-        } else if fill_token == DEFAULT {
-            Fill::Default
-        } else {
-            cx.error_spanned_by(
-                &fill_token,
-                format!(
-                    "unknown insert value `{fill_token}`: an insert field is filled with `now` \
-                     (the mutation's time) or `default` (`Default::default()`)\n\
-                     help: the correct form is `#[sync({FORM})]`"
-                ),
-            );
-            items.push(InsertItem {
-                field,
-                fill: Fill::Payload,
-                fill_token: None,
-            });
-            return Ok(());
-        };
-        items.push(InsertItem {
-            field,
-            fill,
-            fill_token: Some(fill_token),
+            },
         });
         Ok(())
     })?;
     Ok(items)
+}
+
+/// How an `insert(...)` entry is filled: `None` for a bare name (from the
+/// payload), and for a value that is neither `now` nor `default`, which is
+/// reported; the field then stays listed so it is not also reported as
+/// missing.
+fn insert_fill(cx: &Ctxt, item: &ParseNestedMeta) -> syn::Result<Option<(Fill, Ident)>> {
+    if item.input.is_empty() || item.input.peek(Token![,]) {
+        return Ok(None);
+    }
+    let value = item.value()?;
+    let mut tokens = TokenStream::new();
+    while !value.is_empty() && !value.peek(Token![,]) {
+        tokens.extend([value.parse::<TokenTree>()?]);
+    }
+    let mut iter = tokens.clone().into_iter();
+    let (Some(TokenTree::Ident(fill_token)), None) = (iter.next(), iter.next()) else {
+        cx.error_spanned_by(
+            tokens,
+            format!(
+                "an insert field is filled with `now` or `default`\n\
+                 help: the correct form is `#[sync({INSERT_FORM})]`"
+            ),
+        );
+        return Ok(None);
+    };
+    let fill = if fill_token == NOW {
+        Fill::Now
+    } else if fill_token == DEFAULT {
+        Fill::Default
+    } else {
+        cx.error_spanned_by(
+            &fill_token,
+            format!(
+                "unknown insert value `{fill_token}`: an insert field is filled with `now` \
+                 (the mutation's time) or `default` (`Default::default()`)\n\
+                 help: the correct form is `#[sync({INSERT_FORM})]`"
+            ),
+        );
+        return Ok(None);
+    };
+    Ok(Some((fill, fill_token)))
 }
