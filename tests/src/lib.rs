@@ -2,3 +2,4 @@
 pub mod handwritten;
 pub mod harness;
 pub mod live;
+pub mod protocol;

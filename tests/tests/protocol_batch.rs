@@ -4,25 +4,7 @@
 use serde_json::{Value, json};
 use stratasync_tests::harness::{Client, Reply, TestDb, TestServer, new_id, tx};
 use stratasync_tests::on_each_backend;
-
-fn assert_validation(reply: &Reply, field: &str) {
-    assert_eq!(reply.status, 400, "{}", reply.text);
-    assert_eq!(reply.json["error"], "Validation failed", "{}", reply.text);
-    assert_eq!(reply.json["source"], "body", "{}", reply.text);
-    assert!(
-        reply.json["requestId"]
-            .as_str()
-            .is_some_and(|id| !id.is_empty()),
-        "{}",
-        reply.text
-    );
-    let details = reply.json["details"].as_array().expect("details");
-    assert!(
-        details.iter().any(|d| d["field"] == field),
-        "no detail for {field}: {}",
-        reply.text
-    );
-}
+use stratasync_tests::protocol::assert_invalid_body;
 
 async fn batch(client: &Client, body: Value) -> Reply {
     client.post("/sync/batch", &body).await
@@ -128,7 +110,7 @@ async fn by_indexed_key(db: &TestDb) {
             json!({ "requests": [{ "modelName": "Task", "indexedKey": key, "keyValue": "w1" }] }),
         )
         .await;
-        assert_validation(&reply, "requests[0].indexedKey");
+        assert_invalid_body(&reply, "requests[0].indexedKey");
     }
 }
 
@@ -164,11 +146,11 @@ async fn rows_touched_after_first_sync_id_come_at_their_current_state(db: &TestD
 async fn request_count_is_1_to_100(db: &TestDb) {
     let server = TestServer::start(db).await;
     let (alice, mine, _) = setup(&server).await;
-    assert_validation(&batch(&alice, json!({ "requests": [] })).await, "requests");
-    assert_validation(&batch(&alice, json!({})).await, "requests");
-    assert_validation(&batch(&alice, json!({ "requests": {} })).await, "requests");
+    assert_invalid_body(&batch(&alice, json!({ "requests": [] })).await, "requests");
+    assert_invalid_body(&batch(&alice, json!({})).await, "requests");
+    assert_invalid_body(&batch(&alice, json!({ "requests": {} })).await, "requests");
     let one = json!({ "modelName": "Task", "groupId": "w1" });
-    assert_validation(
+    assert_invalid_body(
         &batch(&alice, json!({ "requests": vec![one.clone(); 101] })).await,
         "requests",
     );
@@ -221,9 +203,9 @@ async fn body_validation(db: &TestDb) {
         (json!([1]), "body"),
     ];
     for (body, field) in cases {
-        assert_validation(&batch(&alice, body).await, field);
+        assert_invalid_body(&batch(&alice, body).await, field);
     }
-    assert_validation(&alice.post_raw("/sync/batch", "{not json").await, "body");
+    assert_invalid_body(&alice.post_raw("/sync/batch", "{not json").await, "body");
     // Every issue of one body is reported together.
     let reply = batch(
         &alice,
@@ -235,7 +217,7 @@ async fn body_validation(db: &TestDb) {
         "requests[0].modelName",
         "requests[1].groupId",
     ] {
-        assert_validation(&reply, field);
+        assert_invalid_body(&reply, field);
     }
 }
 

@@ -4,24 +4,17 @@
 use serde_json::{Value, json};
 use stratasync_tests::harness::{Client, Reply, TestDb, TestServer, new_id, tx};
 use stratasync_tests::on_each_backend;
+use stratasync_tests::protocol::{assert_invalid_query, composite_id, details};
 
+/// A query validation failure, whose detail for `field` carries a message and
+/// whose body holds nothing but `error`, `source`, `requestId` and `details`.
 fn assert_validation(reply: &Reply, field: &str) {
-    assert_eq!(reply.status, 400, "{}", reply.text);
-    assert_eq!(reply.json["error"], "Validation failed", "{}", reply.text);
-    assert_eq!(reply.json["source"], "query", "{}", reply.text);
+    assert_invalid_query(reply, field);
     assert!(
-        reply.json["requestId"]
-            .as_str()
-            .is_some_and(|id| !id.is_empty()),
-        "{}",
-        reply.text
-    );
-    let details = reply.json["details"].as_array().expect("details");
-    assert!(
-        details
+        details(reply)
             .iter()
             .any(|d| d["field"] == field && d["message"].as_str().is_some_and(|m| !m.is_empty())),
-        "no detail for {field}: {}",
+        "no message for {field}: {}",
         reply.text
     );
     let keys: Vec<&str> = reply
@@ -88,11 +81,7 @@ async fn metadata_and_rows_have_the_wire_shape(db: &TestDb) {
         )
     );
     // A composite row: the synthetic id comes last.
-    let namespace = uuid::Uuid::parse_str("92a73695-d772-4b43-9fb4-d79f5fbef300").unwrap();
-    let composite = uuid::Uuid::new_v5(
-        &namespace,
-        format!(r#"TaskLabel:["{task_id}","{label_id}"]"#).as_bytes(),
-    );
+    let composite = composite_id(&task_id, &label_id);
     let created_at = lines[2]["createdAt"]
         .as_i64()
         .expect("createdAt is epoch ms");

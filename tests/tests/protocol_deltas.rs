@@ -5,25 +5,7 @@ use serde_json::json;
 use stratasync::SyncId;
 use stratasync_tests::harness::{Client, Reply, TestDb, TestServer, tx};
 use stratasync_tests::on_each_backend;
-
-fn assert_validation(reply: &Reply, field: &str) {
-    assert_eq!(reply.status, 400, "{}", reply.text);
-    assert_eq!(reply.json["error"], "Validation failed", "{}", reply.text);
-    assert_eq!(reply.json["source"], "query", "{}", reply.text);
-    assert!(
-        reply.json["requestId"]
-            .as_str()
-            .is_some_and(|id| !id.is_empty()),
-        "{}",
-        reply.text
-    );
-    let details = reply.json["details"].as_array().expect("details");
-    assert!(
-        details.iter().any(|d| d["field"] == field),
-        "no detail for {field}: {}",
-        reply.text
-    );
-}
+use stratasync_tests::protocol::assert_invalid_query;
 
 fn sync_ids(reply: &Reply) -> Vec<u64> {
     assert_eq!(reply.status, 200, "{}", reply.text);
@@ -183,20 +165,20 @@ async fn query_validation(db: &TestDb) {
     let server = TestServer::start(db).await;
     let alice = server.client("user:alice");
     for bad in ["-1", "abc", "1.0", "", "18446744073709551616", "0x10"] {
-        assert_validation(
+        assert_invalid_query(
             &alice.get(&format!("/sync/deltas?after={bad}")).await,
             "after",
         );
     }
     for bad in ["-1", "many", "2.5"] {
-        assert_validation(
+        assert_invalid_query(
             &alice.get(&format!("/sync/deltas?limit={bad}")).await,
             "limit",
         );
     }
     let reply = alice.get("/sync/deltas?after=x&limit=y").await;
-    assert_validation(&reply, "after");
-    assert_validation(&reply, "limit");
+    assert_invalid_query(&reply, "after");
+    assert_invalid_query(&reply, "limit");
 }
 
 /// The 409 answer of a stale cursor.

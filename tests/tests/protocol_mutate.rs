@@ -5,29 +5,11 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use stratasync::MutationEvent;
-use stratasync_tests::harness::{Client, Reply, TestDb, TestServer, new_id, tx};
+use stratasync_tests::harness::{Client, TestDb, TestServer, new_id, tx};
 use stratasync_tests::on_each_backend;
+use stratasync_tests::protocol::{assert_invalid_body, composite_id};
 
 const NOT_FOUND: &str = "Invalid mutation: record not found";
-
-fn assert_validation(reply: &Reply, field: &str) {
-    assert_eq!(reply.status, 400, "{}", reply.text);
-    assert_eq!(reply.json["error"], "Validation failed", "{}", reply.text);
-    assert_eq!(reply.json["source"], "body", "{}", reply.text);
-    assert!(
-        reply.json["requestId"]
-            .as_str()
-            .is_some_and(|id| !id.is_empty()),
-        "{}",
-        reply.text
-    );
-    let details = reply.json["details"].as_array().expect("details");
-    assert!(
-        details.iter().any(|d| d["field"] == field),
-        "no detail for {field}: {}",
-        reply.text
-    );
-}
 
 /// The error of a one-transaction request that must fail; checks the
 /// failure's shape and that no database text leaks.
@@ -60,6 +42,11 @@ async fn error_of(client: &Client, tx: Value) -> String {
         assert!(!lower.contains(leak), "database text in {error:?}");
     }
     error
+}
+
+/// The error of a `Task` transaction that must fail (see [`error_of`]).
+async fn task_error(client: &Client, action: &str, id: &str, payload: Value) -> String {
+    error_of(client, tx(&new_id(), "Task", id, action, payload)).await
 }
 
 /// The rows alice's bootstrap holds, by id.
@@ -228,11 +215,7 @@ async fn missing_rows_and_rows_of_other_groups_look_the_same(db: &TestDb) {
             if target.is_empty() {
                 continue;
             }
-            let error = error_of(
-                &alice,
-                tx(&new_id(), "Task", target, action, payload.clone()),
-            )
-            .await;
+            let error = task_error(&alice, action, target, payload.clone()).await;
             assert_eq!(error, NOT_FOUND, "{action} {target}");
         }
     }
@@ -261,11 +244,7 @@ async fn group_rules(db: &TestDb) {
     );
     for missing in [json!(""), Value::Null] {
         assert_eq!(
-            error_of(
-                &alice,
-                tx(&new_id(), "Task", &new_id(), "INSERT", insert(missing))
-            )
-            .await,
+            task_error(&alice, "INSERT", &new_id(), insert(missing)).await,
             "Invalid mutation: missing required group identifier"
         );
     }
@@ -321,34 +300,21 @@ async fn codec_errors_name_the_field(db: &TestDb) {
         payload[field] = value;
         payload
     };
-    assert_eq!(
-        error_of(
-            &alice,
-            tx(
-                &new_id(),
-                "Task",
-                &new_id(),
-                "INSERT",
-                with("completedAt", json!("yesterday"))
-            )
-        )
-        .await,
-        "Invalid instant value for completedAt"
-    );
-    assert_eq!(
-        error_of(
-            &alice,
-            tx(
-                &new_id(),
-                "Task",
-                &new_id(),
-                "INSERT",
-                with("dueOn", json!("2026-01-01"))
-            )
-        )
-        .await,
-        "Invalid dateOnly value for dueOn"
-    );
+    for (field, value, expected) in [
+        (
+            "completedAt",
+            json!("yesterday"),
+            "Invalid instant value for completedAt",
+        ),
+        (
+            "dueOn",
+            json!("2026-01-01"),
+            "Invalid dateOnly value for dueOn",
+        ),
+    ] {
+        let error = task_error(&alice, "INSERT", &new_id(), with(field, value)).await;
+        assert_eq!(error, expected);
+    }
     // A wrong JSON type in any field fails that transaction, naming the field.
     let wrong = [
         ("title", json!(5)),
@@ -365,29 +331,15 @@ async fn codec_errors_name_the_field(db: &TestDb) {
         ("workspaceId", json!(["w1"])),
     ];
     for (field, value) in wrong {
-        let error = error_of(
-            &alice,
-            tx(
-                &new_id(),
-                "Task",
-                &new_id(),
-                "INSERT",
-                with(field, value.clone()),
-            ),
-        )
-        .await;
+        let error = task_error(&alice, "INSERT", &new_id(), with(field, value.clone())).await;
         assert!(error.contains(field), "INSERT {field}={value}: {error:?}");
     }
     // Required fields without a default.
-    let error = error_of(
+    let error = task_error(
         &alice,
-        tx(
-            &new_id(),
-            "Task",
-            &new_id(),
-            "INSERT",
-            json!({ "priority": 1, "workspaceId": "w1" }),
-        ),
+        "INSERT",
+        &new_id(),
+        json!({ "priority": 1, "workspaceId": "w1" }),
     )
     .await;
     assert!(error.contains("title"), "{error:?}");
@@ -401,17 +353,7 @@ async fn codec_errors_name_the_field(db: &TestDb) {
         ("completedAt", json!("x")),
         ("dueOn", json!(false)),
     ] {
-        let error = error_of(
-            &alice,
-            tx(
-                &new_id(),
-                "Task",
-                &id,
-                "UPDATE",
-                json!({ field: value.clone() }),
-            ),
-        )
-        .await;
+        let error = task_error(&alice, "UPDATE", &id, json!({ field: value.clone() })).await;
         assert!(error.contains(field), "UPDATE {field}={value}: {error:?}");
     }
     let stored = row(&alice, &id).await.expect("row");
@@ -421,30 +363,21 @@ async fn codec_errors_name_the_field(db: &TestDb) {
     );
 
     // A composite key part that is not a UUID.
-    let error = error_of(
-        &alice,
-        tx(
-            &new_id(),
-            "TaskLabel",
-            "x",
+    for (action, payload, field) in [
+        (
             "INSERT",
             json!({ "taskId": "nope", "labelId": new_id(), "workspaceId": "w1" }),
+            "taskId",
         ),
-    )
-    .await;
-    assert!(error.contains("taskId"), "{error:?}");
-    let error = error_of(
-        &alice,
-        tx(
-            &new_id(),
-            "TaskLabel",
-            "x",
+        (
             "DELETE",
             json!({ "taskId": new_id(), "labelId": 3 }),
+            "labelId",
         ),
-    )
-    .await;
-    assert!(error.contains("labelId"), "{error:?}");
+    ] {
+        let error = error_of(&alice, tx(&new_id(), "TaskLabel", "x", action, payload)).await;
+        assert!(error.contains(field), "{action}: {error:?}");
+    }
 
     // Nothing was written by any of these.
     assert_eq!(actions(&alice).await.len(), 1);
@@ -461,7 +394,7 @@ async fn archive_rules(db: &TestDb) {
         json!({ "archivedAt": "2026-01-01T00:00:00Z" }),
     ] {
         assert_eq!(
-            error_of(&alice, tx(&new_id(), "Task", &id, "ARCHIVE", payload)).await,
+            task_error(&alice, "ARCHIVE", &id, payload).await,
             "archivedAt is required"
         );
     }
@@ -509,12 +442,7 @@ async fn composite_insert_and_delete(db: &TestDb) {
     let alice = server.client("user:alice");
     let bob = server.client("user:bob");
     let (task, label) = (new_id(), new_id());
-    let namespace = uuid::Uuid::parse_str("92a73695-d772-4b43-9fb4-d79f5fbef300").unwrap();
-    let composite = uuid::Uuid::new_v5(
-        &namespace,
-        format!(r#"TaskLabel:["{task}","{label}"]"#).as_bytes(),
-    )
-    .to_string();
+    let composite = composite_id(&task, &label);
     let keys = json!({ "taskId": task, "labelId": label });
 
     assert_eq!(
@@ -713,9 +641,9 @@ async fn body_validation(db: &TestDb) {
         (json!("transactions"), "body"),
     ];
     for (body, field) in cases {
-        assert_validation(&alice.post("/sync/mutate", &body).await, field);
+        assert_invalid_body(&alice.post("/sync/mutate", &body).await, field);
     }
-    assert_validation(
+    assert_invalid_body(
         &alice.post_raw("/sync/mutate", "{\"transactions\":").await,
         "body",
     );
@@ -728,7 +656,7 @@ async fn body_validation(db: &TestDb) {
             &json!({ "transactions": [good.clone(), bad] }),
         )
         .await;
-    assert_validation(&reply, "transactions[1].action");
+    assert_invalid_body(&reply, "transactions[1].action");
     assert!(actions(&alice).await.is_empty());
     // 100 transactions are fine.
     let many: Vec<Value> = (0..100)
