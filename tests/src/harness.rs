@@ -335,19 +335,21 @@ impl TestServer {
 
     /// A client sending `token` as its bearer token.
     pub fn client(&self, token: &str) -> Client {
-        Client {
-            http: reqwest::Client::new(),
-            base: self.url.clone(),
-            token: Some(token.to_owned()),
-        }
+        self.with_authorization(Some(&format!("Bearer {token}")))
     }
 
     /// A client sending no `Authorization` header.
     pub fn anonymous(&self) -> Client {
+        self.with_authorization(None)
+    }
+
+    /// A client sending `authorization` as its `Authorization` header, as
+    /// written (malformed ones included), or no header for `None`.
+    pub fn with_authorization(&self, authorization: Option<&str>) -> Client {
         Client {
             http: reqwest::Client::new(),
             base: self.url.clone(),
-            token: None,
+            authorization: authorization.map(str::to_owned),
         }
     }
 
@@ -398,13 +400,13 @@ impl Reply {
 pub struct Client {
     http: reqwest::Client,
     base: String,
-    token: Option<String>,
+    authorization: Option<String>,
 }
 
 impl Client {
     async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
-        let request = match &self.token {
-            Some(token) => request.bearer_auth(token),
+        let request = match &self.authorization {
+            Some(value) => request.header("authorization", value),
             None => request,
         };
         let response = request
@@ -439,6 +441,21 @@ impl Client {
     pub async fn post(&self, path: &str, body: &Value) -> Reply {
         self.send(self.http.post(format!("{}{path}", self.base)).json(body))
             .await
+    }
+
+    /// `GET <path>` or `POST <path>` (any other `method`), with a JSON body
+    /// when `body` is given.
+    pub async fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Reply {
+        let url = format!("{}{path}", self.base);
+        let request = if method == "GET" {
+            self.http.get(url)
+        } else {
+            self.http.post(url)
+        };
+        match body {
+            Some(body) => self.send(request.json(body)).await,
+            None => self.send(request).await,
+        }
     }
 
     /// `POST <path>` with a raw body.

@@ -35,48 +35,38 @@ async fn raw(
     body: Option<&Value>,
     authorization: Option<&str>,
 ) -> Reply {
-    let http = reqwest::Client::new();
-    let url = format!("{}{path}", server.url);
-    let mut request = if method == "GET" {
-        http.get(url)
-    } else {
-        http.post(url)
-    };
-    if let Some(body) = body {
-        request = request.json(body);
-    }
-    if let Some(value) = authorization {
-        request = request.header("authorization", value);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let text = response.text().await.expect("body");
-    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Reply {
-        status,
-        json,
-        text,
-        content_type,
+    server
+        .with_authorization(authorization)
+        .request(method, path, body)
+        .await
+}
+
+/// Sends every route with `authorization` and asserts each answers `status`
+/// with the body `{"error": error}`.
+async fn assert_every_route(
+    server: &TestServer,
+    authorization: Option<&str>,
+    status: u16,
+    error: &str,
+) {
+    for (method, path, body) in routes() {
+        let reply = raw(server, method, path, body.as_ref(), authorization).await;
+        assert_eq!(
+            reply.status, status,
+            "{method} {path} with {authorization:?}: {}",
+            reply.text
+        );
+        assert_eq!(
+            reply.json,
+            json!({ "error": error }),
+            "{method} {path} with {authorization:?}"
+        );
     }
 }
 
 async fn missing_header_is_401_on_every_route(db: &TestDb) {
     let server = TestServer::start(db).await;
-    for (method, path, body) in routes() {
-        let reply = raw(&server, method, path, body.as_ref(), None).await;
-        assert_eq!(reply.status, 401, "{method} {path}: {}", reply.text);
-        assert_eq!(
-            reply.json,
-            json!({ "error": "Authorization header required" }),
-            "{method} {path}"
-        );
-    }
+    assert_every_route(&server, None, 401, "Authorization header required").await;
 }
 
 async fn malformed_headers_are_401_on_every_route(db: &TestDb) {
@@ -91,20 +81,8 @@ async fn malformed_headers_are_401_on_every_route(db: &TestDb) {
         "",
         "user:alice",
     ];
-    for (method, path, body) in routes() {
-        for header in malformed {
-            let reply = raw(&server, method, path, body.as_ref(), Some(header)).await;
-            assert_eq!(
-                reply.status, 401,
-                "{method} {path} with {header:?}: {}",
-                reply.text
-            );
-            assert_eq!(
-                reply.json,
-                json!({ "error": "Invalid authorization format" }),
-                "{method} {path} {header:?}"
-            );
-        }
+    for header in malformed {
+        assert_every_route(&server, Some(header), 401, "Invalid authorization format").await;
     }
 }
 
@@ -128,50 +106,23 @@ async fn bearer_scheme_is_case_insensitive(db: &TestDb) {
 
 async fn rejected_and_expired_tokens_are_401_on_every_route(db: &TestDb) {
     let server = TestServer::start(db).await;
-    for (method, path, body) in routes() {
-        let reply = raw(&server, method, path, body.as_ref(), Some("Bearer garbage")).await;
-        assert_eq!(reply.status, 401, "{method} {path}: {}", reply.text);
-        assert_eq!(
-            reply.json,
-            json!({ "error": "Invalid token" }),
-            "{method} {path}"
-        );
-
-        let reply = raw(
-            &server,
-            method,
-            path,
-            body.as_ref(),
-            Some("Bearer expired:alice"),
-        )
-        .await;
-        assert_eq!(reply.status, 401, "{method} {path}: {}", reply.text);
-        assert_eq!(
-            reply.json,
-            json!({ "error": "Token expired" }),
-            "{method} {path}"
-        );
+    for (header, error) in [
+        ("Bearer garbage", "Invalid token"),
+        ("Bearer expired:alice", "Token expired"),
+    ] {
+        assert_every_route(&server, Some(header), 401, error).await;
     }
 }
 
 async fn group_resolution_failure_is_500_on_every_route(db: &TestDb) {
     let server = TestServer::start(db).await;
-    for (method, path, body) in routes() {
-        let reply = raw(
-            &server,
-            method,
-            path,
-            body.as_ref(),
-            Some("Bearer user:broken1"),
-        )
-        .await;
-        assert_eq!(reply.status, 500, "{method} {path}: {}", reply.text);
-        assert_eq!(
-            reply.json,
-            json!({ "error": "Failed to resolve sync groups" }),
-            "{method} {path}"
-        );
-    }
+    assert_every_route(
+        &server,
+        Some("Bearer user:broken1"),
+        500,
+        "Failed to resolve sync groups",
+    )
+    .await;
 }
 
 async fn authentication_is_checked_before_validation(db: &TestDb) {
