@@ -1,57 +1,17 @@
 // The real @stratasync/client, wired the way an application would wire it in
-// Node: REST transport (no GraphQL mutation builder), the in-memory storage,
-// the no-op reactivity adapter and the schema of the example's models.
+// Node: REST transport (no GraphQL mutation builder), the example web client's
+// in-memory storage and schema, and the no-op reactivity adapter.
 import { createSyncClient } from "@stratasync/client";
 import { noopReactivityAdapter } from "@stratasync/core";
 import { createGraphQLTransport } from "@stratasync/transport-graphql";
-import { MemoryStorage } from "./memory-storage.js";
+// The example's own schema and storage adapter (examples/todo/web), so that
+// this suite proves the web client the example ships.
+import { MemoryStorage } from "../../../examples/todo/web/src/memory-storage.js";
+import { schema } from "../../../examples/todo/web/src/schema.js";
 import { CLIENT_HEADER, installNetworkInstrumentation, recordingWebSocket } from "./network.js";
 import { plain, waitFor } from "./util.js";
 
 installNetworkInstrumentation();
-
-/** The example's models as the client declares them (wire names). */
-export const schema = {
-  models: {
-    Todo: {
-      fields: {
-        archivedAt: { nullable: true, type: "date" },
-        completedAt: { nullable: true, type: "date" },
-        createdAt: { type: "date" },
-        dueOn: { nullable: true, type: "dateOnly" },
-        estimate: { nullable: true, type: "number" },
-        id: { type: "string" },
-        notes: { nullable: true, type: "string" },
-        priority: { type: "number" },
-        title: { type: "string" },
-        workspaceId: { indexed: true, type: "string" },
-      },
-      groupKey: "workspaceId",
-      loadStrategy: "instant",
-    },
-    Label: {
-      fields: {
-        color: { type: "string" },
-        id: { type: "string" },
-        name: { type: "string" },
-        workspaceId: { indexed: true, type: "string" },
-      },
-      groupKey: "workspaceId",
-      loadStrategy: "instant",
-    },
-    TodoLabel: {
-      fields: {
-        createdAt: { type: "date" },
-        id: { type: "string" },
-        labelId: { indexed: true, type: "string" },
-        todoId: { indexed: true, type: "string" },
-        workspaceId: { indexed: true, type: "string" },
-      },
-      groupKey: "workspaceId",
-      loadStrategy: "instant",
-    },
-  },
-};
 
 /** Fast client-side retries so that failure scenarios finish quickly. */
 const RETRY = { baseDelay: 150, jitter: 0.1, maxDelay: 1500, maxRetries: 4 };
@@ -70,7 +30,7 @@ export class TestClient {
     this.node = node;
     this.name = name ?? `${user}-${counter}`;
     this.dbName = dbName ?? `compat-${this.name}-${counter}`;
-    this.storage = storage ?? new MemoryStorage(this.dbName);
+    this.storage = storage ?? new MemoryStorage();
     this.frames = [];
     this.events = [];
     this.transport = createGraphQLTransport({

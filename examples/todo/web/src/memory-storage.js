@@ -2,8 +2,9 @@
 // published for 0.5.1 (`@stratasync/storage-local` does not exist on npm), so
 // the demo keeps its local copy in memory. A reload starts from a fresh
 // bootstrap, which is what a demo wants anyway. Values are copied on the way
-// in and out, as IndexedDB does. (Same behaviour as the adapter of
-// tests/client-compat/lib/memory-storage.js.)
+// in and out, as IndexedDB does. Data survives close()/open(), so the
+// client-compatibility suite (tests/client-compat), which runs the client with
+// this adapter, can restart a client on the same storage.
 import { compareSyncId, isSyncIdGreaterThan } from "@stratasync/core";
 
 const clone = (value) => (value === undefined ? undefined : structuredClone(value));
