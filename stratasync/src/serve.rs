@@ -9,26 +9,76 @@ pub const DEFAULT_DATABASE: &str = "sqlite://stratasync.sqlite3";
 /// Where [`serve`] listens when `BIND` is unset.
 pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
 
+/// Where and on what [`serve_with`] runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeConfig {
+    /// The address to listen on (`BIND`).
+    pub bind: String,
+    /// The database (`DATABASE_URL`): a `postgres://` URL or a SQLite file.
+    pub database_url: String,
+    /// Redis for fan-out between nodes (`REDIS_URL`); `None` for one node.
+    pub redis_url: Option<String>,
+}
+
+impl ServeConfig {
+    /// The configuration the process environment gives.
+    pub fn from_env() -> Self {
+        ServeConfig::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The configuration `lookup` gives for `BIND`, `DATABASE_URL` and
+    /// `REDIS_URL`, with the defaults for what it leaves out.
+    ///
+    /// ```
+    /// use stratasync::ServeConfig;
+    /// let config = ServeConfig::from_lookup(|name| (name == "BIND").then(|| "0.0.0.0:8080".to_owned()));
+    /// assert_eq!(config.bind, "0.0.0.0:8080");
+    /// assert_eq!(config.database_url, stratasync::DEFAULT_DATABASE);
+    /// assert_eq!(config.redis_url, None);
+    /// ```
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let set = |name: &str| lookup(name).filter(|value| !value.is_empty());
+        ServeConfig {
+            bind: set("BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned()),
+            database_url: set("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE.to_owned()),
+            redis_url: set("REDIS_URL"),
+        }
+    }
+}
+
 /// Serves the models of `registry` with `auth`, configured from the
-/// environment: `BIND` (default `127.0.0.1:3000`) and `DATABASE_URL`
-/// (a `postgres://` URL; default: the SQLite file `stratasync.sqlite3`).
+/// environment ([`ServeConfig::from_env`]): `BIND` (default
+/// `127.0.0.1:3000`), `DATABASE_URL` (default: the SQLite file
+/// `stratasync.sqlite3`) and `REDIS_URL` (unset: one node).
 ///
 /// Runs until the process is stopped.
 pub async fn serve(registry: Registry, auth: impl Auth) -> Result<(), Error> {
-    let database = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE.to_owned());
-    let bind = std::env::var("BIND").unwrap_or_else(|_| DEFAULT_BIND.to_owned());
-    let server = SyncServer::builder(registry)
-        .database_url(database)
-        .auth(auth)
-        .build()
-        .await?;
-    let listener = tokio::net::TcpListener::bind(&bind)
+    serve_with(ServeConfig::from_env(), registry, auth).await
+}
+
+/// Serves the models of `registry` with `auth` as `config` says.
+///
+/// The address is taken before the database is touched, so a port in use
+/// fails at once.
+pub async fn serve_with(
+    config: ServeConfig,
+    registry: Registry,
+    auth: impl Auth,
+) -> Result<(), Error> {
+    let listener = tokio::net::TcpListener::bind(&config.bind)
         .await
         .map_err(|source| Error::Bind {
-            addr: bind.clone(),
+            addr: config.bind.clone(),
             source,
         })?;
-    tracing::info!(%bind, backend = server.store().backend_name(), "stratasync serving");
+    let mut builder = SyncServer::builder(registry)
+        .database_url(&config.database_url)
+        .auth(auth);
+    if let Some(redis) = &config.redis_url {
+        builder = builder.redis_url(redis);
+    }
+    let server = builder.build().await?;
+    tracing::info!(bind = %config.bind, backend = server.store().backend_name(), "stratasync serving");
     axum::serve(listener, server.router()).await?;
     Ok(())
 }

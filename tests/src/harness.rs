@@ -105,10 +105,7 @@ impl TestDb {
                 let dir = std::env::temp_dir().join(&name);
                 std::fs::create_dir_all(&dir).expect("create a temp dir");
                 let url = dir.join("sync.sqlite3").display().to_string();
-                let mut conn = stratasync_sqlite_conn(&url).await;
-                conn.batch_execute(SQLITE_TABLES)
-                    .await
-                    .expect("create SQLite tables");
+                create_sqlite_tables(&url).await;
                 Some(TestDb {
                     backend,
                     url,
@@ -206,6 +203,14 @@ impl TestDb {
 
 type SqliteConn =
     diesel_async::sync_connection_wrapper::SyncConnectionWrapper<diesel::SqliteConnection>;
+
+/// Creates the test models' tables in the SQLite file at `path`.
+pub async fn create_sqlite_tables(path: &str) {
+    let mut conn = stratasync_sqlite_conn(path).await;
+    conn.batch_execute(SQLITE_TABLES)
+        .await
+        .expect("create SQLite tables");
+}
 
 async fn stratasync_sqlite_conn(path: &str) -> SqliteConn {
     SqliteConn::establish(path).await.expect("open SQLite")
