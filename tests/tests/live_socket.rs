@@ -269,16 +269,21 @@ async fn replay_buffer_overflow_closes_4008(db: &TestDb) {
     })
     .await;
     server.add_member("alice", "w1").await;
-    fill_log(db, "w1", 20_000, 10).await;
-    let mut ws = Ws::connect(&server.url, "user:alice").await;
+    // More than the socket buffers hold, so the replay stalls on a client
+    // that does not read.
+    fill_log(db, "w1", 6_000, 2_000).await;
+    let mut ws = Ws::connect_small_buffer(&server.url, "user:alice", 4096).await;
     ws.subscribe("user:alice", "0", None).await;
-    // Writers keep the log moving while the replay runs.
-    let writing = async {
-        loop {
-            fill_log(db, "w1", 200, 10).await;
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
+    // A second socket, already caught up, shows when the node has delivered
+    // the next actions live.
+    let mut watcher = Ws::connect(&server.url, "user:alice").await;
+    watcher.subscribe("user:alice", "6000", None).await;
+    watcher.until_subscribed().await;
+    // While the replay is stalled, more live actions arrive than the bound.
+    fill_log(db, "w1", 50, 10).await;
+    for _ in 0..50 {
+        watcher.next_delta().await;
+    }
     let reading = async {
         let mut deltas = 0;
         loop {
@@ -289,10 +294,7 @@ async fn replay_buffer_overflow_closes_4008(db: &TestDb) {
             }
         }
     };
-    let (_deltas, error, close) = tokio::select! {
-        () = writing => unreachable!(),
-        outcome = reading => outcome,
-    };
+    let (_deltas, error, close) = reading.await;
     assert_eq!(
         error,
         json!({ "code": "BUFFER_OVERFLOW", "message": "Replay buffer limit exceeded", "type": "error" })
