@@ -42,7 +42,6 @@ pub use backend::SqliteConn;
 pub use bind::Bind;
 pub use error::{MutationError, StoreError};
 pub use hooks::{HookResult, ModelHooks, Tx};
-pub use log::NewAction;
 pub use model::{DieselModel, RowScope};
 pub use mutate::Mutation;
 pub use registry::{RegisteredModel, Registry, StoreModel, backends};

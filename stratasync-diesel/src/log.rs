@@ -9,7 +9,7 @@ use stratasync_core::{SyncAction, SyncId};
 
 /// An action about to be appended.
 #[derive(Debug, Clone)]
-pub struct NewAction<'a> {
+pub(crate) struct NewAction<'a> {
     /// Model wire name.
     pub model: &'a str,
     /// Row id (composite id for join tables).

@@ -49,6 +49,9 @@ macro_rules! on_backend {
     };
 }
 
+/// The model name of `G` actions (no registered model has it).
+const GROUPS_MODEL: &str = "SyncGroups";
+
 /// A connection from `$pool`, or the pool's failure as a [`StoreError`].
 macro_rules! connection {
     ($pool:expr) => {
@@ -385,9 +388,21 @@ impl Store {
         })
     }
 
-    /// Appends an action that is not a model mutation (group changes),
-    /// ordered like every other append.
-    pub async fn append(&self, action: NewAction<'_>) -> Result<SyncAction, StoreError> {
+    /// Adds (`join`) or removes a membership of `user_id` in `group_id` and,
+    /// in the same transaction, appends the `G` action that announces the
+    /// user's new group list (PROTOCOL §11) in their personal group.
+    ///
+    /// `full_groups` turns the user's memberships after the change into the
+    /// full list to announce (the application's groups and the personal
+    /// group added). Returns `None` when the membership was already as asked.
+    pub async fn change_membership(
+        &self,
+        user_id: &str,
+        group_id: &str,
+        group_type: &str,
+        join: bool,
+        full_groups: impl FnOnce(Vec<String>) -> Vec<String> + Send,
+    ) -> Result<Option<SyncAction>, StoreError> {
         let _one_writer = match &self.db {
             #[cfg(feature = "sqlite")]
             Db::Sqlite { writer, .. } => Some(writer.lock().await),
@@ -398,12 +413,31 @@ impl Store {
             let mut conn = connection!(pool)?;
             let conn = &mut *conn;
             begin(conn).await?;
-            let appended = match conn.lock_append_order().await {
-                Ok(()) => conn.append(action.clone()).await.map_err(StoreError::from),
-                Err(error) => Err(error.into()),
-            };
-            let (id, created_at) = finish(conn, appended).await?;
-            Ok(to_sync_action(&action, id, created_at))
+            let outcome = async {
+                let changed = if join {
+                    conn.add_member(user_id, group_id, group_type).await?
+                } else {
+                    conn.remove_member(user_id, group_id).await?
+                };
+                if !changed {
+                    return Ok(None);
+                }
+                let groups = full_groups(conn.member_groups(user_id).await?);
+                let action = NewAction {
+                    model: GROUPS_MODEL,
+                    model_id: user_id,
+                    action: "G",
+                    data: serde_json::json!({ "subscribedSyncGroups": groups }),
+                    group_id: Some(user_id),
+                    client_id: None,
+                    client_tx_id: None,
+                };
+                conn.lock_append_order().await?;
+                let (id, created_at) = conn.append(action.clone()).await?;
+                Ok::<_, diesel::result::Error>(Some(to_sync_action(&action, id, created_at)))
+            }
+            .await;
+            finish(conn, outcome.map_err(StoreError::from)).await
         })
     }
 

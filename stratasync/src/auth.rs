@@ -148,17 +148,27 @@ pub(crate) async fn caller_groups(
         .member_groups(&user.user_id)
         .await
         .map_err(|e| AuthorizeError::Groups(Box::new(e)))?;
+    Ok(union_groups(resolved, members, &user.user_id))
+}
+
+/// Every group of a user: the application's, then the memberships, then the
+/// personal group, each once (PROTOCOL §2).
+pub(crate) fn union_groups(
+    resolved: Vec<String>,
+    members: Vec<String>,
+    user_id: &str,
+) -> Vec<String> {
     let mut groups: Vec<String> = Vec::with_capacity(resolved.len() + members.len() + 1);
     for group in resolved
         .into_iter()
         .chain(members)
-        .chain([user.user_id.clone()])
+        .chain([user_id.to_owned()])
     {
         if !groups.contains(&group) {
             groups.push(group);
         }
     }
-    Ok(groups)
+    groups
 }
 
 #[cfg(test)]

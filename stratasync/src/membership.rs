@@ -1,16 +1,11 @@
 //! Membership changes (PROTOCOL §11): a user joins or leaves a group, and
 //! their clients learn it through a `G` action in their personal group.
 
-use serde_json::json;
 use stratasync_core::SyncAction;
-use stratasync_diesel::NewAction;
 
-use crate::auth::{AuthUser, AuthorizeError, caller_groups};
+use crate::auth::{AuthUser, union_groups};
 use crate::error::Error;
 use crate::server::Shared;
-
-/// The model name of `G` actions (no registered model has it).
-const GROUPS_MODEL: &str = "SyncGroups";
 
 /// Adds a membership and announces it.
 pub(crate) async fn add(
@@ -19,14 +14,7 @@ pub(crate) async fn add(
     group_id: &str,
     group_type: &str,
 ) -> Result<Option<SyncAction>, Error> {
-    if !shared
-        .store
-        .add_member(user_id, group_id, group_type)
-        .await?
-    {
-        return Ok(None);
-    }
-    announce(shared, user_id).await.map(Some)
+    change(shared, user_id, group_id, group_type, true).await
 }
 
 /// Removes a membership and announces it.
@@ -35,36 +23,34 @@ pub(crate) async fn remove(
     user_id: &str,
     group_id: &str,
 ) -> Result<Option<SyncAction>, Error> {
-    if !shared.store.remove_member(user_id, group_id).await? {
-        return Ok(None);
-    }
-    announce(shared, user_id).await.map(Some)
+    change(shared, user_id, group_id, "", false).await
 }
 
-/// Appends the `G` action carrying the user's full group list, after the
-/// membership change committed, so every socket that reads it sees the new
-/// membership.
-async fn announce(shared: &Shared, user_id: &str) -> Result<SyncAction, Error> {
-    let user = AuthUser::new(user_id);
-    let groups = caller_groups(&shared.auth, &shared.store, &user)
+/// Changes the membership and appends the `G` action carrying the user's
+/// full group list in the same transaction, so every socket that reads the
+/// action sees the new membership, and neither is ever written without the
+/// other.
+async fn change(
+    shared: &Shared,
+    user_id: &str,
+    group_id: &str,
+    group_type: &str,
+    join: bool,
+) -> Result<Option<SyncAction>, Error> {
+    let resolved = shared
+        .auth
+        .resolve_groups(&AuthUser::new(user_id))
         .await
-        .map_err(|error| match error {
-            AuthorizeError::Groups(error) => Error::Groups(error),
-            AuthorizeError::Token(error) => Error::Groups(Box::new(error)),
-        })?;
+        .map_err(Error::Groups)?;
     let action = shared
         .store
-        .append(NewAction {
-            model: GROUPS_MODEL,
-            model_id: user_id,
-            action: "G",
-            data: json!({ "subscribedSyncGroups": groups }),
-            group_id: Some(user_id),
-            client_id: None,
-            client_tx_id: None,
+        .change_membership(user_id, group_id, group_type, join, |members| {
+            union_groups(resolved, members, user_id)
         })
         .await?;
-    tracing::info!(user = user_id, sync_id = %action.id, ?groups, "sync groups changed");
-    shared.appended(&action);
+    if let Some(action) = &action {
+        tracing::info!(user = user_id, group = group_id, join, sync_id = %action.id, "sync groups changed");
+        shared.appended(action);
+    }
     Ok(action)
 }
