@@ -1,7 +1,7 @@
 //! Real servers on loopback ports against fresh databases, for the
 //! integration suites.
 //!
-//! Every case runs once per backend through [`on_each_backend!`]. SQLite is
+//! Every case runs once per backend through [`on_each_backend!`](crate::on_each_backend). SQLite is
 //! always available. PostgreSQL is used at `STRATASYNC_TEST_POSTGRES`
 //! (default `postgres://postgres@127.0.0.1:5432/postgres`); when it cannot
 //! be reached the PostgreSQL cases say so and pass, unless `CI` is set, where
