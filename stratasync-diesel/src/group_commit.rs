@@ -230,7 +230,11 @@ async fn apply_and_append_all<C: StoreConn>(
         };
         let (client_id, client_tx_id) =
             (mutation.client_id.as_str(), mutation.client_tx_id.as_str());
-        conn.lock_client_tx(client_id, client_tx_id).await?;
+        // No per-transaction lock here: a concurrent duplicate in another
+        // group either makes this apply fail after waiting on its rows (then
+        // its action is committed and found below) or makes the append fail
+        // on the unique (client_id, client_tx_id), which retries this group
+        // one by one on the locked single path.
         if let Some(id) = conn.find_client_tx(client_id, client_tx_id).await? {
             steps.push(Step::Duplicate(Applied::Duplicate(id)));
             continue;
@@ -245,7 +249,10 @@ async fn apply_and_append_all<C: StoreConn>(
                 finish(conn, Err::<(), _>(MutationError::Rejected(message.clone())))
                     .await
                     .ok();
-                steps.push(Step::Rejected(MutationError::Rejected(message)));
+                steps.push(match conn.find_client_tx(client_id, client_tx_id).await? {
+                    Some(id) => Step::Duplicate(Applied::Duplicate(id)),
+                    None => Step::Rejected(MutationError::Rejected(message)),
+                });
             }
             Err(MutationError::Store(error)) => return Err(error),
         }
