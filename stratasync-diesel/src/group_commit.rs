@@ -24,10 +24,9 @@ use chrono::Utc;
 use stratasync_core::FilterContext;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::log::NewAction;
 use crate::mutate::{Change, Mutation};
 use crate::registry::Registry;
-use crate::store::{Applied, StoreConn, begin, finish, mutate_on, to_sync_action};
+use crate::store::{Applied, StoreConn, append_change, begin, finish, mutate_on};
 use crate::{MutationError, StoreError};
 
 /// Mutations one group transaction carries at most.
@@ -263,19 +262,7 @@ async fn apply_and_append_all<C: StoreConn>(
         outcomes.push(match step {
             Step::Rejected(error) => Err(error),
             Step::Duplicate(applied) => Ok(applied),
-            Step::Append(change) => {
-                let action = NewAction {
-                    model: &mutation.model,
-                    model_id: &change.model_id,
-                    action: mutation.action.letter(),
-                    data: change.data,
-                    group_id: change.group_id.as_deref(),
-                    client_id: Some(&mutation.client_id),
-                    client_tx_id: Some(&mutation.client_tx_id),
-                };
-                let (id, created_at) = conn.append(action.clone()).await?;
-                Ok(Applied::New(to_sync_action(&action, id, created_at)))
-            }
+            Step::Append(change) => Ok(append_change(conn, mutation, change).await?),
         });
     }
     Ok(outcomes)

@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use stratasync_core::{FilterContext, SyncAction, SyncId};
 
 use crate::log::{LogConn, NewAction};
-use crate::mutate::Mutation;
+use crate::mutate::{Change, Mutation};
 use crate::registry::{ModelOps, RegisteredModel, Registry};
 use crate::{MutationError, StoreError};
 
@@ -543,20 +543,26 @@ async fn apply_and_append<C: StoreConn>(
         return Ok(Applied::Duplicate(id));
     }
     let change = C::ops(model).apply(conn, mutation, ctx, Utc::now()).await?;
+    conn.lock_append_order().await.map_err(StoreError::from)?;
+    Ok(append_change(conn, mutation, change).await?)
+}
+
+/// Appends the action of an applied `mutation` (the append lock is held).
+pub(crate) async fn append_change<C: StoreConn>(
+    conn: &mut C,
+    mutation: &Mutation,
+    change: Change,
+) -> Result<Applied, StoreError> {
     let action = NewAction {
         model: &mutation.model,
         model_id: &change.model_id,
         action: mutation.action.letter(),
         data: change.data,
         group_id: change.group_id.as_deref(),
-        client_id: Some(client_id),
-        client_tx_id: Some(client_tx_id),
+        client_id: Some(&mutation.client_id),
+        client_tx_id: Some(&mutation.client_tx_id),
     };
-    conn.lock_append_order().await.map_err(StoreError::from)?;
-    let (id, created_at) = conn
-        .append(action.clone())
-        .await
-        .map_err(StoreError::from)?;
+    let (id, created_at) = conn.append(action.clone()).await?;
     Ok(Applied::New(to_sync_action(&action, id, created_at)))
 }
 
