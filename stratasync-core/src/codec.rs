@@ -136,10 +136,16 @@ impl FieldCodec for String {
         Value::String(self.clone())
     }
     fn decode(value: &Value, field: &'static str) -> Result<Self, FieldError> {
-        value
+        let text = value
             .as_str()
-            .map(str::to_owned)
-            .ok_or(FieldError::expected(field, "a string"))
+            .ok_or(FieldError::expected(field, "a string"))?;
+        if text.contains('\0') {
+            return Err(FieldError::expected(
+                field,
+                "a string without NUL characters",
+            ));
+        }
+        Ok(text.to_owned())
     }
 }
 
@@ -230,8 +236,22 @@ impl FieldCodec for Value {
     fn to_json(&self) -> Value {
         self.clone()
     }
-    fn decode(value: &Value, _field: &'static str) -> Result<Self, FieldError> {
+    fn decode(value: &Value, field: &'static str) -> Result<Self, FieldError> {
+        if contains_nul(value) {
+            return Err(FieldError::expected(field, "JSON without NUL characters"));
+        }
         Ok(value.clone())
+    }
+}
+
+/// Whether any string or key in `value` holds a NUL character, which no text
+/// or JSON column of PostgreSQL can store.
+pub fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
     }
 }
 

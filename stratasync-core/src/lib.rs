@@ -15,7 +15,9 @@ mod model;
 mod scope;
 
 pub use action::{ActionKind, SyncAction, write_iso_millis};
-pub use codec::{FieldCodec, FieldError, FieldProblem, GroupValue, write_json_string};
+pub use codec::{
+    FieldCodec, FieldError, FieldProblem, GroupValue, contains_nul, write_json_string,
+};
 pub use composite::composite_id;
 pub use id::{SyncId, SyncIdError};
 pub use model::{ActionSet, FieldMeta, GroupKey, ModelMeta, SyncModel};

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use stratasync_core::{ActionKind, FieldCodec, FilterContext, GroupKey, JsonMap};
+use stratasync_core::{ActionKind, FieldCodec, FilterContext, GroupKey, JsonMap, contains_nul};
 
 use crate::hooks::{HookConn, ModelHooks};
 use crate::{DieselModel, MutationError};
@@ -111,6 +111,16 @@ where
             Value::Object(data)
         }
         ActionKind::Delete => {
+            // The payload becomes the action's data verbatim.
+            if mutation
+                .payload
+                .iter()
+                .any(|(key, value)| key.contains('\0') || contains_nul(value))
+            {
+                return Err(MutationError::rejected(
+                    "Invalid mutation: the payload contains a NUL character",
+                ));
+            }
             hooks
                 .before_delete(conn.tx(), ctx, &key)
                 .await

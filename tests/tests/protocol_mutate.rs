@@ -781,3 +781,43 @@ on_each_backend!(
     after_mutation_hook_failures_are_warnings,
     a_store_failure_is_a_500_without_database_text,
 );
+
+/// Text no database column can hold (a NUL character) is a client mistake:
+/// a per-transaction error naming the field, never a 500 the client would
+/// retry forever.
+async fn nul_characters_are_refused_per_transaction(db: &TestDb) {
+    let server = TestServer::start(db).await;
+    server.add_member("alice", "w1").await;
+    let alice = server.client("user:alice");
+    let id = new_id();
+    let insert = tx(
+        "nul-insert",
+        "Task",
+        &id,
+        "INSERT",
+        json!({ "title": "a\u{0}b", "priority": 1, "workspaceId": "w1" }),
+    );
+    let reply = alice.mutate_one(insert).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(
+        reply.json["results"][0]["error"],
+        "Invalid value for title: expected a string without NUL characters"
+    );
+
+    let (task, _) = alice.insert_task("w1", "kept").await;
+    let delete = tx(
+        "nul-delete",
+        "Task",
+        &task,
+        "DELETE",
+        json!({ "note": "x\u{0}" }),
+    );
+    let reply = alice.mutate_one(delete).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(
+        reply.json["results"][0]["error"],
+        "Invalid mutation: the payload contains a NUL character"
+    );
+}
+
+on_each_backend!(nul_characters_are_refused_per_transaction);
