@@ -821,3 +821,27 @@ async fn nul_characters_are_refused_per_transaction(db: &TestDb) {
 }
 
 on_each_backend!(nul_characters_are_refused_per_transaction);
+
+/// Identifiers with a NUL character are invalid request fields (400 naming
+/// the field), not database failures.
+async fn nul_characters_in_identifiers_are_validation_errors(db: &TestDb) {
+    let server = TestServer::start(db).await;
+    server.add_member("alice", "w1").await;
+    let alice = server.client("user:alice");
+    let payload = json!({ "title": "t", "priority": 1, "workspaceId": "w1" });
+    let reply = alice
+        .mutate_one(tx("t\u{0}", "Task", &new_id(), "INSERT", payload.clone()))
+        .await;
+    assert_invalid_body(&reply, "transactions[0].clientTxId");
+    let reply = alice
+        .mutate_one(tx("t1", "Task", "x\u{0}", "UPDATE", payload))
+        .await;
+    assert_invalid_body(&reply, "transactions[0].modelId");
+    let batch = json!({ "requests": [{ "modelName": "Task", "indexedKey": "workspaceId", "keyValue": "w\u{0}" }] });
+    assert_invalid_body(
+        &alice.post("/sync/batch", &batch).await,
+        "requests[0].keyValue",
+    );
+}
+
+on_each_backend!(nul_characters_in_identifiers_are_validation_errors);

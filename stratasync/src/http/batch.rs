@@ -67,12 +67,12 @@ pub(crate) async fn batch(
                 &mut issues,
             );
             let value = match request.get("keyValue") {
-                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::String(s)) if !s.contains('\0') => Some(s.clone()),
                 Some(Value::Number(n)) => Some(n.to_string()),
                 _ => {
                     issues.push(
                         format!("{path}.keyValue"),
-                        format!("{path}.keyValue must be a string"),
+                        format!("{path}.keyValue must be a string without NUL characters"),
                     );
                     None
                 }

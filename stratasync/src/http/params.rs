@@ -110,6 +110,10 @@ pub(crate) fn required_string(
     issues: &mut Issues,
 ) -> Option<String> {
     match object.get(key) {
+        Some(Value::String(s)) if s.contains('\0') => {
+            issues.push(path, format!("{path} must not contain NUL characters"));
+            None
+        }
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
         Some(Value::String(_)) => {
             issues.push(path, format!("{path} must not be empty"));
