@@ -1,5 +1,6 @@
-//! The reference models of the suites: a standard model (`Task`) and a
-//! composite join table (`TaskLabel`), declared with `#[derive(SyncModel)]`.
+//! The reference models of the suites: a standard model (`Task`), a
+//! composite join table (`TaskLabel`) and a model whose rows may move between
+//! groups (`Note`), declared with `#[derive(SyncModel)]`.
 //! (Until the derive landed this file held their hand-written expansion;
 //! `tests/tests/derive_expansion.rs` pins the generated behaviour.)
 #![allow(missing_docs)]
@@ -36,9 +37,20 @@ pub mod schema {
             created_at -> Instant,
         }
     }
+
+    diesel::table! {
+        use diesel::sql_types::*;
+        use stratasync::sql_types::*;
+
+        notes (id) {
+            id -> PortableUuid,
+            title -> Text,
+            workspace_id -> Text,
+        }
+    }
 }
 
-use schema::{task_labels, tasks};
+use schema::{notes, task_labels, tasks};
 
 /// A task of a workspace: every action, a group column, an indexed key.
 #[derive(Debug, Clone, PartialEq, diesel::Queryable, diesel::Selectable, SyncModel)]
@@ -76,4 +88,21 @@ pub struct TaskLabel {
     pub label_id: Uuid,
     pub workspace_id: String,
     pub created_at: DateTime<Utc>,
+}
+
+/// A note whose updates may move it to another workspace
+/// (`move_between_groups`): the caller must hold both workspaces.
+#[derive(Debug, Clone, PartialEq, diesel::Queryable, diesel::Selectable, SyncModel)]
+#[diesel(table_name = notes)]
+#[sync(
+    group = "workspace_id",
+    move_between_groups,
+    actions(insert, update, delete),
+    insert(title, workspace_id),
+    update(title, workspace_id)
+)]
+pub struct Note {
+    pub id: Uuid,
+    pub title: String,
+    pub workspace_id: String,
 }

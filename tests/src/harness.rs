@@ -15,7 +15,7 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 use stratasync::{Auth, AuthUser, BoxError, Registry, SyncServer, SyncServerBuilder, TokenError};
 
-use crate::handwritten::{Task, TaskLabel};
+use crate::handwritten::{Note, Task, TaskLabel};
 
 /// A database backend of the suites.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +53,11 @@ CREATE TABLE task_labels (
     workspace_id TEXT NOT NULL,
     created_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (task_id, label_id)
+);
+CREATE TABLE notes (
+    id UUID PRIMARY KEY,
+    title TEXT NOT NULL,
+    workspace_id TEXT NOT NULL
 );";
 
 const SQLITE_TABLES: &str = "
@@ -72,6 +77,11 @@ CREATE TABLE task_labels (
     workspace_id TEXT NOT NULL,
     created_at TEXT NOT NULL,
     PRIMARY KEY (task_id, label_id)
+);
+CREATE TABLE notes (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    workspace_id TEXT NOT NULL
 );";
 
 /// A fresh database with the test models' tables.
@@ -286,6 +296,12 @@ impl Auth for TestAuth {
 /// The registry of the test models.
 pub fn registry() -> Registry {
     Registry::new().model::<Task>().model::<TaskLabel>()
+}
+
+/// The registry of the test models plus [`Note`], whose rows move between
+/// groups (kept apart so the other suites' bootstraps stay as they are).
+pub fn registry_with_notes() -> Registry {
+    registry().model::<Note>()
 }
 
 /// A server running on a loopback port.
