@@ -5,7 +5,8 @@
 //! always available. PostgreSQL is used at `STRATASYNC_TEST_POSTGRES`
 //! (default `postgres://postgres@127.0.0.1:5432/postgres`); when it cannot
 //! be reached the PostgreSQL cases say so and pass, unless `CI` is set, where
-//! a missing service fails the run.
+//! a missing service fails the run. Each case is counted in the
+//! [tally](crate::tally) as ran or skipped, so a run shows what it exercised.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use serde_json::Value;
 use stratasync::{Auth, AuthUser, BoxError, Registry, SyncServer, SyncServerBuilder, TokenError};
 
 use crate::handwritten::{Note, Task, TaskLabel};
+use crate::tally::{self, Service};
 
 /// A database backend of the suites.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +133,7 @@ impl TestDb {
                         eprintln!(
                             "skipped on PostgreSQL: {admin_url} unreachable ({error}); set CI=1 to require it"
                         );
+                        tally::skipped(Service::Postgres);
                         return None;
                     }
                     Err(error) => panic!("CI requires PostgreSQL at {admin_url}: {error}"),
@@ -235,6 +238,10 @@ where
     let Some(db) = TestDb::create(backend).await else {
         return;
     };
+    tally::ran(match backend {
+        Backend::Postgres => Service::Postgres,
+        Backend::Sqlite => Service::Sqlite,
+    });
     case(&db).await;
     db.drop_database().await;
 }

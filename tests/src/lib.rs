@@ -3,3 +3,4 @@ pub mod handwritten;
 pub mod harness;
 pub mod live;
 pub mod protocol;
+pub mod tally;

@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::harness::{Backend, TestDb};
+use crate::tally::{self, Service};
 
 /// What a socket received next.
 #[derive(Debug, Clone, PartialEq)]
@@ -278,8 +279,8 @@ pub async fn log_ids(server: &stratasync::SyncServer, groups: &[String], after: 
 
 /// The Redis of the suites: `STRATASYNC_TEST_REDIS` (default
 /// `redis://127.0.0.1:6379`) as `host:port`, or `None` when it cannot be
-/// reached outside CI (the case then says so and passes). Under CI a
-/// missing Redis fails the run.
+/// reached outside CI (the case then says so, passes and counts as skipped
+/// in the [tally](crate::tally)). Under CI a missing Redis fails the run.
 pub async fn redis_addr() -> Option<String> {
     let url = std::env::var("STRATASYNC_TEST_REDIS")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
@@ -290,9 +291,13 @@ pub async fn redis_addr() -> Option<String> {
         .unwrap_or_default()
         .to_owned();
     match tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&addr)).await {
-        Ok(Ok(_)) => Some(addr),
+        Ok(Ok(_)) => {
+            tally::ran(Service::Redis);
+            Some(addr)
+        }
         outcome if !in_ci() => {
             eprintln!("skipped: Redis at {url} unreachable ({outcome:?}); set CI=1 to require it");
+            tally::skipped(Service::Redis);
             None
         }
         outcome => panic!("CI requires Redis at {url}: {outcome:?}"),
