@@ -265,18 +265,15 @@ macro_rules! on_each_backend {
 }
 
 /// Test authentication: `user:<id>` is user `<id>`; `expired:<id>` is an
-/// expired token; `nogroups:<id>` is a user whose groups cannot be resolved;
-/// anything else is invalid.
+/// expired token; anything else is invalid. The groups of a user whose id
+/// starts with `broken` cannot be resolved (the group service fails).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TestAuth;
 
 impl Auth for TestAuth {
     fn verify_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<AuthUser, TokenError>> {
         Box::pin(async move {
-            if let Some(user) = token
-                .strip_prefix("user:")
-                .or_else(|| token.strip_prefix("nogroups:"))
-            {
+            if let Some(user) = token.strip_prefix("user:") {
                 Ok(AuthUser::new(user))
             } else if token.starts_with("expired:") {
                 Err(TokenError::Expired)

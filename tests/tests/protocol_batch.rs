@@ -92,7 +92,7 @@ async fn by_indexed_key(db: &TestDb) {
     let (alice, mine, _) = setup(&server).await;
     let reply = batch(
         &alice,
-        json!({ "firstSyncId": "0", "requests": [{ "modelName": "Task", "indexedKey": "workspaceId", "keyValue": "w1" }] }),
+        json!({ "requests": [{ "modelName": "Task", "indexedKey": "workspaceId", "keyValue": "w1" }] }),
     )
     .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
@@ -135,12 +135,21 @@ async fn rows_touched_after_first_sync_id_come_at_their_current_state(db: &TestD
         json!({ "firstSyncId": first, "requests": [{ "modelName": "Task", "groupId": "w1" }] }),
     )
     .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
     let lines = reply.lines();
     let row = lines
         .iter()
         .find(|l| l["id"] == mine[0].as_str())
         .expect("row present");
     assert_eq!(row["title"], "renamed");
+    // Whole rows, the same as a load that names no firstSyncId.
+    let without = batch(
+        &alice,
+        json!({ "requests": [{ "modelName": "Task", "groupId": "w1" }] }),
+    )
+    .await;
+    assert_eq!(lines, without.lines());
+    assert_eq!(lines.len(), mine.len());
 }
 
 async fn request_count_is_1_to_100(db: &TestDb) {
