@@ -1,5 +1,6 @@
 // Small helpers shared by the harness and the scenarios.
 import { createHash } from "node:crypto";
+import fs from "node:fs";
 import net from "node:net";
 
 export const DAY_MS = 86_400_000;
@@ -138,3 +139,80 @@ export const redisSubscribers = (url, channel, timeout = 2000) =>
     });
     socket.once("error", () => done(null));
   });
+
+/**
+ * The pub/sub connections Redis at `url` holds (`CLIENT LIST TYPE pubsub`):
+ * each client's port and its counts of channel (`sub`) and pattern (`psub`)
+ * subscriptions.
+ */
+export const redisPubsubClients = (url, timeout = 2000) =>
+  new Promise((resolve, reject) => {
+    const { hostname, port } = new URL(url);
+    const socket = net.connect({ host: hostname || "127.0.0.1", port: Number(port || 6379) });
+    const args = ["CLIENT", "LIST", "TYPE", "pubsub"];
+    const command = `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join("")}`;
+    let buf = Buffer.alloc(0);
+    socket.setTimeout(timeout, () => {
+      socket.destroy();
+      reject(new Error(`CLIENT LIST at ${url} timed out`));
+    });
+    socket.once("connect", () => socket.write(command));
+    socket.on("data", (chunk) => {
+      buf = Buffer.concat([buf, chunk]);
+      const header = /^\$(\d+)\r\n/.exec(buf.toString("latin1", 0, Math.min(buf.length, 32)));
+      if (!header || buf.length < header[0].length + Number(header[1])) {
+        return;
+      }
+      socket.destroy();
+      const text = buf.subarray(header[0].length, header[0].length + Number(header[1])).toString();
+      const field = (line, name) => new RegExp(`(?:^| )${name}=(\\S*)`).exec(line)?.[1];
+      resolve(
+        text
+          .split("\n")
+          .filter((line) => line.trim())
+          .map((line) => ({
+            port: Number(field(line, "addr").split(":").pop()),
+            sub: Number(field(line, "sub")),
+            psub: Number(field(line, "psub")),
+          })),
+      );
+    });
+    socket.once("error", reject);
+  });
+
+/**
+ * The local ports of the TCP connections process `pid` holds to port
+ * `remotePort` (Linux: its socket descriptors matched against /proc's tables).
+ */
+export const tcpPortsOf = (pid, remotePort) => {
+  const inodes = new Set();
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    const target = (() => {
+      try {
+        return fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        return "";
+      }
+    })();
+    const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+    if (inode) {
+      inodes.add(inode);
+    }
+  }
+  const ports = new Set();
+  for (const table of ["tcp", "tcp6"]) {
+    const path = `/proc/${pid}/net/${table}`;
+    if (!fs.existsSync(path)) {
+      continue;
+    }
+    for (const line of fs.readFileSync(path, "utf8").trim().split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      const local = parseInt(f[1].split(":")[1], 16);
+      const remote = parseInt(f[2].split(":")[1], 16);
+      if (remote === remotePort && inodes.has(f[9])) {
+        ports.add(local);
+      }
+    }
+  }
+  return ports;
+};
