@@ -58,7 +58,7 @@ pub(crate) async fn connect(url: &str, max_size: usize) -> Result<Pool<PgConn>, 
     let conn = PgConn::establish(url)
         .await
         .map_err(|e| StoreError::Connect(e.to_string()))?;
-    crate::migrate::run(conn, MIGRATIONS).await?;
+    crate::migrate::postgres(conn, MIGRATIONS).await?;
     let manager = AsyncDieselConnectionManager::<PgConn>::new(url);
     Pool::builder(manager)
         .max_size(max_size)
