@@ -26,6 +26,8 @@ mod migrate;
 mod model;
 mod mutate;
 #[cfg(feature = "postgres")]
+mod pg_tls;
+#[cfg(feature = "postgres")]
 mod postgres;
 mod registry;
 mod schema;

@@ -1,12 +1,15 @@
 //! PostgreSQL: connection pool, migrations and the ordering locks.
 
 use diesel::sql_types::{BigInt, Text};
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use std::sync::Arc;
+
+use diesel_async::RunQueryDsl;
 use diesel_async::pooled_connection::deadpool::Pool;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 
 use crate::log::impl_log_conn;
+use crate::pg_tls::PgTarget;
 use crate::registry::{ModelOps, RegisteredModel};
 use crate::{PgConn, StoreConn, StoreError};
 
@@ -54,12 +57,21 @@ impl StoreConn for PgConn {
 }
 
 /// Opens a pool on `url` and brings the sync tables up to date.
+///
+/// TLS follows the URL's `sslmode` and `sslrootcert` ([`crate::pg_tls`]).
 pub(crate) async fn connect(url: &str, max_size: usize) -> Result<Pool<PgConn>, StoreError> {
-    let conn = PgConn::establish(url)
+    let target = Arc::new(PgTarget::parse(url).map_err(StoreError::Connect)?);
+    let conn = target
+        .establish()
         .await
         .map_err(|e| StoreError::Connect(e.to_string()))?;
-    crate::migrate::run(conn, MIGRATIONS).await?;
-    let manager = AsyncDieselConnectionManager::<PgConn>::new(url);
+    crate::migrate::postgres(conn, MIGRATIONS).await?;
+    let mut config = ManagerConfig::default();
+    config.custom_setup = Box::new(move |_url| {
+        let target = Arc::clone(&target);
+        Box::pin(async move { target.establish().await })
+    });
+    let manager = AsyncDieselConnectionManager::<PgConn>::new_with_config(url, config);
     Pool::builder(manager)
         .max_size(max_size)
         .build()

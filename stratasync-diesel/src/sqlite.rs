@@ -14,7 +14,9 @@ const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
 /// Set on every connection: concurrent readers beside one writer, waiting
 /// rather than failing on a busy database.
-const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+/// The busy timeout comes first: switching a fresh file to WAL takes a lock
+/// that another process opening it at the same moment may hold.
+const PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
                        PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
 // SQLite runs one write transaction at a time, and the store runs its writes
@@ -61,7 +63,7 @@ pub(crate) async fn connect(path: &str, max_size: usize) -> Result<Pool<SqliteCo
     let conn = establish(path)
         .await
         .map_err(|e| StoreError::Connect(e.to_string()))?;
-    crate::migrate::run(conn, MIGRATIONS).await?;
+    crate::migrate::sqlite(conn, MIGRATIONS).await?;
     let mut config = ManagerConfig::default();
     config.custom_setup = Box::new(|path| Box::pin(establish(path)));
     let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
