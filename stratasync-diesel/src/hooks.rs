@@ -37,46 +37,109 @@ pub(crate) trait HookConn {
 pub type HookResult = Result<(), String>;
 
 /// Hooks of model `T`, run inside the mutation's transaction before the
-/// change is written. Each method defaults to doing nothing.
+/// change is written. Each method defaults to doing nothing; implement the
+/// ones you need with `async fn`s (their futures must be `Send`).
 ///
 /// ```
-/// use futures::future::BoxFuture;
-/// use stratasync_core::{FilterContext, SyncModel};
+/// use stratasync_core::{FilterContext, JsonMap, SyncModel};
 /// use stratasync_diesel::{HookResult, ModelHooks, Tx};
 ///
 /// /// Refuses titles that are only white space.
 /// struct NoBlankTitles;
 ///
 /// impl<T: SyncModel> ModelHooks<T> for NoBlankTitles {
-///     fn before_update<'a>(
-///         &'a self,
-///         _tx: Tx<'a>,
-///         _ctx: &'a FilterContext,
-///         _key: &'a T::Key,
-///         changes: &'a stratasync_core::JsonMap,
-///     ) -> BoxFuture<'a, HookResult> {
-///         Box::pin(async move {
-///             match changes.get("title").and_then(|t| t.as_str()) {
-///                 Some(title) if title.trim().is_empty() => Err("title must not be blank".into()),
-///                 _ => Ok(()),
-///             }
-///         })
+///     async fn before_update(
+///         &self,
+///         _tx: Tx<'_>,
+///         _ctx: &FilterContext,
+///         _key: &T::Key,
+///         changes: &JsonMap,
+///     ) -> HookResult {
+///         match changes.get("title").and_then(|t| t.as_str()) {
+///             Some(title) if title.trim().is_empty() => Err("title must not be blank".into()),
+///             _ => Ok(()),
+///         }
 ///     }
 /// }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not implement `ModelHooks<{T}>`",
+    note = "add `impl ModelHooks<{T}> for {Self} {{}}` and override the hooks you need with `async fn`s"
+)]
 pub trait ModelHooks<T: SyncModel>: Send + Sync + 'static {
     /// Before a row is inserted; may change the row.
+    fn before_insert(
+        &self,
+        tx: Tx<'_>,
+        ctx: &FilterContext,
+        row: &mut T,
+    ) -> impl Future<Output = HookResult> + Send {
+        let _ = (tx, ctx, row);
+        async { Ok(()) }
+    }
+
+    /// Before a row is updated; `changes` are the decoded wire fields.
+    fn before_update(
+        &self,
+        tx: Tx<'_>,
+        ctx: &FilterContext,
+        key: &T::Key,
+        changes: &JsonMap,
+    ) -> impl Future<Output = HookResult> + Send {
+        let _ = (tx, ctx, key, changes);
+        async { Ok(()) }
+    }
+
+    /// Before a row is deleted.
+    fn before_delete(
+        &self,
+        tx: Tx<'_>,
+        ctx: &FilterContext,
+        key: &T::Key,
+    ) -> impl Future<Output = HookResult> + Send {
+        let _ = (tx, ctx, key);
+        async { Ok(()) }
+    }
+}
+
+/// [`ModelHooks`] in the object-safe form the registry stores.
+pub(crate) trait DynModelHooks<T: SyncModel>: Send + Sync + 'static {
+    /// [`ModelHooks::before_insert`], boxed.
+    fn before_insert<'a>(
+        &'a self,
+        tx: Tx<'a>,
+        ctx: &'a FilterContext,
+        row: &'a mut T,
+    ) -> BoxFuture<'a, HookResult>;
+
+    /// [`ModelHooks::before_update`], boxed.
+    fn before_update<'a>(
+        &'a self,
+        tx: Tx<'a>,
+        ctx: &'a FilterContext,
+        key: &'a T::Key,
+        changes: &'a JsonMap,
+    ) -> BoxFuture<'a, HookResult>;
+
+    /// [`ModelHooks::before_delete`], boxed.
+    fn before_delete<'a>(
+        &'a self,
+        tx: Tx<'a>,
+        ctx: &'a FilterContext,
+        key: &'a T::Key,
+    ) -> BoxFuture<'a, HookResult>;
+}
+
+impl<T: SyncModel, H: ModelHooks<T>> DynModelHooks<T> for H {
     fn before_insert<'a>(
         &'a self,
         tx: Tx<'a>,
         ctx: &'a FilterContext,
         row: &'a mut T,
     ) -> BoxFuture<'a, HookResult> {
-        let _ = (tx, ctx, row);
-        Box::pin(async { Ok(()) })
+        Box::pin(ModelHooks::before_insert(self, tx, ctx, row))
     }
 
-    /// Before a row is updated; `changes` are the decoded wire fields.
     fn before_update<'a>(
         &'a self,
         tx: Tx<'a>,
@@ -84,19 +147,16 @@ pub trait ModelHooks<T: SyncModel>: Send + Sync + 'static {
         key: &'a T::Key,
         changes: &'a JsonMap,
     ) -> BoxFuture<'a, HookResult> {
-        let _ = (tx, ctx, key, changes);
-        Box::pin(async { Ok(()) })
+        Box::pin(ModelHooks::before_update(self, tx, ctx, key, changes))
     }
 
-    /// Before a row is deleted.
     fn before_delete<'a>(
         &'a self,
         tx: Tx<'a>,
         ctx: &'a FilterContext,
         key: &'a T::Key,
     ) -> BoxFuture<'a, HookResult> {
-        let _ = (tx, ctx, key);
-        Box::pin(async { Ok(()) })
+        Box::pin(ModelHooks::before_delete(self, tx, ctx, key))
     }
 }
 

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use stratasync_core::{ActionKind, FieldCodec, FilterContext, GroupKey, JsonMap, contains_nul};
 
-use crate::hooks::{HookConn, ModelHooks};
+use crate::hooks::{DynModelHooks, HookConn};
 use crate::{DieselModel, MutationError};
 
 /// One client transaction of a mutate request.
@@ -55,7 +55,7 @@ pub(crate) async fn apply<T, C>(
     mutation: &Mutation,
     ctx: &FilterContext,
     now: DateTime<Utc>,
-    hooks: &dyn ModelHooks<T>,
+    hooks: &dyn DynModelHooks<T>,
 ) -> Result<Change, MutationError>
 where
     T: DieselModel<C>,

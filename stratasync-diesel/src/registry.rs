@@ -8,7 +8,7 @@ use diesel::QueryResult;
 use futures::future::BoxFuture;
 use stratasync_core::{FilterContext, ModelMeta, SyncModel};
 
-use crate::hooks::{HookConn, ModelHooks, NoHooks};
+use crate::hooks::{DynModelHooks, HookConn, ModelHooks, NoHooks};
 use crate::mutate::{Change, Mutation, apply};
 use crate::{DieselModel, MutationError, RowScope, StoreConn};
 
@@ -43,7 +43,7 @@ pub(crate) trait ModelOps<C>: Send + Sync {
 }
 
 struct Erased<T> {
-    hooks: Arc<dyn ModelHooks<T>>,
+    hooks: Arc<dyn DynModelHooks<T>>,
 }
 
 impl<T, C> ModelOps<C> for Erased<T>
@@ -183,7 +183,7 @@ impl Registry {
     /// Like [`Registry::model`], when the wire name is already registered.
     #[must_use]
     pub fn model_with_hooks<T: StoreModel>(mut self, hooks: impl ModelHooks<T>) -> Self {
-        let hooks: Arc<dyn ModelHooks<T>> = Arc::new(hooks);
+        let hooks: Arc<dyn DynModelHooks<T>> = Arc::new(hooks);
         assert!(
             self.get(T::META.name).is_none(),
             "stratasync: model `{}` is registered twice",

@@ -49,33 +49,64 @@ pub enum TokenError {
 /// [`resolve_groups`](Auth::resolve_groups), the user's rows in
 /// `sync_group_memberships`, and the user's personal group (their id).
 ///
+/// Implement it with `async fn`s; their futures must be `Send`:
+///
 /// ```
-/// use futures::future::BoxFuture;
 /// use stratasync::{Auth, AuthUser, BoxError, TokenError};
 ///
-/// struct DevAuth;
+/// struct MyAuth;
 ///
-/// impl Auth for DevAuth {
-///     fn verify_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<AuthUser, TokenError>> {
-///         Box::pin(async move {
-///             token.strip_prefix("user:").map(AuthUser::new).ok_or(TokenError::Invalid)
-///         })
+/// impl Auth for MyAuth {
+///     async fn verify_token(&self, token: &str) -> Result<AuthUser, TokenError> {
+///         token.strip_prefix("user:").map(AuthUser::new).ok_or(TokenError::Invalid)
 ///     }
 ///
-///     fn resolve_groups<'a>(&'a self, _user: &'a AuthUser) -> BoxFuture<'a, Result<Vec<String>, BoxError>> {
-///         Box::pin(async { Ok(Vec::new()) })
+///     async fn resolve_groups(&self, user: &AuthUser) -> Result<Vec<String>, BoxError> {
+///         Ok(vec![user.user_id.clone()])
 ///     }
 /// }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not implement `stratasync::Auth`",
+    note = "implement `verify_token` and `resolve_groups` as `async fn`s in `impl stratasync::Auth for {Self}`"
+)]
 pub trait Auth: Send + Sync + 'static {
     /// Verifies a bearer token.
-    fn verify_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<AuthUser, TokenError>>;
+    fn verify_token(
+        &self,
+        token: &str,
+    ) -> impl Future<Output = Result<AuthUser, TokenError>> + Send;
 
     /// The groups the application says `user` belongs to.
+    fn resolve_groups(
+        &self,
+        user: &AuthUser,
+    ) -> impl Future<Output = Result<Vec<String>, BoxError>> + Send;
+}
+
+/// [`Auth`] in the object-safe form the server stores.
+pub(crate) trait DynAuth: Send + Sync + 'static {
+    /// [`Auth::verify_token`], boxed.
+    fn verify_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<AuthUser, TokenError>>;
+
+    /// [`Auth::resolve_groups`], boxed.
     fn resolve_groups<'a>(
         &'a self,
         user: &'a AuthUser,
     ) -> BoxFuture<'a, Result<Vec<String>, BoxError>>;
+}
+
+impl<T: Auth> DynAuth for T {
+    fn verify_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<AuthUser, TokenError>> {
+        Box::pin(Auth::verify_token(self, token))
+    }
+
+    fn resolve_groups<'a>(
+        &'a self,
+        user: &'a AuthUser,
+    ) -> BoxFuture<'a, Result<Vec<String>, BoxError>> {
+        Box::pin(Auth::resolve_groups(self, user))
+    }
 }
 
 /// Why a caller could not be authorized.
@@ -125,7 +156,7 @@ impl Caller {
 
 /// Verifies `token` and gathers the caller's groups.
 pub(crate) async fn authorize(
-    auth: &Arc<dyn Auth>,
+    auth: &Arc<dyn DynAuth>,
     store: &Store,
     token: &str,
 ) -> Result<Caller, AuthorizeError> {
@@ -136,7 +167,7 @@ pub(crate) async fn authorize(
 
 /// Every group `user` holds (PROTOCOL §2).
 pub(crate) async fn caller_groups(
-    auth: &Arc<dyn Auth>,
+    auth: &Arc<dyn DynAuth>,
     store: &Store,
     user: &AuthUser,
 ) -> Result<Vec<String>, AuthorizeError> {

@@ -13,7 +13,7 @@ pub use auth::{Auth, AuthUser, AuthorizeError, BoxError, Caller, TokenError};
 pub use error::{ApiError, Error, FieldIssue, RequestPart};
 pub use live::{LiveContext, LiveHooks, LiveSocket};
 pub use serve::{DEFAULT_BIND, DEFAULT_DATABASE, ServeConfig, serve, serve_with};
-pub use server::{AfterMutation, MutationEvent, SyncServer, SyncServerBuilder};
+pub use server::{MutationEvent, SyncServer, SyncServerBuilder};
 pub use stratasync_core::{
     ActionKind, FieldCodec, FieldError, FilterContext, GroupValue, JsonMap, ModelMeta, SyncAction,
     SyncId, SyncModel,

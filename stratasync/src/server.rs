@@ -3,15 +3,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::FromRef;
 use futures::future::BoxFuture;
 use stratasync_core::{SyncAction, SyncId};
 use stratasync_diesel::{Registry, Store};
 use tokio::sync::watch;
 
-use crate::auth::{Auth, AuthUser, BoxError};
+use crate::auth::{Auth, AuthUser, BoxError, DynAuth};
 use crate::error::Error;
 use crate::fanout::{Fanout, FanoutConfig};
-use crate::live::{LiveConfig, LiveHooks, NoHooks};
+use crate::live::{DynLiveHooks, LiveConfig, LiveHooks, NoHooks};
 
 /// What the after-mutation hook is told.
 #[derive(Debug, Clone)]
@@ -23,13 +24,13 @@ pub struct MutationEvent {
 }
 
 /// Runs after a mutation commits; a failure becomes a warning on its result.
-pub type AfterMutation =
+type AfterMutation =
     Arc<dyn Fn(MutationEvent) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync>;
 
 /// State shared by every route and socket of one server.
 pub(crate) struct Shared {
     pub(crate) store: Store,
-    pub(crate) auth: Arc<dyn Auth>,
+    pub(crate) auth: Arc<dyn DynAuth>,
     /// The highest id this node has committed; live delivery watches it.
     pub(crate) last_committed: watch::Sender<SyncId>,
     /// The log tailer, memory bus and Redis link of this node.
@@ -37,7 +38,7 @@ pub(crate) struct Shared {
     /// How live sockets run.
     pub(crate) live: LiveConfig,
     /// The application's live-socket hooks.
-    pub(crate) hooks: Arc<dyn LiveHooks>,
+    pub(crate) hooks: Arc<dyn DynLiveHooks>,
     after_mutation: Option<AfterMutation>,
 }
 
@@ -73,10 +74,21 @@ impl Shared {
 
 /// A configured sync server: mount [`SyncServer::router`] into an axum app,
 /// or run it with [`crate::serve`].
+///
+/// It is cheap to clone, and it is the state of its own router: an
+/// application state holding one implements `axum::extract::FromRef` for it,
+/// so that its routes can extract [`Caller`](crate::Caller).
 #[derive(Clone)]
 pub struct SyncServer {
-    shared: Arc<Shared>,
-    base_path: String,
+    pub(crate) shared: Arc<Shared>,
+    base_path: Arc<str>,
+}
+
+/// The sync routes' handlers take the shared state out of the router's.
+impl FromRef<SyncServer> for Arc<Shared> {
+    fn from_ref(server: &SyncServer) -> Self {
+        Arc::clone(&server.shared)
+    }
 }
 
 impl std::fmt::Debug for SyncServer {
@@ -117,7 +129,7 @@ impl SyncServer {
                     .quality(tower_http::CompressionLevel::Fastest),
             )
             .layer(tower_http::trace::TraceLayer::new_for_http())
-            .with_state(Arc::clone(&self.shared))
+            .with_state(self.clone())
     }
 
     /// The store, for application code that trims the log or reads it.
@@ -175,12 +187,12 @@ impl SyncServer {
 pub struct SyncServerBuilder {
     registry: Registry,
     database_url: Option<String>,
-    auth: Option<Arc<dyn Auth>>,
+    auth: Option<Arc<dyn DynAuth>>,
     base_path: String,
     after_mutation: Option<AfterMutation>,
     fanout: FanoutConfig,
     live: LiveConfig,
-    hooks: Option<Arc<dyn LiveHooks>>,
+    hooks: Option<Arc<dyn DynLiveHooks>>,
     group_commit: bool,
 }
 
@@ -214,13 +226,25 @@ impl SyncServerBuilder {
         self
     }
 
-    /// A hook run after each committed mutation.
+    /// A hook run after each committed mutation: an `async` closure, or any
+    /// closure returning a `Send` future. Its failure becomes a warning on
+    /// the mutation's result; the mutation stays committed.
+    ///
+    /// ```
+    /// # use stratasync::{MutationEvent, Registry, SyncServer};
+    /// let builder = SyncServer::builder(Registry::new())
+    ///     .after_mutation(async |event: MutationEvent| {
+    ///         println!("{} wrote {}", event.user.user_id, event.action.model);
+    ///         Ok(())
+    ///     });
+    /// ```
     #[must_use]
-    pub fn after_mutation<F>(mut self, hook: F) -> Self
+    pub fn after_mutation<F, Fut>(mut self, hook: F) -> Self
     where
-        F: Fn(MutationEvent) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync + 'static,
+        F: Fn(MutationEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
-        self.after_mutation = Some(Arc::new(hook));
+        self.after_mutation = Some(Arc::new(move |event| Box::pin(hook(event))));
         self
     }
 
@@ -332,7 +356,7 @@ impl SyncServerBuilder {
                 hooks,
                 after_mutation: self.after_mutation,
             }),
-            base_path: self.base_path,
+            base_path: self.base_path.into(),
         })
     }
 }

@@ -271,29 +271,22 @@ macro_rules! on_each_backend {
 pub struct TestAuth;
 
 impl Auth for TestAuth {
-    fn verify_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<AuthUser, TokenError>> {
-        Box::pin(async move {
-            if let Some(user) = token.strip_prefix("user:") {
-                Ok(AuthUser::new(user))
-            } else if token.starts_with("expired:") {
-                Err(TokenError::Expired)
-            } else {
-                Err(TokenError::Invalid)
-            }
-        })
+    async fn verify_token(&self, token: &str) -> Result<AuthUser, TokenError> {
+        if let Some(user) = token.strip_prefix("user:") {
+            Ok(AuthUser::new(user))
+        } else if token.starts_with("expired:") {
+            Err(TokenError::Expired)
+        } else {
+            Err(TokenError::Invalid)
+        }
     }
 
-    fn resolve_groups<'a>(
-        &'a self,
-        user: &'a AuthUser,
-    ) -> BoxFuture<'a, Result<Vec<String>, BoxError>> {
-        Box::pin(async move {
-            if user.user_id.starts_with("broken") {
-                Err("the group service is down".into())
-            } else {
-                Ok(Vec::new())
-            }
-        })
+    async fn resolve_groups(&self, user: &AuthUser) -> Result<Vec<String>, BoxError> {
+        if user.user_id.starts_with("broken") {
+            Err("the group service is down".into())
+        } else {
+            Ok(Vec::new())
+        }
     }
 }
 

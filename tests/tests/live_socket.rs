@@ -4,7 +4,6 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 use stratasync::{
     Auth, AuthUser, BoxError, LiveContext, LiveHooks, LiveSocket, SyncId, TokenError,
@@ -393,50 +392,36 @@ async fn unanswered_ping_closes_1011(db: &TestDb) {
 struct Recorder(Arc<Mutex<Vec<String>>>);
 
 impl LiveHooks for Recorder {
-    fn on_subscribe<'a>(
-        &'a self,
-        _socket: &'a LiveSocket,
-        previous: &'a LiveContext,
-    ) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            self.0
-                .lock()
-                .expect("lock")
-                .push(format!("subscribe after {:?}", previous.user_id));
-        })
+    async fn on_subscribe(&self, _socket: &LiveSocket, previous: &LiveContext) {
+        self.0
+            .lock()
+            .expect("lock")
+            .push(format!("subscribe after {:?}", previous.user_id));
     }
 
-    fn on_message<'a>(
-        &'a self,
-        socket: &'a LiveSocket,
-        context: &'a LiveContext,
-        message: &'a Map<String, Value>,
-    ) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            let kind = message
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            self.0
-                .lock()
-                .expect("lock")
-                .push(format!("message {kind} from {:?}", context.user_id));
-            socket.send_json(&json!({ "type": "yjs_ack", "of": kind }));
-        })
+    async fn on_message(
+        &self,
+        socket: &LiveSocket,
+        context: &LiveContext,
+        message: &Map<String, Value>,
+    ) {
+        let kind = message
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        self.0
+            .lock()
+            .expect("lock")
+            .push(format!("message {kind} from {:?}", context.user_id));
+        socket.send_json(&json!({ "type": "yjs_ack", "of": kind }));
     }
 
-    fn on_close<'a>(
-        &'a self,
-        _socket: &'a LiveSocket,
-        context: &'a LiveContext,
-    ) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            self.0
-                .lock()
-                .expect("lock")
-                .push(format!("close {:?}", context.user_id));
-        })
+    async fn on_close(&self, _socket: &LiveSocket, context: &LiveContext) {
+        self.0
+            .lock()
+            .expect("lock")
+            .push(format!("close {:?}", context.user_id));
     }
 }
 
@@ -496,20 +481,15 @@ async fn hooks_see_subscribe_messages_and_close(db: &TestDb) {
 struct RevocableAuth(Arc<Mutex<HashSet<String>>>);
 
 impl Auth for RevocableAuth {
-    fn verify_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<AuthUser, TokenError>> {
-        Box::pin(async move {
-            if self.0.lock().expect("lock").contains(token) {
-                return Err(TokenError::Invalid);
-            }
-            TestAuth.verify_token(token).await
-        })
+    async fn verify_token(&self, token: &str) -> Result<AuthUser, TokenError> {
+        if self.0.lock().expect("lock").contains(token) {
+            return Err(TokenError::Invalid);
+        }
+        TestAuth.verify_token(token).await
     }
 
-    fn resolve_groups<'a>(
-        &'a self,
-        user: &'a AuthUser,
-    ) -> BoxFuture<'a, Result<Vec<String>, BoxError>> {
-        TestAuth.resolve_groups(user)
+    async fn resolve_groups(&self, user: &AuthUser) -> Result<Vec<String>, BoxError> {
+        TestAuth.resolve_groups(user).await
     }
 }
 

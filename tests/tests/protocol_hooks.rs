@@ -2,7 +2,6 @@
 //! row, reject the mutation, and their own queries commit or roll back with it.
 
 use diesel_async::RunQueryDsl;
-use futures::future::BoxFuture;
 use serde_json::json;
 use stratasync::{FilterContext, HookResult, JsonMap, ModelHooks, Registry, SyncModel, Tx};
 use stratasync_tests::handwritten::{Task, TaskLabel};
@@ -23,35 +22,26 @@ async fn run_in(tx: Tx<'_>, sql: &str) -> Result<usize, String> {
 }
 
 impl ModelHooks<Task> for TaskHooks {
-    fn before_insert<'a>(
-        &'a self,
-        _tx: Tx<'a>,
-        ctx: &'a FilterContext,
-        row: &'a mut Task,
-    ) -> BoxFuture<'a, HookResult> {
-        Box::pin(async move {
-            if ctx.user_id == "intern" {
-                return Err("interns may not create tasks".into());
-            }
-            row.title = row.title.trim().to_owned();
-            Ok(())
-        })
+    async fn before_insert(&self, _tx: Tx<'_>, ctx: &FilterContext, row: &mut Task) -> HookResult {
+        if ctx.user_id == "intern" {
+            return Err("interns may not create tasks".into());
+        }
+        row.title = row.title.trim().to_owned();
+        Ok(())
     }
 
-    fn before_update<'a>(
-        &'a self,
-        tx: Tx<'a>,
-        _ctx: &'a FilterContext,
-        _key: &'a <Task as SyncModel>::Key,
-        changes: &'a JsonMap,
-    ) -> BoxFuture<'a, HookResult> {
-        Box::pin(async move {
-            run_in(tx, "UPDATE tasks SET priority = 99").await?;
-            if changes.get("title").and_then(|t| t.as_str()) == Some("veto") {
-                return Err("vetoed by the hook".into());
-            }
-            Ok(())
-        })
+    async fn before_update(
+        &self,
+        tx: Tx<'_>,
+        _ctx: &FilterContext,
+        _key: &<Task as SyncModel>::Key,
+        changes: &JsonMap,
+    ) -> HookResult {
+        run_in(tx, "UPDATE tasks SET priority = 99").await?;
+        if changes.get("title").and_then(|t| t.as_str()) == Some("veto") {
+            return Err("vetoed by the hook".into());
+        }
+        Ok(())
     }
 }
 

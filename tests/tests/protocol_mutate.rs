@@ -695,7 +695,7 @@ async fn after_mutation_hook_failures_are_warnings(db: &TestDb) {
     let server = TestServer::start_with(db, move |builder| {
         builder.after_mutation(move |event: MutationEvent| {
             let recorder = Arc::clone(&recorder);
-            Box::pin(async move {
+            async move {
                 let boom = event.action.data.get().contains("boom");
                 recorder.lock().unwrap().push(event);
                 if boom {
@@ -703,7 +703,7 @@ async fn after_mutation_hook_failures_are_warnings(db: &TestDb) {
                 } else {
                     Ok(())
                 }
-            })
+            }
         })
     })
     .await;

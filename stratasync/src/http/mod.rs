@@ -7,9 +7,7 @@ mod deltas;
 mod mutate;
 mod params;
 
-use std::sync::Arc;
-
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
@@ -20,12 +18,12 @@ use futures::Stream;
 
 use crate::auth::{Caller, authorize};
 use crate::error::ApiError;
-use crate::server::Shared;
+use crate::server::SyncServer;
 
 pub(crate) use mutate::mutate_route;
 
 /// The routes of §4–7 under `base` (e.g. `/sync`).
-pub(crate) fn routes(base: &str) -> axum::Router<Arc<Shared>> {
+pub(crate) fn routes(base: &str) -> axum::Router<SyncServer> {
     axum::Router::new()
         .route(&format!("{base}/bootstrap"), get(bootstrap::bootstrap))
         .route(&format!("{base}/batch"), post(batch::batch))
@@ -50,12 +48,20 @@ fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
     }
 }
 
-impl FromRequestParts<Arc<Shared>> for Caller {
+/// Authenticates a request with the sync server's [`Auth`](crate::Auth), on
+/// any router whose state gives the [`SyncServer`]: 401 with the protocol's
+/// error body when the bearer token is missing or refused.
+impl<S> FromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    SyncServer: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<Shared>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let token = bearer_token(parts)?;
-        Ok(authorize(&state.auth, &state.store, token).await?)
+        let server = SyncServer::from_ref(state);
+        Ok(authorize(&server.shared.auth, &server.shared.store, token).await?)
     }
 }
 

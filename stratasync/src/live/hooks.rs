@@ -59,8 +59,9 @@ impl LiveSocket {
 /// Application hooks on `/sync/ws` (PROTOCOL §8). Every method has a no-op
 /// default; a socket's hooks run one at a time, in the order of its frames.
 ///
+/// Implement the ones you need with `async fn`s; their futures must be `Send`:
+///
 /// ```
-/// use futures::future::BoxFuture;
 /// use serde_json::{Map, Value};
 /// use stratasync::{LiveContext, LiveHooks, LiveSocket};
 ///
@@ -68,51 +69,105 @@ impl LiveSocket {
 /// struct Echo;
 ///
 /// impl LiveHooks for Echo {
-///     fn on_message<'a>(
-///         &'a self,
-///         socket: &'a LiveSocket,
-///         _context: &'a LiveContext,
-///         message: &'a Map<String, Value>,
-///     ) -> BoxFuture<'a, ()> {
-///         Box::pin(async move {
-///             socket.send_json(&Value::Object(message.clone()));
-///         })
+///     async fn on_message(
+///         &self,
+///         socket: &LiveSocket,
+///         _context: &LiveContext,
+///         message: &Map<String, Value>,
+///     ) {
+///         socket.send_json(&Value::Object(message.clone()));
 ///     }
 /// }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not implement `stratasync::LiveHooks`",
+    note = "add `impl stratasync::LiveHooks for {Self} {{}}` and override the hooks you need with `async fn`s"
+)]
 pub trait LiveHooks: Send + Sync + 'static {
     /// A subscribe frame arrived; runs before its token is checked.
     /// `previous` is what the socket was before this subscribe reset it.
-    fn on_subscribe<'a>(
-        &'a self,
-        socket: &'a LiveSocket,
-        previous: &'a LiveContext,
-    ) -> BoxFuture<'a, ()> {
+    fn on_subscribe(
+        &self,
+        socket: &LiveSocket,
+        previous: &LiveContext,
+    ) -> impl Future<Output = ()> + Send {
         let _ = (socket, previous);
-        Box::pin(async {})
+        async {}
     }
 
     /// A JSON object frame other than `subscribe` arrived on a subscribed
     /// socket (`yjs_*`, `doc_*`, `session_*`, `live_editing_*` and any other
     /// type).
+    fn on_message(
+        &self,
+        socket: &LiveSocket,
+        context: &LiveContext,
+        message: &Map<String, Value>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (socket, context, message);
+        async {}
+    }
+
+    /// The socket closed.
+    fn on_close(
+        &self,
+        socket: &LiveSocket,
+        context: &LiveContext,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (socket, context);
+        async {}
+    }
+}
+
+/// [`LiveHooks`] in the object-safe form the server stores.
+pub(crate) trait DynLiveHooks: Send + Sync + 'static {
+    /// [`LiveHooks::on_subscribe`], boxed.
+    fn on_subscribe<'a>(
+        &'a self,
+        socket: &'a LiveSocket,
+        previous: &'a LiveContext,
+    ) -> BoxFuture<'a, ()>;
+
+    /// [`LiveHooks::on_message`], boxed.
+    fn on_message<'a>(
+        &'a self,
+        socket: &'a LiveSocket,
+        context: &'a LiveContext,
+        message: &'a Map<String, Value>,
+    ) -> BoxFuture<'a, ()>;
+
+    /// [`LiveHooks::on_close`], boxed.
+    fn on_close<'a>(
+        &'a self,
+        socket: &'a LiveSocket,
+        context: &'a LiveContext,
+    ) -> BoxFuture<'a, ()>;
+}
+
+impl<T: LiveHooks> DynLiveHooks for T {
+    fn on_subscribe<'a>(
+        &'a self,
+        socket: &'a LiveSocket,
+        previous: &'a LiveContext,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(LiveHooks::on_subscribe(self, socket, previous))
+    }
+
     fn on_message<'a>(
         &'a self,
         socket: &'a LiveSocket,
         context: &'a LiveContext,
         message: &'a Map<String, Value>,
     ) -> BoxFuture<'a, ()> {
-        let _ = (socket, context, message);
-        Box::pin(async {})
+        Box::pin(LiveHooks::on_message(self, socket, context, message))
     }
 
-    /// The socket closed.
     fn on_close<'a>(
         &'a self,
         socket: &'a LiveSocket,
         context: &'a LiveContext,
     ) -> BoxFuture<'a, ()> {
-        let _ = (socket, context);
-        Box::pin(async {})
+        Box::pin(LiveHooks::on_close(self, socket, context))
     }
 }
 

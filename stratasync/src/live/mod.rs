@@ -35,7 +35,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-pub(crate) use hooks::NoHooks;
+pub(crate) use hooks::{DynLiveHooks, NoHooks};
 pub use hooks::{LiveContext, LiveHooks, LiveSocket};
 
 use crate::server::Shared;
