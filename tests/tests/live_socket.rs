@@ -12,6 +12,8 @@ use stratasync_tests::harness::{TestAuth, TestDb, TestServer};
 use stratasync_tests::live::{Frame, Ws, delta_id, fill_log};
 use stratasync_tests::on_each_backend;
 
+/// How long a socket must stay silent where nothing may arrive (each such
+/// wait is followed by a frame that must arrive).
 const QUIET: Duration = Duration::from_millis(300);
 
 async fn upgrade_needs_a_valid_token(db: &TestDb) {
@@ -75,8 +77,10 @@ async fn replay_then_ack_then_live(db: &TestDb) {
 
     let (_, third) = alice.insert_task("w1", "three").await;
     assert_eq!(delta_id(&ws.next_delta().await).to_string(), third);
-    // Each action once.
-    assert_eq!(ws.deltas_for(QUIET).await, Vec::<u64>::new());
+    // Each action once: the next frame is the next action, no second copy
+    // of the third before it.
+    let (_, fourth) = alice.insert_task("w1", "four").await;
+    assert_eq!(delta_id(&ws.next_delta().await).to_string(), fourth);
 }
 
 async fn null_keys_are_present_in_frames(db: &TestDb) {
@@ -191,7 +195,10 @@ async fn resubscribe_with_a_new_cursor(db: &TestDb) {
         json!({ "afterSyncId": "0", "groups": ["alice"], "type": "subscribed" })
     );
     alice.insert_task("w1", "unseen").await;
-    assert_eq!(ws.deltas_for(QUIET).await, Vec::<u64>::new());
+    // The socket is still served, and the w1 action never came before the
+    // next action of its groups.
+    let (_, control) = alice.insert_task("alice", "seen").await;
+    assert_eq!(delta_id(&ws.next_delta().await).to_string(), control);
 }
 
 async fn groups_not_held_are_dropped(db: &TestDb) {
@@ -215,11 +222,24 @@ async fn groups_not_held_are_dropped(db: &TestDb) {
     let (ids, ack) = ws.until_subscribed().await;
     assert!(ids.is_empty());
     assert_eq!(ack["groups"], json!([]));
-    server
+    let mut bobs = Ws::connect(&server.url, "user:bob").await;
+    bobs.subscribe("user:bob", "0", None).await;
+    bobs.until_subscribed().await;
+    let (_, foreign) = server
         .client("user:bob")
         .insert_task("w2", "still not mine")
         .await;
-    assert_eq!(ws.deltas_for(QUIET).await, Vec::<u64>::new());
+    // The w2 action went out live (bob's socket has it), and within a
+    // while alice's socket got nothing.
+    assert_eq!(delta_id(&bobs.next_delta().await).to_string(), foreign);
+    assert_eq!(ws.next_within(QUIET).await, Frame::Timeout);
+    // Then the control: no group of this socket can receive anything, so it
+    // is the next subscribe's acknowledgement (from the foreign id: nothing
+    // to replay), proving the socket is still served with nothing before it.
+    ws.subscribe("user:alice", &foreign, Some(&["w1"])).await;
+    let (ids, ack) = ws.until_subscribed().await;
+    assert_eq!(ids, Vec::<u64>::new());
+    assert_eq!(ack["groups"], json!(["w1"]));
 }
 
 async fn stale_cursor_requires_bootstrap(db: &TestDb) {
@@ -253,12 +273,15 @@ async fn stale_cursor_requires_bootstrap(db: &TestDb) {
             "type": "error"
         })
     );
-    // Nothing is delivered after the refusal, and the socket stays open.
-    alice.insert_task("w1", "after").await;
-    assert_eq!(ws.deltas_for(QUIET).await, Vec::<u64>::new());
-    // The last trimmed id has lost nothing.
+    // Nothing is delivered after the refusal, and the socket stays open:
+    // the next subscribe (from the last trimmed id, which has lost nothing)
+    // replays exactly the two actions after it, with no live copy before.
+    let (_, after) = alice.insert_task("w1", "after").await;
     ws.subscribe("user:alice", &second, None).await;
-    assert_eq!(ws.until_subscribed().await.0.len(), 2);
+    assert_eq!(
+        ws.until_subscribed().await.0,
+        [third, after.parse::<u64>().expect("id")]
+    );
 }
 
 async fn replay_buffer_overflow_closes_4008(db: &TestDb) {
@@ -519,8 +542,8 @@ async fn revoked_token_stops_deltas(db: &TestDb) {
         json!({ "message": "Invalid token", "type": "error" })
     );
     writer.insert_task("w1", "unseen").await;
-    assert_eq!(ws.deltas_for(QUIET).await, Vec::<u64>::new());
-    // Re-subscribing with the revoked token is refused too.
+    // Re-subscribing with the revoked token is refused too; that answer is
+    // the next frame, so the "unseen" delta never came.
     ws.subscribe("user:alice", "0", None).await;
     assert_eq!(
         ws.next().await.json(),
