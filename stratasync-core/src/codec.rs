@@ -13,6 +13,32 @@ use uuid::Uuid;
 
 const DAY_MS: i64 = 86_400_000;
 
+/// The first year a date or instant may fall in. PostgreSQL stores from
+/// 4713 BC and SQLite (RFC 3339 text) from year 0; every backend stores
+/// years 1 to 9999.
+pub const MIN_YEAR: i32 = 1;
+
+/// The last year a date or instant may fall in (see [`MIN_YEAR`]).
+pub const MAX_YEAR: i32 = 9999;
+
+/// `at` when its year is one every backend stores, else the range error.
+fn in_range(at: DateTime<Utc>, field: &'static str) -> Result<DateTime<Utc>, FieldError> {
+    use chrono::Datelike;
+    if (MIN_YEAR..=MAX_YEAR).contains(&at.year()) {
+        Ok(at)
+    } else {
+        Err(out_of_range(field))
+    }
+}
+
+/// The error of a date or instant outside the storable years.
+fn out_of_range(field: &'static str) -> FieldError {
+    FieldError {
+        field,
+        problem: FieldProblem::OutOfRange,
+    }
+}
+
 /// A payload value that does not fit its field; the message names the wire field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
@@ -33,6 +59,9 @@ pub enum FieldProblem {
     InvalidInstant,
     /// Not an epoch-milliseconds number of a UTC day.
     InvalidDateOnly,
+    /// A date or instant outside the years every backend stores
+    /// ([`MIN_YEAR`] to [`MAX_YEAR`]).
+    OutOfRange,
     /// The group column of an insert is absent or empty.
     MissingGroup,
 }
@@ -72,6 +101,11 @@ impl fmt::Display for FieldError {
             }
             FieldProblem::InvalidInstant => write!(f, "Invalid instant value for {}", self.field),
             FieldProblem::InvalidDateOnly => write!(f, "Invalid dateOnly value for {}", self.field),
+            FieldProblem::OutOfRange => write!(
+                f,
+                "Invalid value for {}: dates must fall in the years {MIN_YEAR} to {MAX_YEAR}",
+                self.field
+            ),
             FieldProblem::MissingGroup => {
                 f.write_str("Invalid mutation: missing required group identifier")
             }
@@ -275,12 +309,12 @@ impl FieldCodec for DateTime<Utc> {
         Value::from(self.timestamp_millis())
     }
     fn decode(value: &Value, field: &'static str) -> Result<Self, FieldError> {
-        epoch_millis(value)
-            .and_then(DateTime::from_timestamp_millis)
-            .ok_or(FieldError {
-                field,
-                problem: FieldProblem::InvalidInstant,
-            })
+        let ms = epoch_millis(value).ok_or(FieldError {
+            field,
+            problem: FieldProblem::InvalidInstant,
+        })?;
+        let at = DateTime::from_timestamp_millis(ms).ok_or_else(|| out_of_range(field))?;
+        in_range(at, field)
     }
 }
 
@@ -297,14 +331,13 @@ impl FieldCodec for NaiveDate {
         Value::from(date_millis(*self))
     }
     fn decode(value: &Value, field: &'static str) -> Result<Self, FieldError> {
-        epoch_millis(value)
-            .map(|ms| ms.div_euclid(DAY_MS) * DAY_MS)
-            .and_then(DateTime::from_timestamp_millis)
-            .map(|dt| dt.date_naive())
-            .ok_or(FieldError {
-                field,
-                problem: FieldProblem::InvalidDateOnly,
-            })
+        let ms = epoch_millis(value).ok_or(FieldError {
+            field,
+            problem: FieldProblem::InvalidDateOnly,
+        })?;
+        let midnight = ms.div_euclid(DAY_MS) * DAY_MS;
+        let at = DateTime::from_timestamp_millis(midnight).ok_or_else(|| out_of_range(field))?;
+        Ok(in_range(at, field)?.date_naive())
     }
 }
 
@@ -415,6 +448,33 @@ mod tests {
                 .to_string(),
             "Invalid dateOnly value for dueOn"
         );
+    }
+
+    #[test]
+    fn dates_outside_the_storable_years_name_the_field() {
+        let message = "dates must fall in the years 1 to 9999";
+        // PostgreSQL cannot store year -29719; chrono cannot represent 287,000.
+        for ms in [
+            -1_000_000_000_000_000_i64,
+            9_000_000_000_000_000,
+            253_402_300_800_000,
+        ] {
+            let instant = DateTime::<Utc>::decode(&json!(ms), "completedAt").unwrap_err();
+            assert_eq!(
+                instant.to_string(),
+                format!("Invalid value for completedAt: {message}")
+            );
+            let date = NaiveDate::decode(&json!(ms), "dueOn").unwrap_err();
+            assert_eq!(
+                date.to_string(),
+                format!("Invalid value for dueOn: {message}")
+            );
+        }
+        // The first and last storable milliseconds.
+        for ms in [-62_135_596_800_000_i64, 253_402_300_799_999] {
+            assert!(DateTime::<Utc>::decode(&json!(ms), "completedAt").is_ok());
+            assert!(NaiveDate::decode(&json!(ms), "dueOn").is_ok());
+        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Storage errors.
+//! Storage errors, and which side of the wire a database error belongs to.
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
@@ -17,6 +17,21 @@ pub enum StoreError {
     /// The sync tables could not be created or upgraded.
     #[error("cannot migrate the sync tables: {0}")]
     Migration(String),
+}
+
+impl StoreError {
+    /// Whether the database is unreachable, overloaded or timed out: a
+    /// retry after a pause can succeed (HTTP `503` with `Retry-After`).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Pool(_) | StoreError::Connect(_) => true,
+            StoreError::Query(error) => matches!(
+                classify(error),
+                Fault::Unavailable | Fault::Broken | Fault::Conflict
+            ),
+            StoreError::Migration(_) => false,
+        }
+    }
 }
 
 /// Why one mutation was not applied.
@@ -42,23 +57,106 @@ impl MutationError {
     }
 }
 
+/// Which side of the wire a database error belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// The client's data (SQLSTATE classes 22 and 23, and SQLite's
+    /// equivalents): a per-transaction rejection.
+    Client,
+    /// A deadlock or serialization failure (40P01, 40001): the transaction
+    /// can be retried as it is.
+    Conflict,
+    /// A timeout or an administrator's cancel (57014, 57P0x), or SQLite
+    /// busy: the database cannot serve now.
+    Unavailable,
+    /// The connection is lost or its transaction state is unknown; it must
+    /// not be used again.
+    Broken,
+    /// Any other failure of the server side.
+    Server,
+}
+
+/// The start of PostgreSQL's data-exception (class 22) messages: diesel
+/// reports that class as an unknown kind, so the message tells it apart.
+const DATA_EXCEPTIONS: &[&str] = &[
+    "out of range",
+    "invalid input",
+    "value too long",
+    "numeric field overflow",
+    "division by zero",
+    "invalid byte sequence",
+    "character with byte sequence",
+    "unsupported unicode escape",
+    "datatype mismatch",
+];
+
+/// Sorts a database error into a [`Fault`].
+pub(crate) fn classify(error: &DieselError) -> Fault {
+    let DieselError::DatabaseError(kind, info) = error else {
+        return match error {
+            DieselError::BrokenTransactionManager
+            | DieselError::AlreadyInTransaction
+            | DieselError::NotInTransaction
+            | DieselError::RollbackErrorOnCommit { .. } => Fault::Broken,
+            DieselError::SerializationError(_) | DieselError::DeserializationError(_) => {
+                Fault::Server
+            }
+            _ => Fault::Server,
+        };
+    };
+    let message = info.message().to_ascii_lowercase();
+    match kind {
+        DatabaseErrorKind::UniqueViolation
+        | DatabaseErrorKind::ForeignKeyViolation
+        | DatabaseErrorKind::NotNullViolation
+        | DatabaseErrorKind::CheckViolation
+        | DatabaseErrorKind::RestrictViolation
+        | DatabaseErrorKind::ExclusionViolation => Fault::Client,
+        DatabaseErrorKind::SerializationFailure => Fault::Conflict,
+        DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => {
+            Fault::Broken
+        }
+        _ if message.starts_with("deadlock detected") => Fault::Conflict,
+        _ if message.starts_with("canceling statement")
+            || message.contains("database is locked")
+            || message.contains("database is busy") =>
+        {
+            Fault::Unavailable
+        }
+        _ if message.starts_with("terminating connection")
+            || message.contains("shutting down")
+            || message.contains("starting up")
+            || message.contains("connection") && message.contains("closed") =>
+        {
+            Fault::Broken
+        }
+        _ if DATA_EXCEPTIONS.iter().any(|m| message.contains(m)) => Fault::Client,
+        _ => Fault::Server,
+    }
+}
+
 impl From<DieselError> for MutationError {
     fn from(error: DieselError) -> Self {
-        match &error {
-            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-                MutationError::rejected("Invalid mutation: record already exists")
-            }
-            DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
-                MutationError::rejected("Invalid mutation: a referenced record does not exist")
-            }
-            DieselError::DatabaseError(DatabaseErrorKind::NotNullViolation, _) => {
-                MutationError::rejected("Invalid mutation: a required field is missing")
-            }
-            DieselError::DatabaseError(DatabaseErrorKind::CheckViolation, _) => {
-                MutationError::rejected("Invalid mutation: a value breaks a table constraint")
-            }
-            _ => MutationError::Store(StoreError::Query(error)),
+        if classify(&error) != Fault::Client {
+            return MutationError::Store(StoreError::Query(error));
         }
+        let kind = match &error {
+            DieselError::DatabaseError(kind, _) => Some(kind),
+            _ => None,
+        };
+        MutationError::rejected(match kind {
+            Some(DatabaseErrorKind::UniqueViolation) => "Invalid mutation: record already exists",
+            Some(DatabaseErrorKind::ForeignKeyViolation | DatabaseErrorKind::RestrictViolation) => {
+                "Invalid mutation: a referenced record does not exist"
+            }
+            Some(DatabaseErrorKind::NotNullViolation) => {
+                "Invalid mutation: a required field is missing"
+            }
+            Some(DatabaseErrorKind::CheckViolation | DatabaseErrorKind::ExclusionViolation) => {
+                "Invalid mutation: a value breaks a table constraint"
+            }
+            _ => "Invalid mutation: a value cannot be stored (out of range or malformed)",
+        })
     }
 }
 

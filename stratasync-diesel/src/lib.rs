@@ -18,8 +18,6 @@ compile_error!("stratasync-diesel needs at least one backend feature: `postgres`
 mod backend;
 mod bind;
 mod error;
-#[cfg(feature = "postgres")]
-mod group_commit;
 mod hooks;
 mod log;
 mod migrate;
@@ -36,11 +34,13 @@ pub mod sql_types;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
+mod write;
 
 #[cfg(feature = "postgres")]
 pub use backend::PgConn;
 #[cfg(feature = "sqlite")]
 pub use backend::SqliteConn;
+pub(crate) use backend::StoreConn;
 pub use bind::Bind;
 pub use error::{MutationError, StoreError};
 pub use hooks::{HookResult, ModelHooks, Tx};
@@ -48,8 +48,8 @@ pub use model::{DieselModel, RowScope};
 pub use mutate::Mutation;
 pub use registry::{RegisteredModel, Registry, StoreModel, backends};
 pub use snapshot::{BootstrapHeader, SnapshotPart, SnapshotPlan};
-pub(crate) use store::StoreConn;
-pub use store::{Applied, Store};
+pub use store::Store;
+pub use write::Applied;
 
 #[doc(hidden)]
 pub use diesel as __diesel;

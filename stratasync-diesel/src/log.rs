@@ -20,10 +20,47 @@ pub(crate) struct NewAction<'a> {
     pub data: serde_json::Value,
     /// Group the action belongs to (`None`: global).
     pub group_id: Option<&'a str>,
-    /// Writing client.
-    pub client_id: Option<&'a str>,
-    /// Client transaction id.
-    pub client_tx_id: Option<&'a str>,
+    /// The idempotency key of the client transaction that wrote it.
+    pub key: Option<TxKey<'a>>,
+}
+
+/// The idempotency key of a client transaction: a user's client and its
+/// transaction id. One user's key never answers for another user's write.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TxKey<'a> {
+    /// The writing user.
+    pub user_id: &'a str,
+    /// The writing client.
+    pub client_id: &'a str,
+    /// The client's transaction id.
+    pub client_tx_id: &'a str,
+}
+
+impl TxKey<'_> {
+    /// The user and client as one name, for the key's lock.
+    pub(crate) fn lock_name(&self) -> String {
+        format!("{}\u{1f}{}", self.user_id, self.client_id)
+    }
+}
+
+/// The [`SyncAction`] that appending `action` as `id` at `created_at` made.
+pub(crate) fn to_sync_action(
+    action: &NewAction<'_>,
+    id: SyncId,
+    created_at: DateTime<Utc>,
+) -> SyncAction {
+    SyncAction {
+        id,
+        model: action.model.to_owned(),
+        model_id: action.model_id.to_owned(),
+        action: action.action.to_owned(),
+        data: serde_json::value::to_raw_value(&action.data)
+            .unwrap_or_else(|_| RawValue::from_string("{}".into()).unwrap_or_default()),
+        group_id: action.group_id.map(str::to_owned),
+        client_id: action.key.map(|key| key.client_id.to_owned()),
+        client_tx_id: action.key.map(|key| key.client_tx_id.to_owned()),
+        created_at,
+    }
 }
 
 /// The log operations of one backend's connection.
@@ -36,10 +73,11 @@ pub(crate) trait LogConn: Send {
     fn lock_append_order(&mut self) -> BoxFuture<'_, QueryResult<()>>;
 
     /// Serializes transactions carrying the same client transaction until
-    /// the enclosing transaction ends (concurrent duplicate retries).
+    /// the enclosing transaction ends (concurrent duplicate retries);
+    /// `client` names the user and client ([`TxKey::lock_name`]).
     fn lock_client_tx<'a>(
         &'a mut self,
-        client_id: &'a str,
+        client: &'a str,
         client_tx_id: &'a str,
     ) -> BoxFuture<'a, QueryResult<()>>;
 
@@ -52,8 +90,7 @@ pub(crate) trait LogConn: Send {
     /// The id of the action a client transaction already produced.
     fn find_client_tx<'a>(
         &'a mut self,
-        client_id: &'a str,
-        client_tx_id: &'a str,
+        key: TxKey<'a>,
     ) -> BoxFuture<'a, QueryResult<Option<SyncId>>>;
 
     /// Up to `limit` actions after `after`, ascending; only global ones and
@@ -145,8 +182,9 @@ macro_rules! impl_log_conn {
                             a::action.eq(action.action),
                             a::data.eq($crate::Bind(action.data)),
                             a::group_id.eq(action.group_id),
-                            a::client_id.eq(action.client_id),
-                            a::client_tx_id.eq(action.client_tx_id),
+                            a::user_id.eq(action.key.map(|k| k.user_id)),
+                            a::client_id.eq(action.key.map(|k| k.client_id)),
+                            a::client_tx_id.eq(action.key.map(|k| k.client_tx_id)),
                             a::created_at.eq($crate::Bind(::chrono::Utc::now())),
                         ))
                         .returning((a::id, a::created_at))
@@ -158,8 +196,7 @@ macro_rules! impl_log_conn {
 
             fn find_client_tx<'a>(
                 &'a mut self,
-                client_id: &'a str,
-                client_tx_id: &'a str,
+                key: $crate::log::TxKey<'a>,
             ) -> ::futures::future::BoxFuture<
                 'a,
                 ::diesel::QueryResult<Option<::stratasync_core::SyncId>>,
@@ -169,8 +206,9 @@ macro_rules! impl_log_conn {
                 use $crate::schema::sync_actions::dsl as a;
                 Box::pin(async move {
                     let id = a::sync_actions
-                        .filter(a::client_id.eq(client_id))
-                        .filter(a::client_tx_id.eq(client_tx_id))
+                        .filter(a::user_id.eq(key.user_id))
+                        .filter(a::client_id.eq(key.client_id))
+                        .filter(a::client_tx_id.eq(key.client_tx_id))
                         .select(a::id)
                         .first::<i64>(self)
                         .await

@@ -54,6 +54,8 @@ impl StoreConn for PgConn {
     fn ops(model: &RegisteredModel) -> &dyn ModelOps<Self> {
         model.postgres.as_ref()
     }
+
+    crate::backend::impl_pooled!();
 }
 
 /// Opens a pool on `url` and brings the sync tables up to date.

@@ -12,6 +12,7 @@ diesel::table! {
         action -> Text,
         data -> PortableJson,
         group_id -> Nullable<Text>,
+        user_id -> Nullable<Text>,
         client_id -> Nullable<Text>,
         client_tx_id -> Nullable<Text>,
         created_at -> Instant,

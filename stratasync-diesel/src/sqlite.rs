@@ -47,6 +47,8 @@ impl StoreConn for SqliteConn {
     fn ops(model: &RegisteredModel) -> &dyn ModelOps<Self> {
         model.sqlite.as_ref()
     }
+
+    crate::backend::impl_pooled!();
 }
 
 async fn establish(path: &str) -> Result<SqliteConn, ConnectionError> {

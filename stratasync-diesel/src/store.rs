@@ -4,26 +4,16 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use diesel_async::AsyncConnection;
 use diesel_async::pooled_connection::deadpool::Pool;
 use futures::future::BoxFuture;
 use stratasync_core::{FilterContext, SyncAction, SyncId};
 
-use crate::log::{LogConn, NewAction};
-use crate::mutate::{Change, Mutation};
-use crate::registry::{ModelOps, RegisteredModel, Registry};
+use crate::log::{LogConn, NewAction, to_sync_action};
+use crate::mutate::Mutation;
+use crate::registry::Registry;
+use crate::write::scope::{Leased, Scope};
+use crate::write::{Applied, Writer};
 use crate::{MutationError, StoreError};
-
-/// A backend connection the store can drive.
-pub(crate) trait StoreConn:
-    LogConn + AsyncConnection + diesel_async::SimpleAsyncConnection + Send + 'static
-{
-    /// Opens a read-only transaction whose reads all see one snapshot.
-    const BEGIN_SNAPSHOT: &'static str;
-
-    /// This backend's operations of a registered model.
-    fn ops(model: &RegisteredModel) -> &dyn ModelOps<Self>;
-}
 
 #[derive(Clone)]
 enum Db {
@@ -47,6 +37,20 @@ macro_rules! on_backend {
             Db::Sqlite { pool: $pool, .. } => $body,
         }
     };
+    ($db:expr, $pool:ident as $conn:ident => $body:expr) => {
+        match $db {
+            #[cfg(feature = "postgres")]
+            Db::Postgres($pool) => {
+                type $conn = crate::PgConn;
+                $body
+            }
+            #[cfg(feature = "sqlite")]
+            Db::Sqlite { pool: $pool, .. } => {
+                type $conn = crate::SqliteConn;
+                $body
+            }
+        }
+    };
 }
 
 /// The model name of `G` actions (no registered model has it).
@@ -62,33 +66,13 @@ macro_rules! connection {
     };
 }
 
-/// The outcome of an applied (or already applied) mutation.
-#[derive(Debug, Clone)]
-pub enum Applied {
-    /// Newly applied; the action was appended to the log.
-    New(SyncAction),
-    /// The same client transaction was applied before, as this action id.
-    Duplicate(SyncId),
-}
-
-impl Applied {
-    /// The sync id of the action.
-    pub fn sync_id(&self) -> SyncId {
-        match self {
-            Applied::New(action) => action.id,
-            Applied::Duplicate(id) => *id,
-        }
-    }
-}
-
 /// The sync store: sync tables, log and models on PostgreSQL or SQLite.
 #[derive(Clone)]
 pub struct Store {
     db: Db,
     registry: Arc<Registry>,
-    /// Group commit of concurrent mutations (PostgreSQL).
-    #[cfg(feature = "postgres")]
-    group: Option<crate::group_commit::GroupCommit>,
+    /// The write path.
+    write: Writer,
 }
 
 impl std::fmt::Debug for Store {
@@ -114,11 +98,14 @@ impl Store {
             {
                 let pool = crate::postgres::connect(url, POOL_SIZE).await?;
                 let group =
-                    crate::group_commit::GroupCommit::start(pool.clone(), Arc::clone(&registry));
+                    crate::write::group::GroupCommit::start(pool.clone(), Arc::clone(&registry));
                 return Ok(Store {
+                    write: Writer::Postgres {
+                        pool: pool.clone(),
+                        group: Some(group),
+                    },
                     db: Db::Postgres(pool),
                     registry,
-                    group: Some(group),
                 });
             }
             #[cfg(not(feature = "postgres"))]
@@ -135,14 +122,14 @@ impl Store {
         {
             let path = url.strip_prefix("sqlite://").unwrap_or(url);
             let pool = crate::sqlite::connect(path, POOL_SIZE).await?;
+            let writer: Arc<tokio::sync::Mutex<()>> = Arc::default();
             Ok(Store {
-                db: Db::Sqlite {
-                    pool,
-                    writer: Arc::default(),
+                write: Writer::Sqlite {
+                    pool: pool.clone(),
+                    writer: Arc::clone(&writer),
                 },
+                db: Db::Sqlite { pool, writer },
                 registry,
-                #[cfg(feature = "postgres")]
-                group: None,
             })
         }
         #[cfg(not(feature = "sqlite"))]
@@ -228,12 +215,11 @@ impl Store {
     /// trimmed actions of their groups are then stale. Returns how many were
     /// deleted.
     pub async fn trim_before(&self, before: SyncId) -> Result<usize, StoreError> {
-        on_backend!(&self.db, pool => {
-            let mut conn = connection!(pool)?;
-            let conn = &mut *conn;
-            begin(conn).await?;
-            let deleted = conn.trim_before(before).await;
-            Ok(finish(conn, deleted.map_err(StoreError::from)).await?)
+        on_backend!(&self.db, pool as Conn => {
+            let mut conn = Leased::<Conn>::get(pool).await?;
+            let mut tx = Scope::begin(conn.conn()).await?;
+            let deleted = tx.conn().trim_before(before).await;
+            tx.finish(deleted.map_err(StoreError::from)).await
         })
     }
 
@@ -255,8 +241,9 @@ impl Store {
 
     /// Applies one client mutation for the caller described by `ctx`.
     ///
-    /// Idempotent per (`client_id`, `client_tx_id`): a transaction applied
-    /// before, even by a concurrent request, answers its original id.
+    /// Idempotent per (user, `client_id`, `client_tx_id`): a transaction the
+    /// same user applied before, even in a concurrent request, answers its
+    /// original id; another user's transaction never does.
     pub fn mutate<'a>(
         &'a self,
         ctx: &'a FilterContext,
@@ -290,7 +277,11 @@ impl Store {
                 .filter(|(_, refused)| refused.is_none())
                 .map(|(m, _)| m.clone())
                 .collect();
-            let mut applied = self.apply_all(ctx, accepted).await.into_iter();
+            let mut applied = self
+                .write
+                .apply_all(&self.registry, ctx, accepted)
+                .await
+                .into_iter();
             for outcome in &mut outcomes {
                 if outcome.is_none() {
                     *outcome = applied.next();
@@ -319,50 +310,11 @@ impl Store {
         })
     }
 
-    /// Applies registered, supported mutations in order.
-    async fn apply_all(
-        &self,
-        ctx: &FilterContext,
-        mutations: Vec<Mutation>,
-    ) -> Vec<Result<Applied, MutationError>> {
-        #[cfg(feature = "postgres")]
-        if let Some(group) = &self.group {
-            return group.submit(ctx, mutations).await;
-        }
-        let mut outcomes = Vec::with_capacity(mutations.len());
-        for mutation in &mutations {
-            outcomes.push(self.apply_one(ctx, mutation).await);
-        }
-        outcomes
-    }
-
-    /// Applies one registered, supported mutation in its own transaction.
-    async fn apply_one(
-        &self,
-        ctx: &FilterContext,
-        mutation: &Mutation,
-    ) -> Result<Applied, MutationError> {
-        let model = self
-            .registry
-            .get(&mutation.model)
-            .ok_or_else(|| MutationError::rejected("Unknown model"))?;
-        match &self.db {
-            #[cfg(feature = "postgres")]
-            Db::Postgres(pool) => mutate_on(&mut *connection!(pool)?, model, ctx, mutation).await,
-            #[cfg(feature = "sqlite")]
-            Db::Sqlite { pool, writer } => {
-                let _one_writer = writer.lock().await;
-                mutate_on(&mut *connection!(pool)?, model, ctx, mutation).await
-            }
-        }
-    }
-
     /// Turns group commit off (on by default on PostgreSQL): each mutation
     /// then commits in its own transaction. See the `group_commit` module.
     pub fn without_group_commit(self) -> Store {
         Store {
-            #[cfg(feature = "postgres")]
-            group: None,
+            write: self.write.without_group_commit(),
             ..self
         }
     }
@@ -409,10 +361,10 @@ impl Store {
             #[cfg(feature = "postgres")]
             Db::Postgres(_) => None,
         };
-        on_backend!(&self.db, pool => {
-            let mut conn = connection!(pool)?;
-            let conn = &mut *conn;
-            begin(conn).await?;
+        on_backend!(&self.db, pool as Conn => {
+            let mut conn = Leased::<Conn>::get(pool).await?;
+            let mut tx = Scope::begin(conn.conn()).await?;
+            let conn = tx.conn();
             let outcome = async {
                 let changed = if join {
                     conn.add_member(user_id, group_id, group_type).await?
@@ -429,15 +381,14 @@ impl Store {
                     action: "G",
                     data: serde_json::json!({ "subscribedSyncGroups": groups }),
                     group_id: Some(user_id),
-                    client_id: None,
-                    client_tx_id: None,
+                    key: None,
                 };
                 conn.lock_append_order().await?;
                 let (id, created_at) = conn.append(action.clone()).await?;
                 Ok::<_, diesel::result::Error>(Some(to_sync_action(&action, id, created_at)))
             }
             .await;
-            finish(conn, outcome.map_err(StoreError::from)).await
+            tx.finish(outcome.map_err(StoreError::from)).await
         })
     }
 
@@ -466,129 +417,5 @@ impl SnapshotDb {
 impl Store {
     pub(crate) fn registry_arc(&self) -> Arc<Registry> {
         Arc::clone(&self.registry)
-    }
-}
-
-pub(crate) fn to_sync_action(
-    action: &NewAction<'_>,
-    id: SyncId,
-    created_at: DateTime<Utc>,
-) -> SyncAction {
-    SyncAction {
-        id,
-        model: action.model.to_owned(),
-        model_id: action.model_id.to_owned(),
-        action: action.action.to_owned(),
-        data: serde_json::value::to_raw_value(&action.data).unwrap_or_else(|_| {
-            serde_json::value::RawValue::from_string("{}".into()).unwrap_or_default()
-        }),
-        group_id: action.group_id.map(str::to_owned),
-        client_id: action.client_id.map(str::to_owned),
-        client_tx_id: action.client_tx_id.map(str::to_owned),
-        created_at,
-    }
-}
-
-/// Opens a transaction on `conn`.
-pub(crate) async fn begin<C: StoreConn>(conn: &mut C) -> Result<(), StoreError> {
-    Ok(
-        <C::TransactionManager as diesel_async::TransactionManager<C>>::begin_transaction(conn)
-            .await?,
-    )
-}
-
-/// Commits the transaction `begin` opened when `outcome` is a success, rolls
-/// it back otherwise.
-pub(crate) async fn finish<C: StoreConn, T, E: From<StoreError>>(
-    conn: &mut C,
-    outcome: Result<T, E>,
-) -> Result<T, E> {
-    type Manager<C> = <C as AsyncConnection>::TransactionManager;
-    match outcome {
-        Ok(value) => {
-            <Manager<C> as diesel_async::TransactionManager<C>>::commit_transaction(conn)
-                .await
-                .map_err(|e| E::from(StoreError::from(e)))?;
-            Ok(value)
-        }
-        Err(error) => {
-            if let Err(rollback) =
-                <Manager<C> as diesel_async::TransactionManager<C>>::rollback_transaction(conn)
-                    .await
-            {
-                tracing::warn!(%rollback, "rollback failed");
-            }
-            Err(error)
-        }
-    }
-}
-
-/// Inside an open transaction: deduplicates, applies the mutation and
-/// appends its action in commit order.
-async fn apply_and_append<C: StoreConn>(
-    conn: &mut C,
-    model: &RegisteredModel,
-    ctx: &FilterContext,
-    mutation: &Mutation,
-) -> Result<Applied, MutationError> {
-    let (client_id, client_tx_id) = (mutation.client_id.as_str(), mutation.client_tx_id.as_str());
-    conn.lock_client_tx(client_id, client_tx_id)
-        .await
-        .map_err(StoreError::from)?;
-    if let Some(id) = conn
-        .find_client_tx(client_id, client_tx_id)
-        .await
-        .map_err(StoreError::from)?
-    {
-        return Ok(Applied::Duplicate(id));
-    }
-    let change = C::ops(model).apply(conn, mutation, ctx, Utc::now()).await?;
-    conn.lock_append_order().await.map_err(StoreError::from)?;
-    Ok(append_change(conn, mutation, change).await?)
-}
-
-/// Appends the action of an applied `mutation` (the append lock is held).
-pub(crate) async fn append_change<C: StoreConn>(
-    conn: &mut C,
-    mutation: &Mutation,
-    change: Change,
-) -> Result<Applied, StoreError> {
-    let action = NewAction {
-        model: &mutation.model,
-        model_id: &change.model_id,
-        action: mutation.action.letter(),
-        data: change.data,
-        group_id: change.group_id.as_deref(),
-        client_id: Some(&mutation.client_id),
-        client_tx_id: Some(&mutation.client_tx_id),
-    };
-    let (id, created_at) = conn.append(action.clone()).await?;
-    Ok(Applied::New(to_sync_action(&action, id, created_at)))
-}
-
-pub(crate) async fn mutate_on<C: StoreConn>(
-    conn: &mut C,
-    model: &RegisteredModel,
-    ctx: &FilterContext,
-    mutation: &Mutation,
-) -> Result<Applied, MutationError> {
-    let (client_id, client_tx_id) = (mutation.client_id.as_str(), mutation.client_tx_id.as_str());
-    if let Some(id) = conn
-        .find_client_tx(client_id, client_tx_id)
-        .await
-        .map_err(StoreError::from)?
-    {
-        return Ok(Applied::Duplicate(id));
-    }
-    begin(conn).await?;
-    let outcome = apply_and_append(conn, model, ctx, mutation).await;
-    let outcome = finish(conn, outcome).await;
-    match outcome {
-        // A concurrent duplicate that won the race leaves its id behind.
-        Err(error) => match conn.find_client_tx(client_id, client_tx_id).await {
-            Ok(Some(id)) => Ok(Applied::Duplicate(id)),
-            _ => Err(error),
-        },
-        ok => ok,
     }
 }

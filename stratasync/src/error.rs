@@ -84,6 +84,14 @@ impl IntoResponse for ApiError {
                 };
                 (StatusCode::UNAUTHORIZED, json!({ "error": message }))
             }
+            ApiError::Authorize(AuthorizeError::Groups(error))
+                if error
+                    .downcast_ref::<StoreError>()
+                    .is_some_and(StoreError::is_unavailable) =>
+            {
+                tracing::warn!(%error, "resolving sync groups failed: the database is unavailable");
+                return unavailable();
+            }
             ApiError::Authorize(AuthorizeError::Groups(error)) => {
                 tracing::error!(%error, "resolving sync groups failed");
                 (
@@ -117,6 +125,10 @@ impl IntoResponse for ApiError {
                     "message": "A fresh bootstrap is required before fetching deltas",
                 }),
             ),
+            ApiError::Store(error) if error.is_unavailable() => {
+                tracing::warn!(%error, "the database is unavailable");
+                return unavailable();
+            }
             ApiError::Store(error) => {
                 tracing::error!(%error, "store failure");
                 (
@@ -127,6 +139,24 @@ impl IntoResponse for ApiError {
         };
         (status, axum::Json(body)).into_response()
     }
+}
+
+/// Seconds a client waits before retrying a request the database could not
+/// serve (`Retry-After`).
+const RETRY_AFTER_SECONDS: u32 = 1;
+
+/// `503` with `Retry-After`: the database is unreachable, out of connections
+/// or timed out, and the request can succeed when retried.
+fn unavailable() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(
+            axum::http::header::RETRY_AFTER,
+            RETRY_AFTER_SECONDS.to_string(),
+        )],
+        axum::Json(json!({ "error": "Service temporarily unavailable" })),
+    )
+        .into_response()
 }
 
 /// Why a server could not be built or started.

@@ -8,26 +8,35 @@
 //! takes what has queued (up to [`MAX_GROUP`]) and runs it in one
 //! transaction:
 //!
-//! 1. each mutation in its own savepoint: deduplicate, check, apply; a
-//!    rejected one is rolled back to its savepoint alone;
+//! 1. each mutation in its own savepoint: deduplicate, check, apply. One
+//!    that fails (a rejection, a value the database refuses, a hook's
+//!    failing SQL) is rolled back to its savepoint and answered alone; the
+//!    rest of the group goes on;
 //! 2. then the append lock, and the actions of every applied mutation
 //!    appended in queue order;
-//! 3. one commit.
+//! 3. one commit; only then is anything answered.
 //!
-//! Each mutation keeps its own outcome, exactly as on the single path. If the
-//! group as a whole fails (a deadlock with another group, a lost connection)
-//! each of its mutations is retried alone on the single path.
+//! When the group as a whole fails, nothing of it was committed. A deadlock
+//! or serialization failure reruns the group, at most
+//! [`ATTEMPTS`](super::ATTEMPTS) times; a lost connection, or conflicts past
+//! that, runs each mutation alone on the single path, on a fresh connection
+//! (deduplication answers any that did commit before the connection
+//! dropped).
 
 use std::sync::Arc;
 
 use chrono::Utc;
+use diesel_async::pooled_connection::deadpool::Pool;
 use stratasync_core::FilterContext;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use super::scope::{Leased, Scope};
+use super::{ATTEMPTS, Applied, Outcome, append_change, apply_alone, back_off, key};
+use crate::error::{Fault, classify};
+use crate::log::LogConn;
 use crate::mutate::{Change, Mutation};
 use crate::registry::Registry;
-use crate::store::{Applied, StoreConn, append_change, begin, finish, mutate_on};
-use crate::{MutationError, StoreError};
+use crate::{MutationError, PgConn, StoreConn, StoreError};
 
 /// Mutations one group transaction carries at most.
 pub(crate) const MAX_GROUP: usize = 64;
@@ -35,9 +44,6 @@ pub(crate) const MAX_GROUP: usize = 64;
 /// Workers committing groups concurrently (their applies overlap; their
 /// appends and commits take turns).
 pub(crate) const WORKERS: usize = 4;
-
-/// The outcome of one mutation.
-type Outcome = Result<Applied, MutationError>;
 
 /// Mutations of one request, queued together, and where their outcomes go.
 /// A job is never split across groups, so its mutations apply in order.
@@ -55,10 +61,7 @@ pub(crate) struct GroupCommit {
 
 impl GroupCommit {
     /// Starts the workers on `pool`.
-    pub(crate) fn start(
-        pool: diesel_async::pooled_connection::deadpool::Pool<crate::PgConn>,
-        registry: Arc<Registry>,
-    ) -> GroupCommit {
+    pub(crate) fn start(pool: Pool<PgConn>, registry: Arc<Registry>) -> GroupCommit {
         let (queue, jobs) = mpsc::channel(MAX_GROUP * WORKERS * 4);
         let jobs = Arc::new(Mutex::new(jobs));
         for _ in 0..WORKERS {
@@ -96,11 +99,7 @@ impl GroupCommit {
 }
 
 /// One worker: takes what has queued and commits it as one group.
-async fn work(
-    pool: diesel_async::pooled_connection::deadpool::Pool<crate::PgConn>,
-    registry: Arc<Registry>,
-    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
-) {
+async fn work(pool: Pool<PgConn>, registry: Arc<Registry>, jobs: Arc<Mutex<mpsc::Receiver<Job>>>) {
     loop {
         let group = {
             let mut jobs = jobs.lock().await;
@@ -120,29 +119,15 @@ async fn work(
             }
             group
         };
-        let mut conn = match pool.get().await {
-            Ok(conn) => conn,
-            Err(error) => {
-                for job in group {
-                    let outcomes = job
-                        .mutations
-                        .iter()
-                        .map(|_| Err(StoreError::Pool(error.to_string()).into()))
-                        .collect();
-                    let _ = job.reply.send(outcomes);
-                }
-                continue;
-            }
-        };
-        commit_group(&mut *conn, &registry, group).await;
+        commit_group(&pool, &registry, group).await;
     }
 }
 
 /// One mutation of a group: its caller and what it asks.
 type Entry<'a> = (&'a FilterContext, &'a Mutation);
 
-/// Commits every mutation of `group` on `conn`, replying to each job.
-async fn commit_group<C: StoreConn>(conn: &mut C, registry: &Registry, group: Vec<Job>) {
+/// Commits every mutation of `group`, replying to each job.
+async fn commit_group(pool: &Pool<PgConn>, registry: &Registry, group: Vec<Job>) {
     let entries: Vec<Entry<'_>> = group
         .iter()
         .flat_map(|job| job.mutations.iter().map(move |m| (&job.ctx, m)))
@@ -150,26 +135,23 @@ async fn commit_group<C: StoreConn>(conn: &mut C, registry: &Registry, group: Ve
     // Two mutations of one client transaction never share a group: the later
     // one runs alone afterwards and finds the earlier one's action.
     let mut together: Vec<usize> = Vec::with_capacity(entries.len());
-    for (i, (_, mutation)) in entries.iter().enumerate() {
-        let key = (&mutation.client_id, &mutation.client_tx_id);
-        if !together
-            .iter()
-            .any(|&j| (&entries[j].1.client_id, &entries[j].1.client_tx_id) == key)
-        {
+    for (i, &(ctx, mutation)) in entries.iter().enumerate() {
+        let this = key(ctx, mutation);
+        let same = |j: &usize| {
+            let other = key(entries[*j].0, entries[*j].1);
+            (other.user_id, other.client_id, other.client_tx_id)
+                == (this.user_id, this.client_id, this.client_tx_id)
+        };
+        if !together.iter().any(same) {
             together.push(i);
         }
     }
     let mut outcomes: Vec<Option<Outcome>> = entries.iter().map(|_| None).collect();
     if together.len() > 1 {
         let members: Vec<Entry<'_>> = together.iter().map(|&i| entries[i]).collect();
-        match run_group(conn, registry, &members).await {
-            Ok(results) => {
-                for (&i, outcome) in together.iter().zip(results) {
-                    outcomes[i] = Some(outcome);
-                }
-            }
-            Err(error) => {
-                tracing::debug!(%error, size = together.len(), "group commit failed; committing one by one");
+        if let Some(results) = run_group(pool, registry, &members).await {
+            for (&i, outcome) in together.iter().zip(results) {
+                outcomes[i] = Some(outcome);
             }
         }
     }
@@ -179,7 +161,7 @@ async fn commit_group<C: StoreConn>(conn: &mut C, registry: &Registry, group: Ve
             continue;
         }
         outcomes[i] = Some(match registry.get(&mutation.model) {
-            Some(model) => mutate_on(conn, model, ctx, mutation).await,
+            Some(model) => apply_alone::<PgConn>(pool, model, ctx, mutation).await,
             None => Err(MutationError::rejected(format!(
                 "Unknown model \"{}\"",
                 mutation.model
@@ -193,27 +175,57 @@ async fn commit_group<C: StoreConn>(conn: &mut C, registry: &Registry, group: Ve
     }
 }
 
+/// Runs `members` as one group, rerunning it after a deadlock or a
+/// serialization failure; `None` when it did not commit (each member is
+/// then run alone).
+async fn run_group(
+    pool: &Pool<PgConn>,
+    registry: &Registry,
+    members: &[Entry<'_>],
+) -> Option<Vec<Outcome>> {
+    for attempt in 1..=ATTEMPTS {
+        let mut conn = match Leased::<PgConn>::get(pool).await {
+            Ok(conn) => conn,
+            Err(error) => {
+                tracing::warn!(%error, "no connection for a group");
+                return None;
+            }
+        };
+        let mut tx = match Scope::begin(conn.conn()).await {
+            Ok(tx) => tx,
+            Err(error) => {
+                tracing::debug!(%error, "group transaction did not open");
+                return None;
+            }
+        };
+        let outcome = apply_and_append_all(tx.conn(), registry, members).await;
+        match tx.finish(outcome).await {
+            Ok(outcomes) => return Some(outcomes),
+            Err(error) => {
+                let conflict =
+                    matches!(&error, StoreError::Query(e) if classify(e) == Fault::Conflict);
+                tracing::debug!(%error, attempt, size = members.len(), "group commit failed");
+                if !conflict {
+                    return None;
+                }
+            }
+        }
+        drop(conn);
+        back_off(attempt).await;
+    }
+    None
+}
+
 /// What one mutation of a group came to before the append.
 enum Step {
-    Rejected(MutationError),
-    Duplicate(Applied),
+    Settled(Outcome),
     Append(Change),
 }
 
-/// Runs `group` in one transaction; `Err` when the group as a whole failed
-/// (then nothing of it was committed).
-async fn run_group<C: StoreConn>(
-    conn: &mut C,
-    registry: &Registry,
-    group: &[Entry<'_>],
-) -> Result<Vec<Outcome>, StoreError> {
-    begin(conn).await?;
-    let outcome = apply_and_append_all(conn, registry, group).await;
-    finish(conn, outcome).await
-}
-
-async fn apply_and_append_all<C: StoreConn>(
-    conn: &mut C,
+/// Inside the group's transaction: each member in its savepoint, then the
+/// appends. `Err` fails the whole group.
+async fn apply_and_append_all(
+    conn: &mut PgConn,
     registry: &Registry,
     group: &[Entry<'_>],
 ) -> Result<Vec<Outcome>, StoreError> {
@@ -221,48 +233,52 @@ async fn apply_and_append_all<C: StoreConn>(
     let mut steps = Vec::with_capacity(group.len());
     for &(ctx, mutation) in group {
         let Some(model) = registry.get(&mutation.model) else {
-            steps.push(Step::Rejected(MutationError::rejected(format!(
+            steps.push(Step::Settled(Err(MutationError::rejected(format!(
                 "Unknown model \"{}\"",
                 mutation.model
-            ))));
+            )))));
             continue;
         };
-        let (client_id, client_tx_id) =
-            (mutation.client_id.as_str(), mutation.client_tx_id.as_str());
+        let key = key(ctx, mutation);
         // No per-transaction lock here: a concurrent duplicate in another
         // group either makes this apply fail after waiting on its rows (then
         // its action is committed and found below) or makes the append fail
-        // on the unique (client_id, client_tx_id), which retries this group
-        // one by one on the locked single path.
-        if let Some(id) = conn.find_client_tx(client_id, client_tx_id).await? {
-            steps.push(Step::Duplicate(Applied::Duplicate(id)));
+        // on the unique key, which reruns this group and finds it.
+        if let Some(id) = conn.find_client_tx(key).await? {
+            steps.push(Step::Settled(Ok(Applied::Duplicate(id))));
             continue;
         }
-        begin(conn).await?; // a savepoint
-        match C::ops(model).apply(conn, mutation, ctx, now).await {
+        let mut savepoint = Scope::begin(&mut *conn).await?;
+        let applied = PgConn::ops(model)
+            .apply(savepoint.conn(), mutation, ctx, now)
+            .await;
+        match applied {
             Ok(change) => {
-                finish(conn, Ok::<_, StoreError>(())).await?; // release it
+                savepoint.commit().await?;
                 steps.push(Step::Append(change));
             }
-            Err(MutationError::Rejected(message)) => {
-                finish(conn, Err::<(), _>(MutationError::Rejected(message.clone())))
-                    .await
-                    .ok();
-                steps.push(match conn.find_client_tx(client_id, client_tx_id).await? {
-                    Some(id) => Step::Duplicate(Applied::Duplicate(id)),
-                    None => Step::Rejected(MutationError::Rejected(message)),
-                });
+            // A deadlock or a lost connection fails the group.
+            Err(MutationError::Store(StoreError::Query(error)))
+                if matches!(classify(&error), Fault::Conflict | Fault::Broken) =>
+            {
+                savepoint.rollback().await?;
+                return Err(StoreError::Query(error));
             }
-            Err(MutationError::Store(error)) => return Err(error),
+            Err(error) => {
+                savepoint.rollback().await?;
+                steps.push(Step::Settled(match conn.find_client_tx(key).await? {
+                    Some(id) => Ok(Applied::Duplicate(id)),
+                    None => Err(error),
+                }));
+            }
         }
     }
     conn.lock_append_order().await?;
     let mut outcomes = Vec::with_capacity(steps.len());
-    for (&(_, mutation), step) in group.iter().zip(steps) {
+    for (&(ctx, mutation), step) in group.iter().zip(steps) {
         outcomes.push(match step {
-            Step::Rejected(error) => Err(error),
-            Step::Duplicate(applied) => Ok(applied),
-            Step::Append(change) => Ok(append_change(conn, mutation, change).await?),
+            Step::Settled(outcome) => outcome,
+            Step::Append(change) => Ok(append_change(conn, ctx, mutation, change).await?),
         });
     }
     Ok(outcomes)

@@ -1,0 +1,243 @@
+//! The write path: a client mutation becomes a row change and its action in
+//! the log, in one transaction, exactly once per idempotency key.
+//!
+//! Every transaction here is a [`scope::Scope`] on a [`scope::Leased`]
+//! connection (see that module for why none can be left open). One mutation
+//! runs alone on the single path ([`apply_alone`]); on PostgreSQL concurrent
+//! mutations share a transaction through the [`group`] commit. On both paths
+//! a database error is sorted by [`crate::error::classify`]:
+//!
+//! - the client's data (classes 22 and 23): a rejection of that mutation;
+//! - a deadlock or serialization failure: retried here, at most
+//!   [`ATTEMPTS`] times, before anything is answered;
+//! - a lost connection: the connection is discarded and the mutation is run
+//!   again on a fresh one (deduplication makes that safe), else answered
+//!   with an error the client retries;
+//! - anything else: an error for that mutation alone.
+//!
+//! Nothing is answered `Ok` before its transaction has committed.
+
+#[cfg(feature = "postgres")]
+pub(crate) mod group;
+pub(crate) mod scope;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use diesel_async::pooled_connection::deadpool::Pool;
+use stratasync_core::{FilterContext, SyncAction, SyncId};
+
+use crate::error::{Fault, classify};
+use crate::log::{NewAction, TxKey, to_sync_action};
+use crate::mutate::{Change, Mutation};
+use crate::registry::{RegisteredModel, Registry};
+use crate::{MutationError, StoreConn, StoreError};
+use scope::{Leased, Scope};
+
+/// How many times a transaction is tried when it deadlocks, fails to
+/// serialize or loses its connection.
+pub(crate) const ATTEMPTS: u32 = 3;
+
+/// The outcome of an applied (or already applied) mutation.
+#[derive(Debug, Clone)]
+pub enum Applied {
+    /// Newly applied; the action was appended to the log.
+    New(SyncAction),
+    /// The same client transaction was applied before, as this action id.
+    Duplicate(SyncId),
+}
+
+impl Applied {
+    /// The sync id of the action.
+    pub fn sync_id(&self) -> SyncId {
+        match self {
+            Applied::New(action) => action.id,
+            Applied::Duplicate(id) => *id,
+        }
+    }
+}
+
+/// The outcome of one mutation.
+pub(crate) type Outcome = Result<Applied, MutationError>;
+
+/// The idempotency key of `mutation` sent by the caller of `ctx`.
+pub(crate) fn key<'a>(ctx: &'a FilterContext, mutation: &'a Mutation) -> TxKey<'a> {
+    TxKey {
+        user_id: &ctx.user_id,
+        client_id: &mutation.client_id,
+        client_tx_id: &mutation.client_tx_id,
+    }
+}
+
+/// Whether an attempt that failed with `error` is worth another one.
+fn retryable(error: &MutationError) -> bool {
+    match error {
+        MutationError::Store(StoreError::Query(error)) => {
+            matches!(classify(error), Fault::Conflict | Fault::Broken)
+        }
+        _ => false,
+    }
+}
+
+/// A short pause before attempt `attempt` + 1, growing with each attempt.
+pub(crate) async fn back_off(attempt: u32) {
+    tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt * attempt))).await;
+}
+
+/// Applies one registered, supported mutation in its own transaction on a
+/// connection of `pool`, retrying conflicts and lost connections.
+pub(crate) async fn apply_alone<C: StoreConn>(
+    pool: &C::Pool,
+    model: &RegisteredModel,
+    ctx: &FilterContext,
+    mutation: &Mutation,
+) -> Outcome {
+    let mut attempt = 1;
+    loop {
+        let mut conn = Leased::<C>::get(pool).await?;
+        let outcome = apply_on(conn.conn(), model, ctx, mutation).await;
+        match outcome {
+            Err(error) if attempt < ATTEMPTS && retryable(&error) => {
+                tracing::debug!(%error, attempt, "mutation retried");
+                drop(conn);
+                back_off(attempt).await;
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Applies one mutation in its own transaction on `conn`: deduplicates,
+/// applies, appends, commits.
+pub(crate) async fn apply_on<C: StoreConn>(
+    conn: &mut C,
+    model: &RegisteredModel,
+    ctx: &FilterContext,
+    mutation: &Mutation,
+) -> Outcome {
+    let key = key(ctx, mutation);
+    if let Some(id) = conn.find_client_tx(key).await.map_err(StoreError::from)? {
+        return Ok(Applied::Duplicate(id));
+    }
+    let mut tx = Scope::begin(&mut *conn).await?;
+    let outcome = apply_and_append(tx.conn(), model, ctx, mutation).await;
+    let outcome = tx.finish(outcome).await;
+    match outcome {
+        // A concurrent duplicate that won the race leaves its id behind.
+        Err(error) if !scope::is_dirty(conn) => match conn.find_client_tx(key).await {
+            Ok(Some(id)) => Ok(Applied::Duplicate(id)),
+            _ => Err(error),
+        },
+        outcome => outcome,
+    }
+}
+
+/// Inside an open transaction: deduplicates under the key's lock, applies
+/// the mutation and appends its action in commit order.
+async fn apply_and_append<C: StoreConn>(
+    conn: &mut C,
+    model: &RegisteredModel,
+    ctx: &FilterContext,
+    mutation: &Mutation,
+) -> Outcome {
+    let key = key(ctx, mutation);
+    conn.lock_client_tx(&key.lock_name(), key.client_tx_id)
+        .await
+        .map_err(StoreError::from)?;
+    if let Some(id) = conn.find_client_tx(key).await.map_err(StoreError::from)? {
+        return Ok(Applied::Duplicate(id));
+    }
+    let change = C::ops(model).apply(conn, mutation, ctx, Utc::now()).await?;
+    conn.lock_append_order().await.map_err(StoreError::from)?;
+    Ok(append_change(conn, ctx, mutation, change).await?)
+}
+
+/// Appends the action of an applied `mutation` (the append lock is held).
+pub(crate) async fn append_change<C: StoreConn>(
+    conn: &mut C,
+    ctx: &FilterContext,
+    mutation: &Mutation,
+    change: Change,
+) -> Result<Applied, StoreError> {
+    let action = NewAction {
+        model: &mutation.model,
+        model_id: &change.model_id,
+        action: mutation.action.letter(),
+        data: change.data,
+        group_id: change.group_id.as_deref(),
+        key: Some(key(ctx, mutation)),
+    };
+    let (id, created_at) = conn.append(action.clone()).await?;
+    Ok(Applied::New(to_sync_action(&action, id, created_at)))
+}
+
+/// Where mutations are written: the pool of the store's backend and, on
+/// PostgreSQL, the group commit in front of it.
+#[derive(Clone)]
+pub(crate) enum Writer {
+    /// PostgreSQL, with or without group commit.
+    #[cfg(feature = "postgres")]
+    Postgres {
+        /// The pool.
+        pool: Pool<crate::PgConn>,
+        /// The group commit, unless turned off.
+        group: Option<group::GroupCommit>,
+    },
+    /// SQLite: one writer at a time, in process.
+    #[cfg(feature = "sqlite")]
+    Sqlite {
+        /// The pool.
+        pool: Pool<crate::SqliteConn>,
+        /// Held by the one writing transaction.
+        writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    },
+}
+
+impl Writer {
+    /// Applies registered, supported mutations of one request in order, each
+    /// with its own outcome.
+    pub(crate) async fn apply_all(
+        &self,
+        registry: &Registry,
+        ctx: &FilterContext,
+        mutations: Vec<Mutation>,
+    ) -> Vec<Outcome> {
+        #[cfg(feature = "postgres")]
+        if let Writer::Postgres {
+            group: Some(group), ..
+        } = self
+        {
+            return group.submit(ctx, mutations).await;
+        }
+        let mut outcomes = Vec::with_capacity(mutations.len());
+        for mutation in &mutations {
+            let Some(model) = registry.get(&mutation.model) else {
+                outcomes.push(Err(MutationError::rejected("Unknown model")));
+                continue;
+            };
+            outcomes.push(match self {
+                #[cfg(feature = "postgres")]
+                Writer::Postgres { pool, .. } => {
+                    apply_alone::<crate::PgConn>(pool, model, ctx, mutation).await
+                }
+                #[cfg(feature = "sqlite")]
+                Writer::Sqlite { pool, writer } => {
+                    let _one_writer = writer.lock().await;
+                    apply_alone::<crate::SqliteConn>(pool, model, ctx, mutation).await
+                }
+            });
+        }
+        outcomes
+    }
+
+    /// The same writer without group commit.
+    pub(crate) fn without_group_commit(self) -> Writer {
+        match self {
+            #[cfg(feature = "postgres")]
+            Writer::Postgres { pool, .. } => Writer::Postgres { pool, group: None },
+            #[cfg(feature = "sqlite")]
+            other @ Writer::Sqlite { .. } => other,
+        }
+    }
+}
