@@ -20,9 +20,11 @@ pub use stratasync_core::{
 };
 pub use stratasync_derive::SyncModel;
 pub use stratasync_diesel::{
-    Applied, Bind, DieselModel, HookResult, ModelHooks, Mutation, MutationError, Registry,
-    RowScope, Store, StoreError, StoreModel, Tx, sql_types,
+    Applied, Bind, DieselModel, HookResult, ModelHooks, Mutation, MutationError, Redacted,
+    Registry, RowScope, Store, StoreError, StoreModel, Tx, sql_types,
 };
+#[cfg(feature = "postgres")]
+pub use stratasync_diesel::{PgConn, connect_postgres};
 
 /// What `#[derive(SyncModel)]` generates code against. Not public API.
 #[doc(hidden)]

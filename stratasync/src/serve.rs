@@ -1,7 +1,7 @@
 //! Running a server from the environment in one call.
 
 use crate::error::Error;
-use crate::{Auth, Registry, SyncServer};
+use crate::{Auth, Redacted, Registry, SyncServer};
 
 /// Where [`serve`] stores data when `DATABASE_URL` is unset.
 pub const DEFAULT_DATABASE: &str = "sqlite://stratasync.sqlite3";
@@ -9,8 +9,8 @@ pub const DEFAULT_DATABASE: &str = "sqlite://stratasync.sqlite3";
 /// Where [`serve`] listens when `BIND` is unset.
 pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
 
-/// Where and on what [`serve_with`] runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where and on what [`serve_with`] runs. Its `Debug` hides passwords.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ServeConfig {
     /// The address to listen on (`BIND`).
     pub bind: String,
@@ -18,6 +18,16 @@ pub struct ServeConfig {
     pub database_url: String,
     /// Redis for fan-out between nodes (`REDIS_URL`); `None` for one node.
     pub redis_url: Option<String>,
+}
+
+impl std::fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field("bind", &self.bind)
+            .field("database_url", &Redacted(&self.database_url))
+            .field("redis_url", &self.redis_url.as_deref().map(Redacted))
+            .finish()
+    }
 }
 
 impl ServeConfig {
