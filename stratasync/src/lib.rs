@@ -3,6 +3,7 @@
 mod auth;
 mod error;
 pub mod fanout;
+mod health;
 mod http;
 pub mod live;
 mod membership;

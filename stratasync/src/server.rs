@@ -1,6 +1,7 @@
 //! The sync server: its configuration, shared state and axum router.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -39,6 +40,8 @@ pub(crate) struct Shared {
     /// The application's live-socket hooks.
     pub(crate) hooks: Arc<dyn LiveHooks>,
     after_mutation: Option<AfterMutation>,
+    /// Set when shutdown begins: `/ready` answers 503 from then on.
+    pub(crate) draining: AtomicBool,
 }
 
 impl Shared {
@@ -105,11 +108,15 @@ impl SyncServer {
     }
 
     /// The routes of the protocol under the base path, ready to merge into
-    /// an application's router. Responses are gzip-compressed when the
+    /// an application's router, with the unauthenticated probes
+    /// `{base}/health` and `{base}/ready` (200 only while the database
+    /// answers within a second, Redis is subscribed when configured, and the
+    /// server is not shutting down). Responses are gzip-compressed when the
     /// client sends `Accept-Encoding: gzip` (bootstrap and batch streams,
     /// delta pages); small bodies are left as they are.
     pub fn router(&self) -> axum::Router {
         crate::http::routes(&self.base_path)
+            .merge(crate::health::routes(&self.base_path))
             // The fastest level: the stream is produced faster than the
             // default level can compress it (BENCHMARKS.md, bootstrap).
             .layer(
@@ -331,6 +338,7 @@ impl SyncServerBuilder {
                 live: self.live,
                 hooks,
                 after_mutation: self.after_mutation,
+                draining: AtomicBool::new(false),
             }),
             base_path: self.base_path,
         })
