@@ -9,6 +9,7 @@ pub mod live;
 mod membership;
 mod serve;
 mod server;
+pub mod shutdown;
 
 pub use auth::{Auth, AuthUser, AuthorizeError, BoxError, Caller, TokenError};
 pub use error::{ApiError, Error, FieldIssue, RequestPart};

@@ -61,7 +61,8 @@ impl ServeConfig {
 /// `127.0.0.1:3000`), `DATABASE_URL` (default: the SQLite file
 /// `stratasync.sqlite3`) and `REDIS_URL` (unset: one node).
 ///
-/// Runs until the process is stopped.
+/// Runs until SIGTERM or SIGINT, then shuts down gracefully (see
+/// [`crate::shutdown`]).
 pub async fn serve(registry: Registry, auth: impl Auth) -> Result<(), Error> {
     serve_with(ServeConfig::from_env(), registry, auth).await
 }
@@ -89,6 +90,5 @@ pub async fn serve_with(
     }
     let server = builder.build().await?;
     tracing::info!(bind = %config.bind, backend = server.store().backend_name(), "stratasync serving");
-    axum::serve(listener, server.router()).await?;
-    Ok(())
+    server.serve_app(listener, server.router()).await
 }

@@ -1,7 +1,7 @@
 //! The sync server: its configuration, shared state and axum router.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     after_mutation: Option<AfterMutation>,
     /// Set when shutdown begins: `/ready` answers 503 from then on.
     pub(crate) draining: AtomicBool,
+    /// How long requests in flight may run once shutdown began.
+    pub(crate) shutdown_grace: Duration,
 }
 
 impl Shared {
@@ -78,7 +80,7 @@ impl Shared {
 /// or run it with [`crate::serve`].
 #[derive(Clone)]
 pub struct SyncServer {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     base_path: String,
 }
 
@@ -104,6 +106,7 @@ impl SyncServer {
             live: LiveConfig::default(),
             hooks: None,
             group_commit: true,
+            shutdown_grace: crate::shutdown::DEFAULT_SHUTDOWN_GRACE,
         }
     }
 
@@ -169,11 +172,13 @@ impl SyncServer {
         crate::membership::remove(&self.shared, user_id, group_id).await
     }
 
-    /// Stops live delivery on this node: the log tailer and Redis tasks end
-    /// and every live socket is closed with 1001, so that its client resumes
-    /// from its cursor on another node. HTTP routes keep working until the
-    /// application stops serving them.
+    /// Begins shutdown on this node: `/ready` answers 503, the log tailer
+    /// and Redis tasks end and every live socket is closed with 1001, so
+    /// that its client resumes from its cursor on another node. HTTP routes
+    /// keep working until the application stops serving them
+    /// ([`SyncServer::serve_app`] does that gracefully).
     pub fn shutdown(&self) {
+        self.shared.draining.store(true, Ordering::SeqCst);
         self.shared.fanout.shut_down();
     }
 }
@@ -189,6 +194,7 @@ pub struct SyncServerBuilder {
     live: LiveConfig,
     hooks: Option<Arc<dyn LiveHooks>>,
     group_commit: bool,
+    shutdown_grace: Duration,
 }
 
 impl std::fmt::Debug for SyncServerBuilder {
@@ -307,6 +313,14 @@ impl SyncServerBuilder {
         self
     }
 
+    /// How long requests in flight may still run once shutdown began
+    /// (default 20 s; see [`crate::shutdown`]).
+    #[must_use]
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
     /// Hooks on live sockets: subscribe, application frames, close.
     #[must_use]
     pub fn live_hooks(mut self, hooks: impl LiveHooks) -> Self {
@@ -339,6 +353,7 @@ impl SyncServerBuilder {
                 hooks,
                 after_mutation: self.after_mutation,
                 draining: AtomicBool::new(false),
+                shutdown_grace: self.shutdown_grace,
             }),
             base_path: self.base_path,
         })
