@@ -27,6 +27,7 @@ mod mutate;
 mod pg_tls;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod redact;
 mod registry;
 mod schema;
 mod snapshot;
@@ -46,6 +47,9 @@ pub use error::{MutationError, StoreError};
 pub use hooks::{HookResult, ModelHooks, Tx};
 pub use model::{DieselModel, RowScope};
 pub use mutate::Mutation;
+#[cfg(feature = "postgres")]
+pub use postgres::connect_postgres;
+pub use redact::Redacted;
 pub use registry::{RegisteredModel, Registry, StoreModel, backends};
 pub use snapshot::{BootstrapHeader, SnapshotPart, SnapshotPlan};
 pub use store::Store;

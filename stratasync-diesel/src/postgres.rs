@@ -58,6 +58,17 @@ impl StoreConn for PgConn {
     crate::backend::impl_pooled!();
 }
 
+/// Opens one connection to the PostgreSQL at `url` as the store does: over
+/// TLS as the URL's `sslmode` and `sslrootcert` say. For an application's
+/// own setup (its tables, its migrations) on the same database.
+pub async fn connect_postgres(url: &str) -> Result<PgConn, StoreError> {
+    PgTarget::parse(url)
+        .map_err(StoreError::Connect)?
+        .establish()
+        .await
+        .map_err(|e| StoreError::Connect(e.to_string()))
+}
+
 /// Opens a pool on `url` and brings the sync tables up to date.
 ///
 /// TLS follows the URL's `sslmode` and `sslrootcert` ([`crate::pg_tls`]).

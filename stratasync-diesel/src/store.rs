@@ -115,7 +115,8 @@ impl Store {
         }
         if url.contains("://") && !url.starts_with("sqlite://") {
             return Err(StoreError::Connect(format!(
-                "unsupported database URL `{url}`: use postgres://... or sqlite://<file>"
+                "unsupported database URL `{}`: use postgres://... or sqlite://<file>",
+                crate::Redacted(url)
             )));
         }
         #[cfg(feature = "sqlite")]

@@ -3,11 +3,13 @@
 mod auth;
 mod error;
 pub mod fanout;
+mod health;
 mod http;
 pub mod live;
 mod membership;
 mod serve;
 mod server;
+pub mod shutdown;
 
 pub use auth::{Auth, AuthUser, AuthorizeError, BoxError, Caller, TokenError};
 pub use error::{ApiError, Error, FieldIssue, RequestPart};
@@ -20,9 +22,11 @@ pub use stratasync_core::{
 };
 pub use stratasync_derive::SyncModel;
 pub use stratasync_diesel::{
-    Applied, Bind, DieselModel, HookResult, ModelHooks, Mutation, MutationError, Registry,
-    RowScope, Store, StoreError, StoreModel, Tx, sql_types,
+    Applied, Bind, DieselModel, HookResult, ModelHooks, Mutation, MutationError, Redacted,
+    Registry, RowScope, Store, StoreError, StoreModel, Tx, sql_types,
 };
+#[cfg(feature = "postgres")]
+pub use stratasync_diesel::{PgConn, connect_postgres};
 
 /// What `#[derive(SyncModel)]` generates code against. Not public API.
 #[doc(hidden)]

@@ -1,7 +1,7 @@
 //! Running a server from the environment in one call.
 
 use crate::error::Error;
-use crate::{Auth, Registry, SyncServer};
+use crate::{Auth, Redacted, Registry, SyncServer};
 
 /// Where [`serve`] stores data when `DATABASE_URL` is unset.
 pub const DEFAULT_DATABASE: &str = "sqlite://stratasync.sqlite3";
@@ -9,8 +9,8 @@ pub const DEFAULT_DATABASE: &str = "sqlite://stratasync.sqlite3";
 /// Where [`serve`] listens when `BIND` is unset.
 pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
 
-/// Where and on what [`serve_with`] runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where and on what [`serve_with`] runs. Its `Debug` hides passwords.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ServeConfig {
     /// The address to listen on (`BIND`).
     pub bind: String,
@@ -18,6 +18,16 @@ pub struct ServeConfig {
     pub database_url: String,
     /// Redis for fan-out between nodes (`REDIS_URL`); `None` for one node.
     pub redis_url: Option<String>,
+}
+
+impl std::fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field("bind", &self.bind)
+            .field("database_url", &Redacted(&self.database_url))
+            .field("redis_url", &self.redis_url.as_deref().map(Redacted))
+            .finish()
+    }
 }
 
 impl ServeConfig {
@@ -51,7 +61,8 @@ impl ServeConfig {
 /// `127.0.0.1:3000`), `DATABASE_URL` (default: the SQLite file
 /// `stratasync.sqlite3`) and `REDIS_URL` (unset: one node).
 ///
-/// Runs until the process is stopped.
+/// Runs until SIGTERM or SIGINT, then shuts down gracefully (see
+/// [`crate::shutdown`]).
 pub async fn serve(registry: Registry, auth: impl Auth) -> Result<(), Error> {
     serve_with(ServeConfig::from_env(), registry, auth).await
 }
@@ -79,6 +90,5 @@ pub async fn serve_with(
     }
     let server = builder.build().await?;
     tracing::info!(bind = %config.bind, backend = server.store().backend_name(), "stratasync serving");
-    axum::serve(listener, server.router()).await?;
-    Ok(())
+    server.serve_app(listener, server.router()).await
 }

@@ -1,6 +1,7 @@
 //! The sync server: its configuration, shared state and axum router.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::FromRef;
@@ -40,6 +41,10 @@ pub(crate) struct Shared {
     /// The application's live-socket hooks.
     pub(crate) hooks: Arc<dyn DynLiveHooks>,
     after_mutation: Option<AfterMutation>,
+    /// Set when shutdown begins: `/ready` answers 503 from then on.
+    pub(crate) draining: AtomicBool,
+    /// How long requests in flight may run once shutdown began.
+    pub(crate) shutdown_grace: Duration,
 }
 
 impl Shared {
@@ -113,15 +118,20 @@ impl SyncServer {
             live: LiveConfig::default(),
             hooks: None,
             group_commit: true,
+            shutdown_grace: crate::shutdown::DEFAULT_SHUTDOWN_GRACE,
         }
     }
 
     /// The routes of the protocol under the base path, ready to merge into
-    /// an application's router. Responses are gzip-compressed when the
+    /// an application's router, with the unauthenticated probes
+    /// `{base}/health` and `{base}/ready` (200 only while the database
+    /// answers within a second, Redis is subscribed when configured, and the
+    /// server is not shutting down). Responses are gzip-compressed when the
     /// client sends `Accept-Encoding: gzip` (bootstrap and batch streams,
     /// delta pages); small bodies are left as they are.
     pub fn router(&self) -> axum::Router {
         crate::http::routes(&self.base_path)
+            .merge(crate::health::routes(&self.base_path))
             // The fastest level: the stream is produced faster than the
             // default level can compress it (BENCHMARKS.md, bootstrap).
             .layer(
@@ -174,11 +184,13 @@ impl SyncServer {
         crate::membership::remove(&self.shared, user_id, group_id).await
     }
 
-    /// Stops live delivery on this node: the log tailer and Redis tasks end
-    /// and every live socket is closed with 1001, so that its client resumes
-    /// from its cursor on another node. HTTP routes keep working until the
-    /// application stops serving them.
+    /// Begins shutdown on this node: `/ready` answers 503, the log tailer
+    /// and Redis tasks end and every live socket is closed with 1001, so
+    /// that its client resumes from its cursor on another node. HTTP routes
+    /// keep working until the application stops serving them
+    /// ([`SyncServer::serve_app`] does that gracefully).
     pub fn shutdown(&self) {
+        self.shared.draining.store(true, Ordering::SeqCst);
         self.shared.fanout.shut_down();
     }
 }
@@ -194,6 +206,7 @@ pub struct SyncServerBuilder {
     live: LiveConfig,
     hooks: Option<Arc<dyn DynLiveHooks>>,
     group_commit: bool,
+    shutdown_grace: Duration,
 }
 
 impl std::fmt::Debug for SyncServerBuilder {
@@ -324,6 +337,14 @@ impl SyncServerBuilder {
         self
     }
 
+    /// How long requests in flight may still run once shutdown began
+    /// (default 20 s; see [`crate::shutdown`]).
+    #[must_use]
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
     /// Hooks on live sockets: subscribe, application frames, close.
     #[must_use]
     pub fn live_hooks(mut self, hooks: impl LiveHooks) -> Self {
@@ -355,6 +376,8 @@ impl SyncServerBuilder {
                 live: self.live,
                 hooks,
                 after_mutation: self.after_mutation,
+                draining: AtomicBool::new(false),
+                shutdown_grace: self.shutdown_grace,
             }),
             base_path: self.base_path.into(),
         })

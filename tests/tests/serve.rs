@@ -79,3 +79,30 @@ async fn a_port_in_use_fails_before_the_database_is_touched() {
     assert!(matches!(error, stratasync::Error::Bind { .. }), "{error}");
     assert!(error.to_string().contains(&bind), "{error}");
 }
+
+#[test]
+fn the_configuration_prints_without_passwords() {
+    let config = ServeConfig::from_lookup(|name| match name {
+        "DATABASE_URL" => Some("postgres://app:s3cret@db/app".into()),
+        "REDIS_URL" => Some("rediss://:s3cret@cache:6380".into()),
+        _ => None,
+    });
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(shown.contains("postgres://app:***@db/app"), "{shown}");
+    assert!(shown.contains("rediss://:***@cache:6380"), "{shown}");
+}
+
+#[tokio::test]
+async fn connection_errors_do_not_show_the_password() {
+    for url in [
+        "postgres://app:s3cret@127.0.0.1:1/app",
+        "mysql://app:s3cret@localhost/app",
+    ] {
+        let error = stratasync::Store::connect(url, registry())
+            .await
+            .expect_err("cannot connect")
+            .to_string();
+        assert!(!error.contains("s3cret"), "{error}");
+    }
+}

@@ -14,7 +14,7 @@ mod tables;
 use std::io::Write as _;
 use std::path::Path;
 
-use stratasync::SyncServer;
+use stratasync::{Redacted, SyncServer};
 
 /// Where data lives when `DATABASE_URL` is unset.
 const DEFAULT_DATABASE: &str = "sqlite://todo.sqlite3";
@@ -57,7 +57,7 @@ async fn run() -> Result<(), String> {
     let server = builder
         .build()
         .await
-        .map_err(|e| format!("{e} (check DATABASE_URL={database})"))?;
+        .map_err(|e| format!("{e} (check DATABASE_URL={})", Redacted(&database)))?;
     if env_flag("TODO_SEED", true) {
         seed::seed(&server).await?;
     }
@@ -78,10 +78,11 @@ async fn run() -> Result<(), String> {
     // A closed stdout must not stop the server: the banner is best effort.
     let _ = writeln!(
         std::io::stdout(),
-        "stratasync todo example on {url} ({} at {database})\n  \
+        "stratasync todo example on {url} ({} at {})\n  \
          dev tokens: user:alice, user:bob (workspace \"{}\"), user:carol (no workspace)\n  \
          try: curl -H 'Authorization: Bearer user:alice' {url}/sync/bootstrap",
         server.store().backend_name(),
+        Redacted(&database),
         seed::WORKSPACE,
     );
     axum::serve(listener, app)

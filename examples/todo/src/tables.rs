@@ -2,6 +2,8 @@
 
 use diesel_async::{AsyncConnection, SimpleAsyncConnection};
 
+use stratasync::Redacted;
+
 use crate::schema::{POSTGRES_TABLES, SQLITE_TABLES};
 
 type SqliteConn =
@@ -10,10 +12,13 @@ type SqliteConn =
 /// Creates the tables in the database at `url` when they are missing.
 pub async fn create(url: &str) -> Result<(), String> {
     let fail = |e: &dyn std::fmt::Display| {
-        format!("cannot prepare the database at {url}: {e} (check DATABASE_URL)")
+        format!(
+            "cannot prepare the database at {}: {e} (check DATABASE_URL)",
+            Redacted(url)
+        )
     };
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let mut conn = diesel_async::AsyncPgConnection::establish(url)
+        let mut conn = stratasync::connect_postgres(url)
             .await
             .map_err(|e| fail(&e))?;
         conn.batch_execute(POSTGRES_TABLES)
@@ -29,7 +34,8 @@ pub async fn create(url: &str) -> Result<(), String> {
             .map_err(|e| fail(&e))
     } else {
         Err(format!(
-            "unsupported DATABASE_URL {url}: use postgres://... or sqlite://<file>"
+            "unsupported DATABASE_URL {}: use postgres://... or sqlite://<file>",
+            Redacted(url)
         ))
     }
 }

@@ -61,6 +61,20 @@ fn unreachable_database_is_a_one_line_error() {
 }
 
 #[test]
+fn a_password_in_database_url_never_reaches_the_terminal() {
+    for url in [
+        "postgres://app:s3cret-pw@127.0.0.1:1/app",
+        "postgres://app:s3cret-pw@127.0.0.1:1/app?sslmode=require",
+        "mysql://app:s3cret-pw@localhost/app",
+    ] {
+        let (code, stderr) = run_failing(&[("DATABASE_URL", url), ("BIND", "127.0.0.1:0")]);
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(!stderr.contains("s3cret-pw"), "{stderr}");
+        assert!(stderr.contains("app:***@"), "{stderr}");
+    }
+}
+
+#[test]
 fn port_in_use_is_a_one_line_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("address").to_string();

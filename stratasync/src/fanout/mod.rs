@@ -140,6 +140,14 @@ impl Fanout {
         let _ = action;
     }
 
+    /// Whether this node is subscribed to Redis: `None` without Redis.
+    pub(crate) fn redis_connected(&self) -> Option<bool> {
+        #[cfg(feature = "redis")]
+        return self.redis.as_ref().map(redis::Publisher::connected);
+        #[cfg(not(feature = "redis"))]
+        None
+    }
+
     /// Signals shutdown to the tailer, the Redis tasks and every live socket.
     pub(crate) fn shut_down(&self) {
         self.shutdown.send_replace(true);

@@ -8,6 +8,7 @@
 //! a mutation; both tasks reconnect (and re-subscribe) by themselves.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::AsyncCommands as _;
@@ -29,6 +30,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 pub(super) struct Publisher {
     queue: mpsc::Sender<Vec<u8>>,
     source_id: Arc<str>,
+    /// Whether the subscriber holds a live subscription.
+    subscribed: Arc<AtomicBool>,
 }
 
 impl Publisher {
@@ -39,6 +42,11 @@ impl Publisher {
         if self.queue.try_send(message).is_err() {
             tracing::debug!(sync_id = %action.id, "Redis publish queue full; dropping a poke");
         }
+    }
+
+    /// Whether this node is subscribed to the channel right now.
+    pub(super) fn connected(&self) -> bool {
+        self.subscribed.load(Ordering::Relaxed)
     }
 }
 
@@ -69,6 +77,7 @@ pub(super) fn start(
     let source_id: Arc<str> =
         format!("sync-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]).into();
     let (queue, pending) = mpsc::channel(PUBLISH_QUEUE);
+    let subscribed = Arc::new(AtomicBool::new(false));
     let span = tracing::info_span!("redis", %channel, source_id = %source_id);
     tokio::spawn(
         publish_loop(
@@ -85,11 +94,16 @@ pub(super) fn start(
             channel.to_owned(),
             Arc::clone(&source_id),
             poke,
+            Arc::clone(&subscribed),
             shutdown,
         )
         .instrument(span),
     );
-    Ok(Publisher { queue, source_id })
+    Ok(Publisher {
+        queue,
+        source_id,
+        subscribed,
+    })
 }
 
 /// Publishes queued messages, reconnecting after failures.
@@ -162,13 +176,14 @@ async fn subscribe_loop(
     channel: String,
     source_id: Arc<str>,
     poke: Arc<Notify>,
+    subscribed: Arc<AtomicBool>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     use futures::StreamExt as _;
     let mut backoff = Duration::from_millis(50);
     let mut down = false;
     loop {
-        let subscribed = async {
+        let subscribing = async {
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
             Ok::<_, redis::RedisError>(pubsub)
@@ -176,7 +191,7 @@ async fn subscribe_loop(
         let outcome = tokio::select! {
             biased;
             _ = super::stopped(&mut shutdown) => return,
-            outcome = tokio::time::timeout(REDIS_TIMEOUT, subscribed) => outcome,
+            outcome = tokio::time::timeout(REDIS_TIMEOUT, subscribing) => outcome,
         };
         match outcome {
             Ok(Ok(mut pubsub)) => {
@@ -186,6 +201,7 @@ async fn subscribe_loop(
                     tracing::debug!("subscribed to Redis");
                 }
                 backoff = Duration::from_millis(50);
+                subscribed.store(true, Ordering::Relaxed);
                 // Whatever was published while we were away is in the log.
                 poke.notify_one();
                 let mut messages = pubsub.on_message();
@@ -200,6 +216,7 @@ async fn subscribe_loop(
                         poke.notify_one();
                     }
                 }
+                subscribed.store(false, Ordering::Relaxed);
                 tracing::warn!("Redis subscription lost; reconnecting");
                 down = true;
             }
