@@ -121,6 +121,45 @@ pub enum AuthorizeError {
 }
 
 /// An authenticated caller and every group they hold.
+///
+/// `Caller` is an axum extractor: on the sync routes, and on any route of
+/// the application whose state gives the [`SyncServer`](crate::SyncServer)
+/// through `axum::extract::FromRef`. It reads `Authorization: Bearer
+/// <token>`, verifies it with the server's [`Auth`] and gathers the caller's
+/// groups; a missing, malformed or refused token is answered 401 with the
+/// body the sync routes give (`{"error": "Invalid token"}`, PROTOCOL §2).
+///
+/// ```
+/// use axum::extract::FromRef;
+/// use axum::http::StatusCode;
+/// use stratasync::{Caller, SyncServer};
+///
+/// #[derive(Clone)]
+/// struct AppState {
+///     sync: SyncServer,
+/// }
+///
+/// impl FromRef<AppState> for SyncServer {
+///     fn from_ref(state: &AppState) -> Self {
+///         state.sync.clone()
+///     }
+/// }
+///
+/// /// Only members of the `admins` group may reach this route.
+/// async fn admin_only(caller: Caller) -> Result<String, StatusCode> {
+///     if !caller.groups.iter().any(|group| group == "admins") {
+///         return Err(StatusCode::FORBIDDEN);
+///     }
+///     Ok(format!("hello, {}", caller.user.user_id))
+/// }
+///
+/// fn app(sync: SyncServer) -> axum::Router {
+///     axum::Router::new()
+///         .route("/admin", axum::routing::get(admin_only))
+///         .with_state(AppState { sync: sync.clone() })
+///         .merge(sync.router())
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// Who.

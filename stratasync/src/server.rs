@@ -244,12 +244,25 @@ impl SyncServerBuilder {
     /// the mutation's result; the mutation stays committed.
     ///
     /// ```
+    /// # use std::sync::Arc;
+    /// # use std::sync::atomic::{AtomicU64, Ordering};
     /// # use stratasync::{MutationEvent, Registry, SyncServer};
     /// let builder = SyncServer::builder(Registry::new())
     ///     .after_mutation(async |event: MutationEvent| {
     ///         println!("{} wrote {}", event.user.user_id, event.action.model);
     ///         Ok(())
     ///     });
+    ///
+    /// // An `async` closure implements `Fn` only when its future borrows
+    /// // nothing it captured: with state, return an owned future instead.
+    /// let writes = Arc::new(AtomicU64::new(0));
+    /// let builder = builder.after_mutation(move |_event| {
+    ///     let writes = Arc::clone(&writes);
+    ///     async move {
+    ///         writes.fetch_add(1, Ordering::Relaxed);
+    ///         Ok(())
+    ///     }
+    /// });
     /// ```
     #[must_use]
     pub fn after_mutation<F, Fut>(mut self, hook: F) -> Self

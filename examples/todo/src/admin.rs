@@ -1,12 +1,38 @@
-//! Development-only admin routes (enabled with `TODO_ADMIN=1`, no auth):
-//! membership changes and log trimming, for demos and the client suite.
+//! Development-only admin routes (enabled with `TODO_ADMIN=1`): membership
+//! changes and log trimming, for demos and the client suite. They
+//! authenticate with the sync server's own auth (the [`Caller`] extractor)
+//! and require a caller of [`ADMIN_GROUP`] (token `user:admin`).
 
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use stratasync::{SyncId, SyncServer};
+use stratasync::{Caller, SyncId, SyncServer};
+
+use crate::auth::ADMIN_GROUP;
+
+/// A caller of [`ADMIN_GROUP`]: 401 (the sync error body) without a valid
+/// token, 403 for anyone else.
+struct Admin;
+
+impl FromRequestParts<SyncServer> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, server: &SyncServer) -> Result<Self, Response> {
+        let caller = Caller::from_request_parts(parts, server)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if caller.groups.iter().any(|group| group == ADMIN_GROUP) {
+            Ok(Admin)
+        } else {
+            let error = format!("the admin routes need a member of the {ADMIN_GROUP} group");
+            Err((StatusCode::FORBIDDEN, Json(json!({ "error": error }))).into_response())
+        }
+    }
+}
 
 type Answer = (StatusCode, Json<Value>);
 
@@ -29,7 +55,7 @@ fn membership(body: &Value) -> Option<(&str, &str)> {
     ))
 }
 
-async fn add_member(State(server): State<SyncServer>, Json(body): Json<Value>) -> Answer {
+async fn add_member(_: Admin, State(server): State<SyncServer>, Json(body): Json<Value>) -> Answer {
     let Some((user, group)) = membership(&body) else {
         return bad_request("expected {\"userId\": ..., \"groupId\": ...}");
     };
@@ -39,7 +65,11 @@ async fn add_member(State(server): State<SyncServer>, Json(body): Json<Value>) -
     }
 }
 
-async fn remove_member(State(server): State<SyncServer>, Json(body): Json<Value>) -> Answer {
+async fn remove_member(
+    _: Admin,
+    State(server): State<SyncServer>,
+    Json(body): Json<Value>,
+) -> Answer {
     let Some((user, group)) = membership(&body) else {
         return bad_request("expected {\"userId\": ..., \"groupId\": ...}");
     };
@@ -49,7 +79,7 @@ async fn remove_member(State(server): State<SyncServer>, Json(body): Json<Value>
     }
 }
 
-async fn trim(State(server): State<SyncServer>, Json(body): Json<Value>) -> Answer {
+async fn trim(_: Admin, State(server): State<SyncServer>, Json(body): Json<Value>) -> Answer {
     let Some(before) = body
         .get("beforeSyncId")
         .and_then(Value::as_str)

@@ -2,7 +2,7 @@
 //! (`todo.sqlite3`, created on first run) with demo data. Set
 //! `DATABASE_URL=postgres://...` for PostgreSQL and `REDIS_URL=redis://...`
 //! to run several nodes; `BIND` picks the address (default 127.0.0.1:3000);
-//! `TODO_ADMIN=1` adds unauthenticated admin routes for demos and tests.
+//! `TODO_ADMIN=1` adds admin routes for demos and tests (token `user:admin`).
 
 mod admin;
 mod auth;

@@ -262,12 +262,12 @@ export class TestCluster {
     return result.rows;
   }
 
-  /** Calls a dev admin route (TODO_ADMIN=1) on a node; throws unless 2xx. */
+  /** Calls a dev admin route (TODO_ADMIN=1) on a node as the example's admin user; throws unless 2xx. */
   async admin(method, route, body, nodeIndex = 0) {
     const url = `${this.node(nodeIndex).httpBase}${route}`;
     const res = await rawFetch(url, {
       body: body === undefined ? undefined : JSON.stringify(body),
-      headers: { "Content-Type": "application/json" },
+      headers: { Authorization: "Bearer user:admin", "Content-Type": "application/json" },
       method,
     });
     const text = await res.text();
