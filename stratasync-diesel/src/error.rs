@@ -165,3 +165,76 @@ impl From<stratasync_core::FieldError> for MutationError {
         MutationError::Rejected(error.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db(kind: DatabaseErrorKind, message: &str) -> DieselError {
+        DieselError::DatabaseError(kind, Box::new(message.to_owned()))
+    }
+
+    #[test]
+    fn database_errors_are_sorted_by_whose_fault_they_are() {
+        use DatabaseErrorKind::{ClosedConnection, SerializationFailure, UniqueViolation, Unknown};
+        let cases = [
+            (db(UniqueViolation, "duplicate key"), Fault::Client),
+            (
+                db(Unknown, "date/time field value out of range"),
+                Fault::Client,
+            ),
+            (
+                db(Unknown, "invalid input syntax for type uuid"),
+                Fault::Client,
+            ),
+            (
+                db(Unknown, "value too long for type character varying(5)"),
+                Fault::Client,
+            ),
+            (db(Unknown, "deadlock detected"), Fault::Conflict),
+            (
+                db(SerializationFailure, "could not serialize access"),
+                Fault::Conflict,
+            ),
+            (
+                db(Unknown, "canceling statement due to statement timeout"),
+                Fault::Unavailable,
+            ),
+            (db(Unknown, "database is locked"), Fault::Unavailable),
+            (
+                db(
+                    Unknown,
+                    "terminating connection due to administrator command",
+                ),
+                Fault::Broken,
+            ),
+            (db(ClosedConnection, "connection closed"), Fault::Broken),
+            (DieselError::BrokenTransactionManager, Fault::Broken),
+            (
+                db(Unknown, "relation \"no_such_table\" does not exist"),
+                Fault::Server,
+            ),
+            (db(Unknown, "current transaction is aborted"), Fault::Server),
+        ];
+        for (error, fault) in cases {
+            assert_eq!(classify(&error), fault, "{error}");
+        }
+    }
+
+    #[test]
+    fn client_faults_are_rejections_without_sql() {
+        let error = MutationError::from(db(
+            DatabaseErrorKind::Unknown,
+            "date/time field value out of range: \"-29719-04-05\"",
+        ));
+        assert_eq!(
+            error.to_string(),
+            "Invalid mutation: a value cannot be stored (out of range or malformed)"
+        );
+        let error = MutationError::from(db(DatabaseErrorKind::Unknown, "deadlock detected"));
+        assert!(matches!(error, MutationError::Store(_)));
+        assert!(matches!(&error, MutationError::Store(e) if e.is_unavailable()));
+        let error = MutationError::from(db(DatabaseErrorKind::Unknown, "syntax error at or near"));
+        assert!(matches!(&error, MutationError::Store(e) if !e.is_unavailable()));
+    }
+}

@@ -10,7 +10,7 @@ use stratasync_core::{FilterContext, ModelMeta, SyncModel};
 
 use crate::hooks::{DynModelHooks, HookConn, ModelHooks, NoHooks};
 use crate::mutate::{Change, Mutation, apply};
-use crate::{DieselModel, MutationError, RowScope, StoreConn};
+use crate::{DieselModel, MutationError, RowScope};
 
 /// Where a model's bootstrap read stopped: the cursor of its last row.
 pub(crate) type PageCursor = Option<Box<dyn Any + Send + Sync>>;
@@ -49,7 +49,7 @@ struct Erased<T> {
 impl<T, C> ModelOps<C> for Erased<T>
 where
     T: DieselModel<C>,
-    C: StoreConn + HookConn,
+    C: HookConn + Send + 'static,
 {
     fn apply<'a>(
         &'a self,

@@ -797,6 +797,30 @@ fn leaks_sql(message: &str) -> bool {
     .any(|needle| lower.contains(needle))
 }
 
+/// Starts one task per writer, each sending its requests in order.
+fn start_writers(
+    session: &Session,
+    plans: Vec<Vec<Request>>,
+    problems: &Arc<Mutex<Vec<String>>>,
+) -> Vec<tokio::task::JoinHandle<Vec<(Request, Sent)>>> {
+    plans
+        .into_iter()
+        .map(|requests| {
+            let http = session.http.clone();
+            let url = session.server_url.clone();
+            let problems = Arc::clone(problems);
+            tokio::spawn(async move {
+                let mut sent = Vec::new();
+                for request in requests {
+                    let answer = send(&http, &url, &request, &problems).await;
+                    sent.push((request, answer));
+                }
+                sent
+            })
+        })
+        .collect()
+}
+
 /// Runs case `case` on `session`; returns what went wrong (empty: nothing).
 async fn run_case(session: &mut Session, case: usize, seed: u64) -> Vec<String> {
     let mut rng = Rng(seed);
@@ -810,22 +834,7 @@ async fn run_case(session: &mut Session, case: usize, seed: u64) -> Vec<String> 
         .expect("last id")
         .get();
     let problems = Arc::new(Mutex::new(Vec::<String>::new()));
-    let writers: Vec<_> = plans
-        .into_iter()
-        .map(|requests| {
-            let http = session.http.clone();
-            let url = session.server_url.clone();
-            let problems = Arc::clone(&problems);
-            tokio::spawn(async move {
-                let mut sent = Vec::new();
-                for request in requests {
-                    let answer = send(&http, &url, &request, &problems).await;
-                    sent.push((request, answer));
-                }
-                sent
-            })
-        })
-        .collect();
+    let writers = start_writers(session, plans, &problems);
 
     // The disturbance of this case, while the writers run.
     let mut restored_at = None;
@@ -1117,4 +1126,135 @@ async fn acknowledged_writes_survive_faults_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_writes_survive_faults_sqlite() {
     run(Backend::Sqlite, |db| Box::pin(property(db))).await;
+}
+
+/// Group commit under grouped failures: twelve clients at once, each request
+/// carrying good transactions around one that fails in the database (a
+/// unique violation; a hook whose SQL fails) or is rolled back by its hook.
+/// The failing members are answered alone, the rest of their groups commit,
+/// and every answer matches the table, the log and the live subscribers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grouped_members_fail_alone() {
+    run(Backend::Postgres, |db| {
+        Box::pin(async move {
+            let (mut session, server) = Session::start(db).await;
+            let problems = Arc::new(Mutex::new(Vec::new()));
+            let good = |tx_id: &str, group: &'static str| {
+                let (row, title) = (new_id(), format!("ok-{tx_id}"));
+                Planned {
+                    tx: transaction(tx_id, &row, "INSERT", insert_payload(&title, group)),
+                    expect: Expect::Success,
+                    row,
+                    title,
+                    insert: true,
+                    group,
+                }
+            };
+            // Rows for the unique violations to collide with.
+            let seed: Request = (0..4).map(|i| good(&format!("seed{i}"), "w1")).collect();
+            let start_id = session
+                .server
+                .store()
+                .last_id()
+                .await
+                .expect("last id")
+                .get();
+            let seeded = start_writers(&session, vec![vec![seed]], &problems);
+            let mut sent = Vec::new();
+            for writer in seeded {
+                sent.extend(writer.await.expect("writer"));
+            }
+            let found = oracle(&mut session, start_id, Fault::Unique, sent, None, problems).await;
+            assert!(found.is_empty(), "{}", found.join("\n"));
+            let seeded: Vec<String> = session.known.keys().cloned().collect();
+
+            let problems = Arc::new(Mutex::new(Vec::new()));
+            let start_id = session
+                .server
+                .store()
+                .last_id()
+                .await
+                .expect("last id")
+                .get();
+            let plans: Vec<Vec<Request>> = (0..12)
+                .map(|w| {
+                    let mut requests: Vec<Request> = (0..6)
+                        .map(|r| {
+                            let tx = |n: usize| format!("g-w{w}-r{r}-{n}");
+                            let group = GROUPS[(w + r) % GROUPS.len()];
+                            let failing = if (w + r) % 2 == 0 {
+                                let row = seeded[(w + r) % seeded.len()].clone();
+                                let title = format!("dup-{}", tx(1));
+                                Planned {
+                                    tx: transaction(
+                                        &tx(1),
+                                        &row,
+                                        "INSERT",
+                                        insert_payload(&title, "w1"),
+                                    ),
+                                    expect: Expect::Rejected("already exists"),
+                                    row,
+                                    title,
+                                    insert: true,
+                                    group: "w1",
+                                }
+                            } else {
+                                let (row, title) = (new_id(), format!("reject-{}", tx(1)));
+                                Planned {
+                                    tx: transaction(
+                                        &tx(1),
+                                        &row,
+                                        "INSERT",
+                                        insert_payload(&title, group),
+                                    ),
+                                    expect: Expect::Rejected("rejected by the hook"),
+                                    row,
+                                    title,
+                                    insert: true,
+                                    group,
+                                }
+                            };
+                            vec![good(&tx(0), group), failing, good(&tx(2), group)]
+                        })
+                        .collect();
+                    if w % 3 == 0 {
+                        let (row, title) = (new_id(), format!("sql-g-w{w}"));
+                        requests.insert(
+                            2,
+                            vec![Planned {
+                                tx: transaction(
+                                    &format!("g-w{w}-sql"),
+                                    &row,
+                                    "INSERT",
+                                    insert_payload(&title, "w2"),
+                                ),
+                                expect: Expect::NotApplied,
+                                row,
+                                title,
+                                insert: true,
+                                group: "w2",
+                            }],
+                        );
+                    }
+                    requests
+                })
+                .collect();
+            let writers = start_writers(&session, plans, &problems);
+            let mut sent = Vec::new();
+            for writer in writers {
+                sent.extend(writer.await.expect("writer"));
+            }
+            let committed = sent
+                .iter()
+                .flat_map(|(_, s)| &s.answers)
+                .filter(|a| matches!(a, Answer::Success(_)))
+                .count();
+            assert_eq!(committed, 12 * 6 * 2, "every good member committed");
+            let found = oracle(&mut session, start_id, Fault::Unique, sent, None, problems).await;
+            assert!(found.is_empty(), "{}", found.join("\n"));
+            drop(session);
+            server.abort();
+        })
+    })
+    .await;
 }
