@@ -3,12 +3,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use stratasync::SyncId;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -277,6 +278,27 @@ pub async fn log_ids(server: &stratasync::SyncServer, groups: &[String], after: 
     }
 }
 
+/// Every action id of the log, whatever its group, ascending.
+pub async fn all_log_ids(server: &stratasync::SyncServer) -> Vec<u64> {
+    let mut ids = Vec::new();
+    let mut cursor = SyncId::new(0);
+    loop {
+        let page = server
+            .store()
+            .read_actions(cursor, 1000, None)
+            .await
+            .expect("read the log");
+        let done = page.len() < 1000;
+        for action in page {
+            cursor = action.id;
+            ids.push(action.id.get());
+        }
+        if done {
+            return ids;
+        }
+    }
+}
+
 /// The Redis of the suites: `STRATASYNC_TEST_REDIS` (default
 /// `redis://127.0.0.1:6379`) as `host:port`, or `None` when it cannot be
 /// reached outside CI (the case then says so, passes and counts as skipped
@@ -314,7 +336,9 @@ pub fn unique_channel() -> String {
 }
 
 /// A TCP proxy in front of Redis that a test can cut and restore, to make
-/// Redis unavailable without touching the shared server.
+/// Redis unavailable without touching the shared server. It counts the
+/// `SUBSCRIBE` commands passing through, so a test can await subscribers
+/// and see them re-subscribe.
 #[derive(Debug)]
 pub struct CuttableProxy {
     /// `redis://127.0.0.1:<port>` of the proxy.
@@ -327,6 +351,38 @@ pub struct CuttableProxy {
 struct ProxyState {
     down: AtomicBool,
     links: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// `SUBSCRIBE` commands clients sent through the proxy.
+    subscribes: AtomicU64,
+}
+
+/// Copies what a Redis client sends to the server, counting its
+/// `SUBSCRIBE` commands (RESP bulk strings, as every client sends them).
+async fn forward_commands(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    state: Arc<ProxyState>,
+) {
+    const NEEDLE: &[u8] = b"\r\nSUBSCRIBE\r\n";
+    let mut buf = vec![0_u8; 16 * 1024];
+    // The tail of the previous read, so a command split across reads counts.
+    let mut tail: Vec<u8> = Vec::new();
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let mut seen = std::mem::take(&mut tail);
+        seen.extend_from_slice(&buf[..n]);
+        let found = seen
+            .windows(NEEDLE.len())
+            .filter(|w| w.eq_ignore_ascii_case(NEEDLE))
+            .count();
+        state.subscribes.fetch_add(found as u64, Ordering::SeqCst);
+        tail = seen[seen.len().saturating_sub(NEEDLE.len() - 1)..].to_vec();
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
 }
 
 impl CuttableProxy {
@@ -339,15 +395,23 @@ impl CuttableProxy {
         let state = Arc::new(ProxyState::default());
         let accept_state = Arc::clone(&state);
         let task = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
+            while let Ok((client, _)) = listener.accept().await {
                 if accept_state.down.load(Ordering::SeqCst) {
                     drop(client);
                     continue;
                 }
                 let upstream = upstream.clone();
+                let state = Arc::clone(&accept_state);
                 let link = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    if let Ok(server) = TcpStream::connect(&upstream).await {
+                        let (client_read, mut client_write) = client.into_split();
+                        let (mut server_read, server_write) = server.into_split();
+                        let commands = forward_commands(client_read, server_write, state);
+                        let replies = tokio::io::copy(&mut server_read, &mut client_write);
+                        tokio::select! {
+                            () = commands => {}
+                            _ = replies => {}
+                        }
                     }
                 });
                 accept_state.links.lock().expect("links").push(link);
@@ -367,6 +431,26 @@ impl CuttableProxy {
     /// Accepts connections again.
     pub fn restore(&self) {
         self.state.down.store(false, Ordering::SeqCst);
+    }
+
+    /// How many `SUBSCRIBE` commands clients have sent through the proxy.
+    pub fn subscribes(&self) -> u64 {
+        self.state.subscribes.load(Ordering::SeqCst)
+    }
+
+    /// Waits until clients have sent at least `count` `SUBSCRIBE` commands
+    /// through the proxy (the subscribers behind it are up); panics after
+    /// `within`.
+    pub async fn await_subscribes(&self, count: u64, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.subscribes() < count {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} SUBSCRIBE through the proxy after {within:?}, expected {count}",
+                self.subscribes()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 

@@ -1,10 +1,15 @@
 //! The delivery checker (issue 3): several nodes on one PostgreSQL database
 //! and one Redis, concurrent writers spread over the nodes, sockets over
 //! groups spread over the nodes. At the end, each socket's received sequence
-//! must equal the log filtered by its groups: 0 lost, 0 duplicated, 0 out
-//! of order, nothing foreign. The same run passes with Redis cut in the
-//! middle, and with a node stopped and its clients resuming elsewhere from
-//! their cursor. A control run shows the checker catches a naive delivery.
+//! must equal the acknowledged writes into its groups (from the writers' own
+//! choices, not the server's filter; the log must hold exactly those
+//! writes): 0 lost, 0 duplicated, 0 out of order, nothing foreign. The same
+//! run passes with Redis cut in the middle, and with a node stopped and its
+//! clients resuming elsewhere from their cursor; each run checks that its
+//! disturbance fell inside the writes and caused the reconnects it must
+//! (every node re-subscribes to Redis; every socket of the stopped node, and
+//! no other, reconnects). A control run shows the checker catches a naive
+//! delivery.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,7 +18,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use stratasync_tests::harness::{Backend, TestDb, TestServer, run};
 use stratasync_tests::live::{
-    CuttableProxy, Frame, Verdict, Ws, check, delta_id, log_ids, redis_addr, unique_channel,
+    CuttableProxy, Frame, Verdict, Ws, all_log_ids, check, delta_id, log_ids, redis_addr,
+    unique_channel,
 };
 use tokio::sync::watch;
 
@@ -71,33 +77,62 @@ fn next_alive(alive: &Alive, from: usize) -> usize {
         .unwrap_or(0)
 }
 
-/// One writer: inserts and updates tasks in random groups through the
-/// nodes, moving to another node when its own is down (the retry of a
-/// transaction is idempotent).
-async fn writer(k: usize, urls: Arc<Vec<String>>, alive: Alive) -> usize {
+/// A write a writer had acknowledged: its sync id, the group it chose, and
+/// when the acknowledgement came.
+#[derive(Debug, Clone)]
+struct Acked {
+    id: u64,
+    group: String,
+    at: Instant,
+}
+
+/// What the writers share: which nodes are up, how many writes were
+/// acknowledged, and whether the disturbance is over.
+#[derive(Clone)]
+struct Writing {
+    urls: Arc<Vec<String>>,
+    alive: Alive,
+    acked: Arc<AtomicU64>,
+    disturbed: Arc<AtomicBool>,
+}
+
+/// Writes each writer still makes after the disturbance is over.
+const WRITES_AFTER: usize = 3;
+
+/// One writer: inserts and updates tasks in groups of its choosing through
+/// the nodes, moving to another node when its own is down (the retry of a
+/// transaction is idempotent). It writes at least `WRITES_EACH` times and
+/// keeps writing until it has written `WRITES_AFTER` times after the
+/// disturbance, so the disturbance falls inside its writes.
+async fn writer(k: usize, writing: Writing) -> Vec<Acked> {
     let http = reqwest::Client::new();
     let mut rng = Lcg(k as u64 + 1);
     let mut mine: Vec<(String, String)> = Vec::new();
     let mut node = k % NODES;
-    let mut committed = 0;
-    for i in 0..WRITES_EACH {
-        let tx = if mine.is_empty() || rng.next(3) > 0 {
+    let mut acked = Vec::new();
+    let mut after = 0;
+    let mut i = 0;
+    while i < WRITES_EACH || after < WRITES_AFTER {
+        let over = writing.disturbed.load(Ordering::SeqCst);
+        let (tx, workspace) = if mine.is_empty() || rng.next(3) > 0 {
             let id = uuid::Uuid::new_v4().to_string();
             let workspace = group(rng.next(GROUPS as u64) as usize);
             mine.push((id.clone(), workspace.clone()));
-            json!({ "clientTxId": format!("w{k}-{i}"), "clientId": format!("writer{k}"), "modelName": "Task",
+            let tx = json!({ "clientTxId": format!("w{k}-{i}"), "clientId": format!("writer{k}"), "modelName": "Task",
                     "modelId": id, "action": "INSERT",
-                    "payload": { "title": format!("t{k}-{i}"), "priority": 1, "workspaceId": workspace } })
+                    "payload": { "title": format!("t{k}-{i}"), "priority": 1, "workspaceId": workspace } });
+            (tx, workspace)
         } else {
-            let (id, _) = &mine[rng.next(mine.len() as u64) as usize];
-            json!({ "clientTxId": format!("w{k}-{i}"), "clientId": format!("writer{k}"), "modelName": "Task",
-                    "modelId": id, "action": "UPDATE", "payload": { "title": format!("u{k}-{i}") } })
+            let (id, workspace) = &mine[rng.next(mine.len() as u64) as usize];
+            let tx = json!({ "clientTxId": format!("w{k}-{i}"), "clientId": format!("writer{k}"), "modelName": "Task",
+                    "modelId": id, "action": "UPDATE", "payload": { "title": format!("u{k}-{i}") } });
+            (tx, workspace.clone())
         };
         let body = json!({ "batchId": format!("b{k}-{i}"), "transactions": [tx] });
         loop {
-            node = next_alive(&alive, node);
+            node = next_alive(&writing.alive, node);
             let sent = http
-                .post(format!("{}/sync/mutate", urls[node]))
+                .post(format!("{}/sync/mutate", writing.urls[node]))
                 .bearer_auth(format!("user:writer{k}"))
                 .json(&body)
                 .timeout(Duration::from_secs(10))
@@ -107,15 +142,28 @@ async fn writer(k: usize, urls: Arc<Vec<String>>, alive: Alive) -> usize {
                 Ok(response) if response.status().is_success() => {
                     let reply: Value = response.json().await.expect("mutate reply");
                     assert_eq!(reply["success"], true, "{reply}");
-                    committed += 1;
+                    let id = reply["results"][0]["syncId"]
+                        .as_str()
+                        .and_then(|id| id.parse().ok())
+                        .unwrap_or_else(|| panic!("no syncId: {reply}"));
+                    acked.push(Acked {
+                        id,
+                        group: workspace,
+                        at: Instant::now(),
+                    });
+                    writing.acked.fetch_add(1, Ordering::SeqCst);
                     break;
                 }
                 _ => node = (node + 1) % NODES,
             }
         }
+        if over {
+            after += 1;
+        }
+        i += 1;
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    committed
+    acked
 }
 
 /// One socket: subscribes on its home node from 0 and records every delta;
@@ -174,12 +222,18 @@ async fn socket(
     }
 }
 
-/// Runs the checker once; returns the summed verdict.
+/// Runs the checker once; returns the summed verdict. Panics when the
+/// disturbance did not happen as asked: inside the writes, with the
+/// reconnects it must cause.
 async fn checker_run(db: &TestDb, redis: &str, disturbance: Disturbance) -> Verdict {
-    let proxy = CuttableProxy::start(redis.to_owned()).await;
+    // One proxy per node, so each node's Redis subscriber can be watched.
+    let mut proxies = Vec::new();
+    for _ in 0..NODES {
+        proxies.push(CuttableProxy::start(redis.to_owned()).await);
+    }
     let channel = unique_channel();
     let mut nodes = Vec::new();
-    for _ in 0..NODES {
+    for proxy in &proxies {
         let (url, channel) = (proxy.url.clone(), channel.clone());
         nodes.push(Some(
             TestServer::start_with(db, move |b| {
@@ -223,23 +277,51 @@ async fn checker_run(db: &TestDb, redis: &str, disturbance: Disturbance) -> Verd
             ))
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while ready.load(Ordering::SeqCst) < SOCKETS as u64 {
         assert!(Instant::now() < deadline, "sockets did not all subscribe");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Every node's Redis subscriber is up before the first write.
+    for proxy in &proxies {
+        proxy.await_subscribes(1, Duration::from_secs(30)).await;
+    }
 
     let started = Instant::now();
+    let writing = Writing {
+        urls: Arc::clone(&urls),
+        alive: Arc::clone(&alive),
+        acked: Arc::new(AtomicU64::new(0)),
+        disturbed: Arc::new(AtomicBool::new(false)),
+    };
     let writers: Vec<_> = (0..WRITERS)
-        .map(|k| tokio::spawn(writer(k, Arc::clone(&urls), Arc::clone(&alive))))
+        .map(|k| tokio::spawn(writer(k, writing.clone())))
         .collect();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The disturbance starts once writes are flowing (a tenth of the
+    // minimum acknowledged), not after a guessed delay.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while writing.acked.load(Ordering::SeqCst) < (WRITERS * WRITES_EACH / 10) as u64 {
+        assert!(Instant::now() < deadline, "writes did not start");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let disturbed_from = Instant::now();
     match disturbance {
         Disturbance::None => {}
         Disturbance::RedisOutage => {
-            proxy.cut();
+            let before: Vec<u64> = proxies.iter().map(CuttableProxy::subscribes).collect();
+            for proxy in &proxies {
+                proxy.cut();
+            }
             tokio::time::sleep(Duration::from_millis(1200)).await;
-            proxy.restore();
+            for proxy in &proxies {
+                proxy.restore();
+            }
+            // The expected reconnects: every node's subscriber subscribes again.
+            for (proxy, before) in proxies.iter().zip(before) {
+                proxy
+                    .await_subscribes(before + 1, Duration::from_secs(30))
+                    .await;
+            }
         }
         Disturbance::NodeStop => {
             let last = NODES - 1;
@@ -250,19 +332,57 @@ async fn checker_run(db: &TestDb, redis: &str, disturbance: Disturbance) -> Verd
             }
         }
     }
-    let mut written = 0;
+    let disturbed_until = Instant::now();
+    writing.disturbed.store(true, Ordering::SeqCst);
+    let mut acked: Vec<Acked> = Vec::new();
     for w in writers {
-        written += w.await.expect("writer");
+        acked.extend(w.await.expect("writer"));
     }
     let write_time = started.elapsed();
-    assert_eq!(written, WRITERS * WRITES_EACH);
+    let written = acked.len();
+    assert!(written >= WRITERS * (WRITES_EACH.max(WRITES_AFTER)));
 
-    let reader = nodes[0].as_ref().expect("node 0");
-    let mut expected = Vec::with_capacity(SOCKETS);
-    for s in 0..SOCKETS {
-        expected.push(log_ids(&reader.server, &socket_groups(s), 0).await);
+    // The disturbance fell inside the writes: some were acknowledged
+    // before it, some after it, and (for the outage) some during it.
+    let before = acked.iter().filter(|a| a.at < disturbed_from).count();
+    let during = acked
+        .iter()
+        .filter(|a| a.at >= disturbed_from && a.at < disturbed_until)
+        .count();
+    let after = acked.iter().filter(|a| a.at >= disturbed_until).count();
+    assert!(before > 0, "no write before the disturbance");
+    assert!(
+        after >= WRITERS * WRITES_AFTER,
+        "{after} writes after the disturbance"
+    );
+    if disturbance == Disturbance::RedisOutage {
+        assert!(during > 0, "no write during the Redis outage");
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
+
+    // What each socket must receive, from the writers' own choices: the
+    // acknowledged writes into its groups. The log must hold exactly the
+    // acknowledged writes, nothing more.
+    let mut all: Vec<u64> = acked.iter().map(|a| a.id).collect();
+    all.sort_unstable();
+    let reader = nodes[0].as_ref().expect("node 0");
+    assert_eq!(
+        all_log_ids(&reader.server).await,
+        all,
+        "the log is the acknowledged writes"
+    );
+    let expected: Vec<Vec<u64>> = (0..SOCKETS)
+        .map(|s| {
+            let groups = socket_groups(s);
+            let mut ids: Vec<u64> = acked
+                .iter()
+                .filter(|a| groups.contains(&a.group))
+                .map(|a| a.id)
+                .collect();
+            ids.sort_unstable();
+            ids
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let behind = (0..SOCKETS)
             .filter(|s| {
@@ -291,11 +411,22 @@ async fn checker_run(db: &TestDb, redis: &str, disturbance: Disturbance) -> Verd
         total.add(verdict);
         delivered += received.len();
         reconnects += again;
+        // The expected reconnects: the stopped node's sockets resumed
+        // elsewhere; no other socket was dropped.
+        let home_stopped = disturbance == Disturbance::NodeStop && s % NODES == NODES - 1;
+        if home_stopped {
+            assert!(
+                again >= 1,
+                "socket {s} of the stopped node never reconnected"
+            );
+        } else {
+            assert_eq!(again, 0, "socket {s} was dropped");
+        }
     }
-    let actions = log_ids(&reader.server, &["none".to_owned()], 0).await.len();
     eprintln!(
-        "checker {disturbance:?}: {written} writes ({actions} global actions) in {write_time:?}, all delivered \
-         by {settle:?}; {delivered} deliveries to {SOCKETS} sockets, {reconnects} reconnects; {total:?}"
+        "checker {disturbance:?}: {written} writes in {write_time:?} ({before} before the \
+         disturbance, {during} during, {after} after), all delivered by {settle:?}; \
+         {delivered} deliveries to {SOCKETS} sockets, {reconnects} reconnects; {total:?}"
     );
     total
 }
@@ -357,15 +488,21 @@ async fn redis_subscriber_reconnects_after_an_outage() {
             let mut ws = Ws::connect(&nodes[1].url, "user:alice").await;
             ws.subscribe("user:alice", "0", None).await;
             ws.until_subscribed().await;
-            tokio::time::sleep(Duration::from_millis(300)).await; // subscribers up
+            // Both nodes' subscribers are up.
+            proxy.await_subscribes(2, Duration::from_secs(30)).await;
 
             let (_, id) = writer.insert_task("w1", "through redis").await;
             assert_eq!(delta_id(&ws.next_delta().await).to_string(), id);
 
+            let subscribed = proxy.subscribes();
             proxy.cut();
             let (_, during) = writer.insert_task("w1", "during the outage").await;
             tokio::time::sleep(Duration::from_millis(300)).await;
             proxy.restore();
+            // Both subscribers come back by themselves.
+            proxy
+                .await_subscribes(subscribed + 2, Duration::from_secs(30))
+                .await;
             // Re-subscribing pokes the tailer, which finds what Redis lost.
             assert_eq!(delta_id(&ws.next_delta().await).to_string(), during);
             let (_, after) = writer.insert_task("w1", "after the outage").await;
