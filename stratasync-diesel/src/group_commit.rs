@@ -160,6 +160,7 @@ async fn commit_group<C: StoreConn>(conn: &mut C, registry: &Registry, group: Ve
         }
     }
     let mut outcomes: Vec<Option<Outcome>> = entries.iter().map(|_| None).collect();
+    metrics::histogram!("stratasync_group_commit_size").record(together.len() as f64);
     if together.len() > 1 {
         let members: Vec<Entry<'_>> = together.iter().map(|&i| entries[i]).collect();
         match run_group(conn, registry, &members).await {
