@@ -52,7 +52,7 @@ pub use postgres::connect_postgres;
 pub use redact::Redacted;
 pub use registry::{RegisteredModel, Registry, StoreModel, backends};
 pub use snapshot::{BootstrapHeader, SnapshotPart, SnapshotPlan};
-pub use store::Store;
+pub use store::{LogBounds, PoolStatus, Store};
 pub use write::Applied;
 
 #[doc(hidden)]

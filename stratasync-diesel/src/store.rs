@@ -66,6 +66,30 @@ macro_rules! connection {
     };
 }
 
+/// How a store's connection pool is used ([`Store::pool_status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections the pool may open.
+    pub max_size: usize,
+    /// Connections lent out.
+    pub in_use: usize,
+    /// Open connections waiting to be lent.
+    pub idle: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
+}
+
+/// Where the log starts and ends ([`Store::log_bounds`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogBounds {
+    /// The oldest action kept (`None`: the log is empty).
+    pub oldest: Option<SyncId>,
+    /// The newest action (0 when the log is empty).
+    pub head: SyncId,
+    /// The highest id trimmed in any group (0: never trimmed).
+    pub trimmed_through: SyncId,
+}
+
 /// The sync store: sync tables, log and models on PostgreSQL or SQLite.
 #[derive(Clone)]
 pub struct Store {
@@ -209,6 +233,47 @@ impl Store {
                 .first::<Option<i64>>(&mut *conn)
                 .await?;
             Ok(SyncId::from_i64(id.unwrap_or(0)))
+        })
+    }
+
+    /// How the connection pool is used right now.
+    pub fn pool_status(&self) -> PoolStatus {
+        let status = on_backend!(&self.db, pool => pool.status());
+        PoolStatus {
+            max_size: status.max_size,
+            in_use: status.size.saturating_sub(status.available),
+            idle: status.available,
+            waiting: status.waiting,
+        }
+    }
+
+    /// The oldest and newest action ids of the log and its highest trim
+    /// watermark (index lookups, cheap enough for every metrics scrape).
+    pub async fn log_bounds(&self) -> Result<LogBounds, StoreError> {
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+
+        use crate::schema::sync_actions::dsl as a;
+        use crate::schema::sync_log_trims::dsl as t;
+        on_backend!(&self.db, pool => {
+            let mut conn = connection!(pool)?;
+            let oldest = a::sync_actions
+                .select(diesel::dsl::min(a::id))
+                .first::<Option<i64>>(&mut *conn)
+                .await?;
+            let head = a::sync_actions
+                .select(diesel::dsl::max(a::id))
+                .first::<Option<i64>>(&mut *conn)
+                .await?;
+            let trimmed = t::sync_log_trims
+                .select(diesel::dsl::max(t::trimmed_through))
+                .first::<Option<i64>>(&mut *conn)
+                .await?;
+            Ok(LogBounds {
+                oldest: oldest.map(SyncId::from_i64),
+                head: SyncId::from_i64(head.unwrap_or(0)),
+                trimmed_through: SyncId::from_i64(trimmed.unwrap_or(0)),
+            })
         })
     }
 

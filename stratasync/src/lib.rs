@@ -7,6 +7,7 @@ mod health;
 mod http;
 pub mod live;
 mod membership;
+pub mod metrics;
 mod serve;
 mod server;
 pub mod shutdown;
@@ -22,8 +23,8 @@ pub use stratasync_core::{
 };
 pub use stratasync_derive::SyncModel;
 pub use stratasync_diesel::{
-    Applied, Bind, DieselModel, HookResult, ModelHooks, Mutation, MutationError, Redacted,
-    Registry, RowScope, Store, StoreError, StoreModel, Tx, sql_types,
+    Applied, Bind, DieselModel, HookResult, LogBounds, ModelHooks, Mutation, MutationError,
+    PoolStatus, Redacted, Registry, RowScope, Store, StoreError, StoreModel, Tx, sql_types,
 };
 #[cfg(feature = "postgres")]
 pub use stratasync_diesel::{PgConn, connect_postgres};

@@ -132,6 +132,7 @@ impl SyncServer {
     pub fn router(&self) -> axum::Router {
         crate::http::routes(&self.base_path)
             .merge(crate::health::routes(&self.base_path))
+            .route_layer(axum::middleware::from_fn(crate::metrics::track))
             // The fastest level: the stream is produced faster than the
             // default level can compress it (BENCHMARKS.md, bootstrap).
             .layer(
@@ -140,6 +141,13 @@ impl SyncServer {
             )
             .layer(tower_http::trace::TraceLayer::new_for_http())
             .with_state(self.clone())
+    }
+
+    /// `GET /metrics`: this process's Prometheus metrics (see
+    /// [`crate::metrics`]). Merge it into the application's router, or
+    /// serve it on its own address so that it stays private.
+    pub fn metrics_router(&self) -> axum::Router {
+        crate::metrics::routes().with_state(Arc::clone(&self.shared))
     }
 
     /// The store, for application code that trims the log or reads it.
@@ -373,6 +381,7 @@ impl SyncServerBuilder {
         let auth = self
             .auth
             .ok_or_else(|| Error::Config("no auth configured: call .auth(...)".into()))?;
+        crate::metrics::recorder();
         let mut store = Store::connect(&url, self.registry).await?;
         if !self.group_commit {
             store = store.without_group_commit();

@@ -147,6 +147,7 @@ async fn commit_group(pool: &Pool<PgConn>, registry: &Registry, group: Vec<Job>)
         }
     }
     let mut outcomes: Vec<Option<Outcome>> = entries.iter().map(|_| None).collect();
+    metrics::histogram!("stratasync_group_commit_size").record(together.len() as f64);
     if together.len() > 1 {
         let members: Vec<Entry<'_>> = together.iter().map(|&i| entries[i]).collect();
         if let Some(results) = run_group(pool, registry, &members).await {

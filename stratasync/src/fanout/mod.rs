@@ -33,6 +33,7 @@ mod redis;
 mod tailer;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use stratasync_core::{SyncAction, SyncId};
@@ -73,6 +74,8 @@ impl Default for FanoutConfig {
 /// One node's fan-out: the log tailer, the memory bus and the Redis link.
 pub(crate) struct Fanout {
     bus: broadcast::Sender<Arc<LiveAction>>,
+    /// The last id the tailer handed to the bus.
+    position: Arc<AtomicU64>,
     shutdown: watch::Sender<bool>,
     #[cfg(feature = "redis")]
     redis: Option<redis::Publisher>,
@@ -90,6 +93,7 @@ impl Fanout {
         let (shutdown, _) = watch::channel(false);
         let poke = Arc::new(Notify::new());
         let start = store.last_id().await?;
+        let position = Arc::new(AtomicU64::new(start.get()));
         #[cfg(feature = "redis")]
         let redis = match &config.redis_url {
             Some(url) => Some(redis::start(
@@ -114,9 +118,11 @@ impl Fanout {
             poke,
             poll_interval: config.poll_interval,
             shutdown: shutdown.subscribe(),
+            position: Arc::clone(&position),
         }));
         Ok(Fanout {
             bus,
+            position,
             shutdown,
             #[cfg(feature = "redis")]
             redis,
@@ -138,6 +144,11 @@ impl Fanout {
         }
         #[cfg(not(feature = "redis"))]
         let _ = action;
+    }
+
+    /// The last id the log tailer handed to live sockets.
+    pub(crate) fn position(&self) -> SyncId {
+        SyncId::new(self.position.load(Ordering::Relaxed))
     }
 
     /// Whether this node is subscribed to Redis: `None` without Redis.

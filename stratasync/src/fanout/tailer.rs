@@ -2,6 +2,7 @@
 //! after its cursor and hands every action to the memory bus.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use stratasync_core::SyncId;
@@ -26,6 +27,8 @@ pub(super) struct Tailer {
     pub(super) poke: Arc<Notify>,
     pub(super) poll_interval: Duration,
     pub(super) shutdown: watch::Receiver<bool>,
+    /// The cursor, for the tailer-lag metric.
+    pub(super) position: Arc<AtomicU64>,
 }
 
 /// Runs until shutdown: waits for a poke, a local commit or the poll, then
@@ -79,6 +82,7 @@ impl Tailer {
                 // No receiver is fine: no socket is listening.
                 let _ = self.bus.send(Arc::new(LiveAction::new(action)));
             }
+            self.position.store(self.cursor.get(), Ordering::Relaxed);
             if !full {
                 return Ok(());
             }

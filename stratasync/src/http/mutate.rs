@@ -109,6 +109,10 @@ pub(crate) async fn mutate_route(
                     "success": true,
                     "syncId": applied.sync_id(),
                 });
+                crate::metrics::mutation(match applied {
+                    Applied::New(_) => "applied",
+                    Applied::Duplicate(_) => "duplicate",
+                });
                 if let Applied::New(action) = applied {
                     let warnings = state.committed(&caller.user, action).await;
                     if !warnings.is_empty() {
@@ -118,6 +122,7 @@ pub(crate) async fn mutate_route(
                 results.push(result);
             }
             Err(MutationError::Rejected(message)) => {
+                crate::metrics::mutation("rejected");
                 all_succeeded = false;
                 results.push(json!({
                     "clientTxId": mutation.client_tx_id,
@@ -125,7 +130,10 @@ pub(crate) async fn mutate_route(
                     "error": message,
                 }));
             }
-            Err(MutationError::Store(error)) => store_failure = Some(error),
+            Err(MutationError::Store(error)) => {
+                crate::metrics::mutation("failed");
+                store_failure = Some(error);
+            }
         }
     }
     // The store failed: answer 5xx so the client retries the batch; what was

@@ -88,6 +88,7 @@ impl Outbox {
     /// Drops what is queued, sends `error` (if any) and a close frame, and
     /// ends the writer.
     pub(crate) fn close(&mut self, error: Option<Utf8Bytes>, code: u16, reason: &'static str) {
+        crate::metrics::socket_closed(code);
         let mut last = Vec::with_capacity(2);
         if let Some(error) = error {
             last.push(Message::Text(error));

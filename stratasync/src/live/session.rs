@@ -35,6 +35,8 @@ pub(crate) struct Subscription {
     pub(crate) cursor: SyncId,
     /// The memory bus.
     pub(crate) rx: broadcast::Receiver<Arc<LiveAction>>,
+    /// Counts this subscription in the metrics while it lives.
+    _counted: crate::metrics::Held,
 }
 
 /// What [`Subscription::deliver`] did.
@@ -64,6 +66,7 @@ impl Subscription {
             return Ok(Delivered::Skipped);
         }
         outbox.send(frame()).await?;
+        crate::metrics::delta_delivered();
         self.cursor = action.id;
         if action.action == GROUPS_CHANGED
             && action.group_id.as_deref() == Some(self.user.user_id.as_str())
@@ -133,6 +136,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: S
         tracing::info_span!("live_socket", conn = %connection_id, user = tracing::field::Empty);
     async move {
         tracing::debug!("socket open");
+        let _open = crate::metrics::Held::socket();
         let config = shared.live.clone();
         let (sink, mut stream) = socket.split();
         let (outbox, writer) =
@@ -314,6 +318,7 @@ impl Session {
             groups,
             cursor: subscribe.after,
             rx: shared.fanout.subscribe(),
+            _counted: crate::metrics::Held::subscription(),
         };
         match replay::catch_up(
             &mut sub,

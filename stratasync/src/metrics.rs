@@ -1,0 +1,175 @@
+//! Prometheus metrics, through the `metrics` facade and its Prometheus
+//! exporter.
+//!
+//! [`SyncServer::metrics_router`](crate::SyncServer::metrics_router) serves
+//! them at `GET /metrics`; [`crate::serve`] mounts it beside the sync routes,
+//! or on its own address (`STRATASYNC_METRICS_BIND`). The first server built
+//! installs the process's recorder; when the application installed its own
+//! recorder before, the metrics go to that one and `/metrics` answers 404.
+//!
+//! | metric | type | labels | what it counts |
+//! |---|---|---|---|
+//! | `stratasync_http_requests_total` | counter | `route`, `status` | HTTP requests answered |
+//! | `stratasync_http_request_duration_seconds` | histogram | `route` | time to the response head |
+//! | `stratasync_mutations_total` | counter | `result` (`applied`, `duplicate`, `rejected`, `failed`) | mutations |
+//! | `stratasync_group_commit_size` | histogram | | mutations per group commit (PostgreSQL) |
+//! | `stratasync_sockets_open` | gauge | | live sockets |
+//! | `stratasync_subscriptions` | gauge | | subscribed live sockets |
+//! | `stratasync_deltas_delivered_total` | counter | | delta frames sent |
+//! | `stratasync_socket_closes_total` | counter | `code` | sockets closed by the server (4008: slow consumer, 1001: shutdown, ...) |
+//! | `stratasync_tailer_lag` | gauge | | log head minus the last id the tailer delivered |
+//! | `stratasync_pool_connections_in_use` / `_idle` / `stratasync_pool_waiting` | gauge | | the database pool |
+//! | `stratasync_redis_connected` | gauge | | 1 while subscribed to Redis, 0 when not (absent without Redis) |
+//! | `stratasync_log_head_id` / `stratasync_log_oldest_id` | gauge | | the log's newest and oldest ids (their difference approximates its size) |
+//! | `stratasync_log_trim_watermark` | gauge | | the highest trimmed id |
+//!
+//! Gauges of the pool, Redis, the log and the tailer are read at each scrape.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::server::Shared;
+
+/// Latency buckets (seconds) of the HTTP histogram.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Size buckets of the group-commit histogram.
+const GROUP_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
+static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The process's Prometheus recorder, installed on the first call; `None`
+/// when the application installed another recorder first.
+pub(crate) fn recorder() -> Option<&'static PrometheusHandle> {
+    RECORDER
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("stratasync_http_request_duration_seconds".into()),
+                    LATENCY_BUCKETS,
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("stratasync_group_commit_size".into()),
+                        GROUP_BUCKETS,
+                    )
+                })
+                .and_then(|b| b.install_recorder())
+                .map_err(|error| {
+                    tracing::info!(%error, "another metrics recorder is installed; /metrics is off");
+                })
+                .ok()
+        })
+        .as_ref()
+}
+
+/// `GET /metrics`.
+pub(crate) fn routes() -> axum::Router<Arc<Shared>> {
+    axum::Router::new().route("/metrics", axum::routing::get(scrape))
+}
+
+async fn scrape(State(shared): State<Arc<Shared>>) -> Response {
+    let Some(recorder) = recorder() else {
+        return (
+            StatusCode::NOT_FOUND,
+            "metrics go to the application's own recorder",
+        )
+            .into_response();
+    };
+    record_state(&shared).await;
+    recorder.run_upkeep();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        recorder.render(),
+    )
+        .into_response()
+}
+
+/// Sets the gauges read at scrape time.
+async fn record_state(shared: &Shared) {
+    let pool = shared.store.pool_status();
+    gauge!("stratasync_pool_connections_in_use").set(pool.in_use as f64);
+    gauge!("stratasync_pool_connections_idle").set(pool.idle as f64);
+    gauge!("stratasync_pool_waiting").set(pool.waiting as f64);
+    if let Some(connected) = shared.fanout.redis_connected() {
+        gauge!("stratasync_redis_connected").set(if connected { 1.0 } else { 0.0 });
+    }
+    match tokio::time::timeout(Duration::from_secs(1), shared.store.log_bounds()).await {
+        Ok(Ok(bounds)) => {
+            let head = bounds.head.get();
+            gauge!("stratasync_log_head_id").set(head as f64);
+            gauge!("stratasync_log_oldest_id").set(bounds.oldest.map_or(0, |id| id.get()) as f64);
+            gauge!("stratasync_log_trim_watermark").set(bounds.trimmed_through.get() as f64);
+            let lag = head.saturating_sub(shared.fanout.position().get());
+            gauge!("stratasync_tailer_lag").set(lag as f64);
+        }
+        Ok(Err(error)) => tracing::warn!(%error, "metrics: reading the log bounds failed"),
+        Err(_) => tracing::warn!("metrics: reading the log bounds timed out"),
+    }
+}
+
+/// Counts each request by route and status, and times it to its head.
+pub(crate) async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    histogram!("stratasync_http_request_duration_seconds", "route" => route.clone())
+        .record(started.elapsed().as_secs_f64());
+    counter!("stratasync_http_requests_total", "route" => route, "status" => status).increment(1);
+    response
+}
+
+/// Counts one mutation by its result.
+pub(crate) fn mutation(result: &'static str) {
+    counter!("stratasync_mutations_total", "result" => result).increment(1);
+}
+
+/// Counts one delta frame sent.
+pub(crate) fn delta_delivered() {
+    counter!("stratasync_deltas_delivered_total").increment(1);
+}
+
+/// Counts a socket the server closed with `code`.
+pub(crate) fn socket_closed(code: u16) {
+    counter!("stratasync_socket_closes_total", "code" => code.to_string()).increment(1);
+}
+
+/// One unit of a gauge while this value lives: an open socket, a
+/// subscription.
+#[derive(Debug)]
+pub(crate) struct Held(metrics::Gauge);
+
+impl Held {
+    /// An open socket.
+    pub(crate) fn socket() -> Held {
+        Held::new(gauge!("stratasync_sockets_open"))
+    }
+
+    /// A subscribed socket.
+    pub(crate) fn subscription() -> Held {
+        Held::new(gauge!("stratasync_subscriptions"))
+    }
+
+    fn new(gauge: metrics::Gauge) -> Held {
+        gauge.increment(1.0);
+        Held(gauge)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
