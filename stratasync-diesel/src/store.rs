@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use diesel_async::pooled_connection::deadpool::Pool;
 use futures::future::BoxFuture;
-use stratasync_core::{FilterContext, SyncAction, SyncId};
+use stratasync_core::{ActionKind, FilterContext, SyncAction, SyncId};
 
 use crate::log::{LogConn, NewAction, to_sync_action};
 use crate::mutate::Mutation;
@@ -444,7 +444,7 @@ impl Store {
                 let action = NewAction {
                     model: GROUPS_MODEL,
                     model_id: user_id,
-                    action: "G",
+                    action: ActionKind::GroupsChanged.letter(),
                     data: serde_json::json!({ "subscribedSyncGroups": groups }),
                     group_id: Some(user_id),
                     key: None,

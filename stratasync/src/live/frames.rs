@@ -4,6 +4,17 @@ use axum::extract::ws::Utf8Bytes;
 use serde_json::{Map, Value};
 use stratasync_core::{SyncAction, SyncId, write_json_string};
 
+/// The close codes of `/sync/ws` (PROTOCOL §8).
+pub(crate) mod close_code {
+    /// 1001: the node is shutting down; the client resumes on another.
+    pub(crate) const GOING_AWAY: u16 = axum::extract::ws::close_code::AWAY;
+    /// 1011: a heartbeat timeout, or groups or the log could not be read.
+    pub(crate) const SERVER_ERROR: u16 = axum::extract::ws::close_code::ERROR;
+    /// 4008: the socket fell too far behind (`BUFFER_OVERFLOW`,
+    /// `SLOW_CONSUMER`).
+    pub(crate) const OVERFLOW: u16 = 4008;
+}
+
 /// `{"packet":{"actions":[<action>],"lastSyncId":"<id>"},"type":"delta"}`,
 /// every key of the action present.
 pub(crate) fn delta(action: &SyncAction) -> Utf8Bytes {

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures::StreamExt as _;
-use stratasync_core::{SyncAction, SyncId};
+use stratasync_core::{ActionKind, SyncAction, SyncId};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tracing::Instrument as _;
 
-use super::frames::{self, ClientFrame, Subscribe};
+use super::frames::{self, ClientFrame, Subscribe, close_code};
 use super::heartbeat::{Beat, Heartbeat};
 use super::hooks::{LiveContext, LiveSocket};
 use super::outbox::{Outbox, SendError};
@@ -17,9 +17,6 @@ use super::replay::{self, ReplayError};
 use crate::auth::{AuthUser, Caller, caller_groups};
 use crate::fanout::{self, LiveAction, bus::visible};
 use crate::server::Shared;
-
-/// The action letter of a change of the user's groups (PROTOCOL §11).
-const GROUPS_CHANGED: &str = "G";
 
 /// A subscribed socket's state.
 pub(crate) struct Subscription {
@@ -68,7 +65,7 @@ impl Subscription {
         outbox.send(frame()).await?;
         crate::metrics::delta_delivered();
         self.cursor = action.id;
-        if action.action == GROUPS_CHANGED
+        if action.action == ActionKind::GroupsChanged.letter()
             && action.group_id.as_deref() == Some(self.user.user_id.as_str())
         {
             return Ok(if self.regroup(shared).await {
@@ -180,7 +177,9 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: S
             };
             let flow = match event {
                 Event::Shutdown => {
-                    session.outbox.close(None, 1001, "Server shutting down");
+                    session
+                        .outbox
+                        .close(None, close_code::GOING_AWAY, "Server shutting down");
                     Flow::Stop
                 }
                 Event::Frame(Some(Ok(Message::Pong(_)))) => {
@@ -200,7 +199,9 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: S
                 },
                 Event::Beat(Beat::TimedOut) => {
                     tracing::info!("heartbeat timed out");
-                    session.outbox.close(None, 1011, "Heartbeat timeout");
+                    session
+                        .outbox
+                        .close(None, close_code::SERVER_ERROR, "Heartbeat timeout");
                     Flow::Stop
                 }
                 Event::Recheck => session.recheck().await,
@@ -281,8 +282,11 @@ impl Session {
             Err(error) => {
                 tracing::error!(%error, "resolving sync groups failed");
                 let reason = "Failed to resolve sync groups";
-                self.outbox
-                    .close(Some(frames::error(reason, None)), 1011, reason);
+                self.outbox.close(
+                    Some(frames::error(reason, None)),
+                    close_code::SERVER_ERROR,
+                    reason,
+                );
                 return Flow::Stop;
             }
         };
@@ -334,7 +338,7 @@ impl Session {
                 let reason = "Replay buffer limit exceeded";
                 self.outbox.close(
                     Some(frames::error(reason, Some("BUFFER_OVERFLOW"))),
-                    4008,
+                    close_code::OVERFLOW,
                     reason,
                 );
                 return Flow::Stop;
@@ -374,7 +378,8 @@ impl Session {
                     .map(|()| Delivered::Sent)
             }
             Err(RecvError::Closed) => {
-                self.outbox.close(None, 1001, "Server shutting down");
+                self.outbox
+                    .close(None, close_code::GOING_AWAY, "Server shutting down");
                 return Flow::Stop;
             }
         };
@@ -428,7 +433,7 @@ impl Session {
             let reason = "Outgoing queue limit exceeded";
             self.outbox.close(
                 Some(frames::error(reason, Some("SLOW_CONSUMER"))),
-                4008,
+                close_code::OVERFLOW,
                 reason,
             );
         }
@@ -443,7 +448,7 @@ impl Session {
         tracing::warn!(%error, "replay failed");
         self.outbox.close(
             Some(frames::error("Replay failed", None)),
-            1011,
+            close_code::SERVER_ERROR,
             "Replay failed",
         );
         Flow::Stop
