@@ -11,6 +11,10 @@ pub enum StoreError {
     /// No connection could be had from the pool.
     #[error("no database connection available: {0}")]
     Pool(String),
+    /// The store is at capacity: no connection (or snapshot slot) freed up
+    /// within its wait bound. Answered with `503` and `Retry-After`.
+    #[error("the store is busy: {0}")]
+    Unavailable(String),
     /// The database could not be reached or opened.
     #[error("cannot connect to the database: {0}")]
     Connect(String),

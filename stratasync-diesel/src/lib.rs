@@ -25,6 +25,7 @@ mod log;
 mod migrate;
 mod model;
 mod mutate;
+mod pool;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod registry;
@@ -44,8 +45,11 @@ pub use error::{MutationError, StoreError};
 pub use hooks::{HookResult, ModelHooks, Tx};
 pub use model::{DieselModel, RowScope};
 pub use mutate::Mutation;
+pub use pool::PoolOptions;
 pub use registry::{RegisteredModel, Registry, StoreModel, backends};
-pub use snapshot::{BootstrapHeader, SnapshotPart, SnapshotPlan};
+pub use snapshot::{
+    BootstrapHeader, DEFAULT_SNAPSHOT_PAGE_BYTES, SnapshotCutOff, SnapshotPart, SnapshotPlan,
+};
 pub(crate) use store::StoreConn;
 pub use store::{Applied, Store};
 

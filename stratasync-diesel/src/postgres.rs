@@ -7,6 +7,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 
 use crate::log::impl_log_conn;
+use crate::pool::PoolOptions;
 use crate::registry::{ModelOps, RegisteredModel};
 use crate::{PgConn, StoreConn, StoreError};
 
@@ -54,14 +55,16 @@ impl StoreConn for PgConn {
 }
 
 /// Opens a pool on `url` and brings the sync tables up to date.
-pub(crate) async fn connect(url: &str, max_size: usize) -> Result<Pool<PgConn>, StoreError> {
+pub(crate) async fn connect(url: &str, options: &PoolOptions) -> Result<Pool<PgConn>, StoreError> {
     let conn = PgConn::establish(url)
         .await
         .map_err(|e| StoreError::Connect(e.to_string()))?;
     crate::migrate::run(conn, MIGRATIONS).await?;
     let manager = AsyncDieselConnectionManager::<PgConn>::new(url);
     Pool::builder(manager)
-        .max_size(max_size)
+        .max_size(options.size)
+        .wait_timeout(Some(options.wait_timeout))
+        .runtime(deadpool::Runtime::Tokio1)
         .build()
         .map_err(|e| StoreError::Connect(e.to_string()))
 }

@@ -48,6 +48,14 @@ pub enum ApiError {
     /// The cursor predates the retained log.
     #[error("A fresh bootstrap is required before fetching deltas")]
     BootstrapRequired,
+    /// The user already holds as many of something as a limit allows.
+    #[error("Too many concurrent {what} for this user (limit {limit})")]
+    TooMany {
+        /// What (`bootstraps`, `sockets`).
+        what: &'static str,
+        /// The per-user limit.
+        limit: usize,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -84,6 +92,15 @@ impl IntoResponse for ApiError {
                 };
                 (StatusCode::UNAUTHORIZED, json!({ "error": message }))
             }
+            ApiError::Authorize(AuthorizeError::Groups(error))
+                if matches!(
+                    error.downcast_ref::<StoreError>(),
+                    Some(StoreError::Unavailable(_))
+                ) =>
+            {
+                tracing::warn!(%error, "store busy resolving groups; answered 503");
+                return busy();
+            }
             ApiError::Authorize(AuthorizeError::Groups(error)) => {
                 tracing::error!(%error, "resolving sync groups failed");
                 (
@@ -117,6 +134,14 @@ impl IntoResponse for ApiError {
                     "message": "A fresh bootstrap is required before fetching deltas",
                 }),
             ),
+            ApiError::TooMany { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({ "error": self.to_string() }),
+            ),
+            ApiError::Store(StoreError::Unavailable(reason)) => {
+                tracing::warn!(%reason, "store busy; answered 503");
+                return busy();
+            }
             ApiError::Store(error) => {
                 tracing::error!(%error, "store failure");
                 (
@@ -129,6 +154,23 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Seconds a client is told to wait before it retries a busy node.
+pub(crate) const RETRY_AFTER_SECS: u32 = 1;
+
+/// `503` with `Retry-After`: the node is at capacity, the request can be
+/// retried as it is.
+pub(crate) fn busy() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(RETRY_AFTER_SECS),
+        )],
+        axum::Json(json!({ "error": "Service busy, retry later" })),
+    )
+        .into_response()
+}
+
 /// Why a server could not be built or started.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -138,6 +180,9 @@ pub enum Error {
     /// The configuration is incomplete or invalid.
     #[error("{0}")]
     Config(String),
+    /// A limit is out of range.
+    #[error(transparent)]
+    Limits(#[from] crate::limits::LimitsError),
     /// The listening socket could not be opened.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

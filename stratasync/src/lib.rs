@@ -4,13 +4,18 @@ mod auth;
 mod error;
 pub mod fanout;
 mod http;
+pub mod limits;
+mod listen;
 pub mod live;
+mod log_page;
 mod membership;
+mod quota;
 mod serve;
 mod server;
 
 pub use auth::{Auth, AuthUser, AuthorizeError, BoxError, Caller, TokenError};
 pub use error::{ApiError, Error, FieldIssue, RequestPart};
+pub use limits::{Limits, LimitsError};
 pub use live::{LiveContext, LiveHooks, LiveSocket};
 pub use serve::{DEFAULT_BIND, DEFAULT_DATABASE, ServeConfig, serve, serve_with};
 pub use server::{AfterMutation, MutationEvent, SyncServer, SyncServerBuilder};
@@ -20,8 +25,8 @@ pub use stratasync_core::{
 };
 pub use stratasync_derive::SyncModel;
 pub use stratasync_diesel::{
-    Applied, Bind, DieselModel, HookResult, ModelHooks, Mutation, MutationError, Registry,
-    RowScope, Store, StoreError, StoreModel, Tx, sql_types,
+    Applied, Bind, DieselModel, HookResult, ModelHooks, Mutation, MutationError, PoolOptions,
+    Registry, RowScope, Store, StoreError, StoreModel, Tx, sql_types,
 };
 
 /// What `#[derive(SyncModel)]` generates code against. Not public API.
