@@ -496,9 +496,9 @@ impl Session {
     }
 }
 
-/// Whether a read failed on a message over the size limit.
+/// Whether a read failed on a message over the size limit (axum's WebSocket
+/// errors are tungstenite's).
 fn too_big(error: axum::Error) -> bool {
-    use tokio_tungstenite::tungstenite;
     matches!(
         error.into_inner().downcast_ref::<tungstenite::Error>(),
         Some(tungstenite::Error::Capacity(_))
