@@ -11,6 +11,10 @@ pub enum StoreError {
     /// No connection could be had from the pool.
     #[error("no database connection available: {0}")]
     Pool(String),
+    /// The store is at capacity: no connection (or snapshot slot) freed up
+    /// within its wait bound. Answered with `503` and `Retry-After`.
+    #[error("the store is busy: {0}")]
+    Unavailable(String),
     /// The database could not be reached or opened.
     #[error("cannot connect to the database: {0}")]
     Connect(String),
@@ -24,7 +28,7 @@ impl StoreError {
     /// retry after a pause can succeed (HTTP `503` with `Retry-After`).
     pub fn is_unavailable(&self) -> bool {
         match self {
-            StoreError::Pool(_) | StoreError::Connect(_) => true,
+            StoreError::Pool(_) | StoreError::Unavailable(_) | StoreError::Connect(_) => true,
             StoreError::Query(error) => matches!(
                 classify(error),
                 Fault::Unavailable | Fault::Broken | Fault::Conflict

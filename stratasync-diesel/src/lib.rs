@@ -25,6 +25,7 @@ mod model;
 mod mutate;
 #[cfg(feature = "postgres")]
 mod pg_tls;
+mod pool;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod redact;
@@ -47,11 +48,14 @@ pub use error::{MutationError, StoreError};
 pub use hooks::{HookResult, ModelHooks, Tx};
 pub use model::{DieselModel, RowScope};
 pub use mutate::Mutation;
+pub use pool::PoolOptions;
 #[cfg(feature = "postgres")]
 pub use postgres::connect_postgres;
 pub use redact::Redacted;
 pub use registry::{RegisteredModel, Registry, StoreModel, backends};
-pub use snapshot::{BootstrapHeader, SnapshotPart, SnapshotPlan};
+pub use snapshot::{
+    BootstrapHeader, DEFAULT_SNAPSHOT_PAGE_BYTES, SnapshotCutOff, SnapshotPart, SnapshotPlan,
+};
 pub use store::{LogBounds, PoolStatus, Store};
 pub use write::Applied;
 

@@ -10,6 +10,7 @@ use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 
 use crate::log::impl_log_conn;
 use crate::pg_tls::PgTarget;
+use crate::pool::PoolOptions;
 use crate::registry::{ModelOps, RegisteredModel};
 use crate::{PgConn, StoreConn, StoreError};
 
@@ -72,7 +73,7 @@ pub async fn connect_postgres(url: &str) -> Result<PgConn, StoreError> {
 /// Opens a pool on `url` and brings the sync tables up to date.
 ///
 /// TLS follows the URL's `sslmode` and `sslrootcert` ([`crate::pg_tls`]).
-pub(crate) async fn connect(url: &str, max_size: usize) -> Result<Pool<PgConn>, StoreError> {
+pub(crate) async fn connect(url: &str, options: &PoolOptions) -> Result<Pool<PgConn>, StoreError> {
     let target = Arc::new(PgTarget::parse(url).map_err(StoreError::Connect)?);
     let conn = target
         .establish()
@@ -86,7 +87,9 @@ pub(crate) async fn connect(url: &str, max_size: usize) -> Result<Pool<PgConn>, 
     });
     let manager = AsyncDieselConnectionManager::<PgConn>::new_with_config(url, config);
     Pool::builder(manager)
-        .max_size(max_size)
+        .max_size(options.size)
+        .wait_timeout(Some(options.wait_timeout))
+        .runtime(deadpool::Runtime::Tokio1)
         .build()
         .map_err(|e| StoreError::Connect(e.to_string()))
 }

@@ -1,6 +1,16 @@
 //! Consistent snapshots of model rows, streamed as NDJSON: bootstrap and
 //! batch loads.
 //!
+//! Snapshots take a slot of the pool's snapshot share and a connection
+//! before anything is answered, so a busy store is a `503`, not a stream that
+//! never starts (see [`PoolOptions`](crate::PoolOptions)). Pages are bounded
+//! by bytes as well as rows: after the first page, the rows of the next are
+//! sized from the last ones so a page stays near
+//! [`SnapshotPlan::page_bytes`]. A reader that takes nothing for the stall
+//! timeout is cut off: the transaction ends, the connection returns to the
+//! pool, and the stream ends with an error (the response is aborted rather
+//! than ended, so the client cannot take it for a complete snapshot).
+//!
 //! A snapshot is read in one read-only transaction that sees a single
 //! database snapshot, so the rows and the `lastSyncId` of the metadata line
 //! describe the same instant: a client that applies every action after
@@ -11,25 +21,46 @@
 use bytes::Bytes;
 use futures::Stream;
 use serde_json::json;
+use std::time::Duration;
 use stratasync_core::SyncId;
+
 use tokio::sync::mpsc;
 
 use crate::registry::Registry;
 use crate::{RowScope, Store, StoreConn, StoreError};
 
-/// Rows read per query (PROTOCOL §4: keyset pages of 1000).
+/// Rows read per query at most (PROTOCOL §4: keyset pages of 1000).
 const PAGE_ROWS: i64 = 1000;
+
+/// Rows of a model's first page, before its row size is known.
+const FIRST_PAGE_ROWS: i64 = 16;
+
+/// The default of [`SnapshotPlan::page_bytes`]: 1 MiB.
+pub const DEFAULT_SNAPSHOT_PAGE_BYTES: usize = 1024 * 1024;
 
 /// Pages buffered between the database reader and the response.
 const PAGES_IN_FLIGHT: usize = 2;
 
 /// What a snapshot reads.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SnapshotPlan {
     /// For a bootstrap: the metadata line to write first.
     pub header: Option<BootstrapHeader>,
     /// The model reads, in output order.
     pub parts: Vec<SnapshotPart>,
+    /// About how many bytes one page of rows holds (default
+    /// [`DEFAULT_SNAPSHOT_PAGE_BYTES`]); a page holds at least one row.
+    pub page_bytes: usize,
+}
+
+impl Default for SnapshotPlan {
+    fn default() -> Self {
+        SnapshotPlan {
+            header: None,
+            parts: Vec::new(),
+            page_bytes: DEFAULT_SNAPSHOT_PAGE_BYTES,
+        }
+    }
 }
 
 /// The metadata line of a bootstrap.
@@ -67,6 +98,8 @@ pub(crate) enum SnapshotError {
     },
     #[error("the client went away")]
     ClientGone,
+    #[error("the client stopped reading for {0:?}")]
+    Stalled(Duration),
 }
 
 impl From<diesel::result::Error> for SnapshotError {
@@ -75,18 +108,40 @@ impl From<diesel::result::Error> for SnapshotError {
     }
 }
 
+/// The stream of a snapshot was cut off before its end (its reader stalled
+/// or the read failed without a way to tell the client).
+#[derive(Debug, thiserror::Error)]
+#[error("the snapshot was cut off")]
+pub struct SnapshotCutOff;
+
 impl Store {
     /// Streams the rows `plan` asks for, read from one consistent snapshot.
     ///
+    /// Waits for a slot of the snapshot share and a connection first; when
+    /// none frees up in time the answer is [`StoreError::Unavailable`].
     /// The stream yields NDJSON chunks; a failure after the first chunk ends
-    /// it with a `{"message":...,"type":"error"}` line.
-    pub fn snapshot(&self, plan: SnapshotPlan) -> impl Stream<Item = Bytes> + Send + 'static {
+    /// it with a `{"message":...,"type":"error"}` line; a reader that
+    /// stalls past the stall timeout gets [`SnapshotCutOff`] as its last item.
+    pub async fn snapshot(
+        &self,
+        plan: SnapshotPlan,
+    ) -> Result<impl Stream<Item = Result<Bytes, SnapshotCutOff>> + Send + 'static, StoreError>
+    {
+        let conn = self.snapshot_conn().await?;
         let (sink, mut chunks) = mpsc::channel::<Bytes>(PAGES_IN_FLIGHT);
-        let db = self.db_pool_for_snapshot();
         let registry = self.registry_arc();
+        let (ended, mut end) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            let failure = match db.run(registry, plan, sink.clone()).await {
-                Ok(()) | Err(SnapshotError::ClientGone) => return,
+            let failure = match conn.run(registry, plan, sink.clone()).await {
+                Ok(()) => {
+                    let _ = ended.send(());
+                    return;
+                }
+                Err(SnapshotError::ClientGone) => return,
+                Err(SnapshotError::Stalled(after)) => {
+                    tracing::info!(?after, "snapshot reader stalled; cut off");
+                    return;
+                }
                 Err(SnapshotError::Store(error)) => {
                     tracing::error!(%error, "snapshot read failed");
                     "Bootstrap failed".to_owned()
@@ -97,20 +152,42 @@ impl Store {
                 .to_string()
                 .into_bytes();
             line.push(b'\n');
-            let _ = sink.send(Bytes::from(line)).await;
+            if sink.send(Bytes::from(line)).await.is_ok() {
+                let _ = ended.send(());
+            }
         });
-        futures::stream::poll_fn(move |cx| chunks.poll_recv(cx))
+        let mut done = false;
+        Ok(futures::stream::poll_fn(move |cx| {
+            if done {
+                return std::task::Poll::Ready(None);
+            }
+            match chunks.poll_recv(cx) {
+                std::task::Poll::Ready(Some(chunk)) => std::task::Poll::Ready(Some(Ok(chunk))),
+                std::task::Poll::Ready(None) => {
+                    done = true;
+                    // The reader ended: cleanly only if it said so.
+                    match end.try_recv() {
+                        Ok(()) => std::task::Poll::Ready(None),
+                        Err(_) => std::task::Poll::Ready(Some(Err(SnapshotCutOff))),
+                    }
+                }
+                std::task::Poll::Pending => std::task::Poll::Pending,
+            }
+        }))
     }
 }
 
-/// Reads `plan` on `conn` inside one snapshot transaction.
+/// Reads `plan` on `conn` inside one snapshot transaction; a send that waits
+/// longer than `stall` ends it.
 pub(crate) async fn stream_snapshot<C: StoreConn>(
     conn: &mut C,
     registry: &Registry,
     plan: SnapshotPlan,
     sink: mpsc::Sender<Bytes>,
+    stall: Duration,
 ) -> Result<(), SnapshotError> {
     conn.batch_execute(C::BEGIN_SNAPSHOT).await?;
+    let sink = Sink { sink, stall };
     let result = read_plan(conn, registry, plan, &sink).await;
     // Read-only: nothing to commit. A failed rollback breaks the connection,
     // and the pool drops broken connections.
@@ -118,11 +195,27 @@ pub(crate) async fn stream_snapshot<C: StoreConn>(
     result
 }
 
+/// Where pages go, with the stall bound of one send.
+struct Sink {
+    sink: mpsc::Sender<Bytes>,
+    stall: Duration,
+}
+
+impl Sink {
+    async fn send(&self, chunk: Bytes) -> Result<(), SnapshotError> {
+        match tokio::time::timeout(self.stall, self.sink.send(chunk)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(SnapshotError::ClientGone),
+            Err(_) => Err(SnapshotError::Stalled(self.stall)),
+        }
+    }
+}
+
 async fn read_plan<C: StoreConn>(
     conn: &mut C,
     registry: &Registry,
     plan: SnapshotPlan,
-    sink: &mpsc::Sender<Bytes>,
+    sink: &Sink,
 ) -> Result<(), SnapshotError> {
     let parts: Vec<_> = plan
         .parts
@@ -150,9 +243,7 @@ async fn read_plan<C: StoreConn>(
         }))
         .map_err(|e| StoreError::Query(diesel::result::Error::SerializationError(Box::new(e))))?;
         line.push(b'\n');
-        sink.send(Bytes::from(line))
-            .await
-            .map_err(|_| SnapshotError::ClientGone)?;
+        sink.send(Bytes::from(line)).await?;
     }
 
     for (ops, part) in parts {
@@ -167,23 +258,26 @@ async fn read_plan<C: StoreConn>(
             }
         }
         let mut cursor = None;
-        // Pages of one model are alike: start each at the last one's size
-        // rather than growing from small (a 1000-row page is ~250 KB).
+        // Pages of one model are alike: size each from the last one's rows
+        // (a 1000-row page of small rows is ~250 KB; of 1 MB titles, 1 GB).
+        let mut rows = FIRST_PAGE_ROWS;
         let mut page_bytes = 64 * 1024;
         loop {
-            let mut out = Vec::with_capacity(page_bytes);
-            let rows = ops
-                .write_page(conn, &part.scope, &mut cursor, PAGE_ROWS, &mut out)
+            let mut out = Vec::with_capacity(page_bytes.min(plan.page_bytes));
+            let read = ops
+                .write_page(conn, &part.scope, &mut cursor, rows, &mut out)
                 .await?;
-            if rows > 0 {
-                page_bytes = page_bytes.max(out.len() + out.len() / 8);
-                sink.send(Bytes::from(out))
-                    .await
-                    .map_err(|_| SnapshotError::ClientGone)?;
-            }
-            if i64::try_from(rows).unwrap_or(i64::MAX) < PAGE_ROWS {
+            let Some(row_bytes) = out.len().checked_div(read) else {
+                break;
+            };
+            page_bytes = page_bytes.max(out.len() + out.len() / 8);
+            let row_bytes = i64::try_from(row_bytes).unwrap_or(i64::MAX).max(1);
+            let budget = i64::try_from(plan.page_bytes).unwrap_or(i64::MAX);
+            sink.send(Bytes::from(out)).await?;
+            if i64::try_from(read).unwrap_or(i64::MAX) < rows {
                 break;
             }
+            rows = (budget / row_bytes).clamp(1, PAGE_ROWS);
         }
     }
     Ok(())

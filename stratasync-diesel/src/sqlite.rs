@@ -7,6 +7,7 @@ use diesel_async::{AsyncConnection, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 
 use crate::log::impl_log_conn;
+use crate::pool::PoolOptions;
 use crate::registry::{ModelOps, RegisteredModel};
 use crate::{SqliteConn, StoreConn, StoreError};
 
@@ -61,7 +62,10 @@ async fn establish(path: &str) -> Result<SqliteConn, ConnectionError> {
 
 /// Opens (creating it if needed) the database file at `path` and brings the
 /// sync tables up to date.
-pub(crate) async fn connect(path: &str, max_size: usize) -> Result<Pool<SqliteConn>, StoreError> {
+pub(crate) async fn connect(
+    path: &str,
+    options: &PoolOptions,
+) -> Result<Pool<SqliteConn>, StoreError> {
     let conn = establish(path)
         .await
         .map_err(|e| StoreError::Connect(e.to_string()))?;
@@ -70,7 +74,9 @@ pub(crate) async fn connect(path: &str, max_size: usize) -> Result<Pool<SqliteCo
     config.custom_setup = Box::new(|path| Box::pin(establish(path)));
     let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
     Pool::builder(manager)
-        .max_size(max_size)
+        .max_size(options.size)
+        .wait_timeout(Some(options.wait_timeout))
+        .runtime(deadpool::Runtime::Tokio1)
         .build()
         .map_err(|e| StoreError::Connect(e.to_string()))
 }

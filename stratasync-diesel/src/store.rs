@@ -10,6 +10,7 @@ use stratasync_core::{ActionKind, FilterContext, SyncAction, SyncId};
 
 use crate::log::{LogConn, NewAction, to_sync_action};
 use crate::mutate::Mutation;
+use crate::pool::{PoolOptions, SnapshotGate};
 use crate::registry::Registry;
 use crate::write::scope::{Leased, Scope};
 use crate::write::{Applied, Writer};
@@ -59,10 +60,7 @@ const GROUPS_MODEL: &str = "SyncGroups";
 /// A connection from `$pool`, or the pool's failure as a [`StoreError`].
 macro_rules! connection {
     ($pool:expr) => {
-        $pool
-            .get()
-            .await
-            .map_err(|e| StoreError::Pool(e.to_string()))
+        $pool.get().await.map_err(crate::pool::pool_error)
     };
 }
 
@@ -97,6 +95,10 @@ pub struct Store {
     registry: Arc<Registry>,
     /// The write path.
     write: Writer,
+    /// The slots of the snapshot share of the pool.
+    snapshots: SnapshotGate,
+    /// How long a snapshot waits for its reader.
+    snapshot_stall: std::time::Duration,
 }
 
 impl std::fmt::Debug for Store {
@@ -107,20 +109,31 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Connections a store keeps open at most.
-const POOL_SIZE: usize = 16;
-
 impl Store {
-    /// Connects to `url` and creates or upgrades the sync tables.
+    /// Connects to `url` with the default [`PoolOptions`] and creates or
+    /// upgrades the sync tables.
     ///
     /// `postgres://` and `postgresql://` URLs select PostgreSQL; `sqlite://`
     /// URLs and plain file paths select SQLite (the file is created).
     pub async fn connect(url: &str, registry: Registry) -> Result<Store, StoreError> {
+        Store::connect_with(url, registry, &PoolOptions::default()).await
+    }
+
+    /// Connects to `url` (see [`Store::connect`]) with a pool sized and
+    /// shared as `options` say.
+    pub async fn connect_with(
+        url: &str,
+        registry: Registry,
+        options: &PoolOptions,
+    ) -> Result<Store, StoreError> {
+        options.validate()?;
         let registry = Arc::new(registry);
+        let snapshots = SnapshotGate::new(options);
+        let snapshot_stall = options.snapshot_stall_timeout;
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             #[cfg(feature = "postgres")]
             {
-                let pool = crate::postgres::connect(url, POOL_SIZE).await?;
+                let pool = crate::postgres::connect(url, options).await?;
                 let group =
                     crate::write::group::GroupCommit::start(pool.clone(), Arc::clone(&registry));
                 return Ok(Store {
@@ -130,6 +143,8 @@ impl Store {
                     },
                     db: Db::Postgres(pool),
                     registry,
+                    snapshots,
+                    snapshot_stall,
                 });
             }
             #[cfg(not(feature = "postgres"))]
@@ -146,7 +161,7 @@ impl Store {
         #[cfg(feature = "sqlite")]
         {
             let path = url.strip_prefix("sqlite://").unwrap_or(url);
-            let pool = crate::sqlite::connect(path, POOL_SIZE).await?;
+            let pool = crate::sqlite::connect(path, options).await?;
             let writer: Arc<tokio::sync::Mutex<()>> = Arc::default();
             Ok(Store {
                 write: Writer::Sqlite {
@@ -155,6 +170,8 @@ impl Store {
                 },
                 db: Db::Sqlite { pool, writer },
                 registry,
+                snapshots,
+                snapshot_stall,
             })
         }
         #[cfg(not(feature = "sqlite"))]
@@ -458,25 +475,60 @@ impl Store {
         })
     }
 
-    pub(crate) fn db_pool_for_snapshot(&self) -> SnapshotDb {
-        SnapshotDb(self.db.clone())
+    /// A slot of the snapshot share and a connection for a snapshot reader,
+    /// or [`StoreError::Unavailable`] when neither freed up in time.
+    pub(crate) async fn snapshot_conn(&self) -> Result<SnapshotConn, StoreError> {
+        let slot = self.snapshots.enter().await?;
+        let conn = match &self.db {
+            #[cfg(feature = "postgres")]
+            Db::Postgres(pool) => PooledConn::Postgres(connection!(pool)?),
+            #[cfg(feature = "sqlite")]
+            Db::Sqlite { pool, .. } => PooledConn::Sqlite(connection!(pool)?),
+        };
+        Ok(SnapshotConn {
+            conn,
+            _slot: slot,
+            stall: self.snapshot_stall,
+        })
     }
 }
 
-/// A handle on the database for a snapshot reader task.
-pub(crate) struct SnapshotDb(Db);
+/// A pooled connection of either backend (one per snapshot: its size does
+/// not matter).
+#[allow(clippy::large_enum_variant)]
+enum PooledConn {
+    #[cfg(feature = "postgres")]
+    Postgres(diesel_async::pooled_connection::deadpool::Object<crate::PgConn>),
+    #[cfg(feature = "sqlite")]
+    Sqlite(diesel_async::pooled_connection::deadpool::Object<crate::SqliteConn>),
+}
 
-impl SnapshotDb {
+/// A snapshot reader's connection and its slot of the snapshot share; both
+/// return when it is dropped.
+pub(crate) struct SnapshotConn {
+    conn: PooledConn,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+    stall: std::time::Duration,
+}
+
+impl SnapshotConn {
     pub(crate) async fn run(
-        self,
+        mut self,
         registry: Arc<Registry>,
         plan: crate::snapshot::SnapshotPlan,
         sink: tokio::sync::mpsc::Sender<bytes::Bytes>,
     ) -> Result<(), crate::snapshot::SnapshotError> {
-        on_backend!(&self.0, pool => {
-            let mut conn = connection!(pool)?;
-            crate::snapshot::stream_snapshot(&mut *conn, &registry, plan, sink).await
-        })
+        let stall = self.stall;
+        match &mut self.conn {
+            #[cfg(feature = "postgres")]
+            PooledConn::Postgres(conn) => {
+                crate::snapshot::stream_snapshot(&mut **conn, &registry, plan, sink, stall).await
+            }
+            #[cfg(feature = "sqlite")]
+            PooledConn::Sqlite(conn) => {
+                crate::snapshot::stream_snapshot(&mut **conn, &registry, plan, sink, stall).await
+            }
+        }
     }
 }
 

@@ -48,6 +48,14 @@ pub enum ApiError {
     /// The cursor predates the retained log.
     #[error("A fresh bootstrap is required before fetching deltas")]
     BootstrapRequired,
+    /// The user already holds as many of something as a limit allows.
+    #[error("Too many concurrent {what} for this user (limit {limit})")]
+    TooMany {
+        /// What (`bootstraps`, `sockets`).
+        what: &'static str,
+        /// The per-user limit.
+        limit: usize,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -125,8 +133,12 @@ impl IntoResponse for ApiError {
                     "message": "A fresh bootstrap is required before fetching deltas",
                 }),
             ),
+            ApiError::TooMany { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({ "error": self.to_string() }),
+            ),
             ApiError::Store(error) if error.is_unavailable() => {
-                tracing::warn!(%error, "the database is unavailable");
+                tracing::warn!(%error, "the database is unavailable or at capacity");
                 return unavailable();
             }
             ApiError::Store(error) => {
@@ -143,16 +155,17 @@ impl IntoResponse for ApiError {
 
 /// Seconds a client waits before retrying a request the database could not
 /// serve (`Retry-After`).
-const RETRY_AFTER_SECONDS: u32 = 1;
+pub(crate) const RETRY_AFTER_SECS: u32 = 1;
 
 /// `503` with `Retry-After`: the database is unreachable, out of connections
-/// or timed out, and the request can succeed when retried.
-fn unavailable() -> Response {
+/// or timed out, or the node is at capacity; the request can succeed when
+/// retried as it is.
+pub(crate) fn unavailable() -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
         [(
             axum::http::header::RETRY_AFTER,
-            RETRY_AFTER_SECONDS.to_string(),
+            axum::http::HeaderValue::from(RETRY_AFTER_SECS),
         )],
         axum::Json(json!({ "error": "Service temporarily unavailable" })),
     )
@@ -168,6 +181,9 @@ pub enum Error {
     /// The configuration is incomplete or invalid.
     #[error("{0}")]
     Config(String),
+    /// A limit is out of range.
+    #[error(transparent)]
+    Limits(#[from] crate::limits::LimitsError),
     /// The listening socket could not be opened.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

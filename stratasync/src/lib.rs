@@ -5,15 +5,20 @@ mod error;
 pub mod fanout;
 mod health;
 mod http;
+pub mod limits;
+mod listen;
 pub mod live;
+mod log_page;
 mod membership;
 pub mod metrics;
+mod quota;
 mod serve;
 mod server;
 pub mod shutdown;
 
 pub use auth::{Auth, AuthUser, AuthorizeError, BoxError, Caller, TokenError};
 pub use error::{ApiError, Error, FieldIssue, RequestPart};
+pub use limits::{Limits, LimitsError};
 pub use live::{LiveContext, LiveHooks, LiveSocket};
 pub use serve::{DEFAULT_BIND, DEFAULT_DATABASE, ServeConfig, serve, serve_with};
 pub use server::{MutationEvent, SyncServer, SyncServerBuilder};
@@ -24,7 +29,8 @@ pub use stratasync_core::{
 pub use stratasync_derive::SyncModel;
 pub use stratasync_diesel::{
     Applied, Bind, DieselModel, HookResult, LogBounds, ModelHooks, Mutation, MutationError,
-    PoolStatus, Redacted, Registry, RowScope, Store, StoreError, StoreModel, Tx, sql_types,
+    PoolOptions, PoolStatus, Redacted, Registry, RowScope, Store, StoreError, StoreModel, Tx,
+    sql_types,
 };
 #[cfg(feature = "postgres")]
 pub use stratasync_diesel::{PgConn, connect_postgres};

@@ -13,7 +13,9 @@ use tokio::sync::watch;
 use crate::auth::{Auth, AuthUser, BoxError, DynAuth};
 use crate::error::Error;
 use crate::fanout::{Fanout, FanoutConfig};
+use crate::limits::{Clipped, Limits};
 use crate::live::{DynLiveHooks, LiveConfig, LiveHooks, NoHooks};
+use crate::quota::Quota;
 
 /// What the after-mutation hook is told.
 #[derive(Debug, Clone)]
@@ -40,6 +42,12 @@ pub(crate) struct Shared {
     pub(crate) live: LiveConfig,
     /// The application's live-socket hooks.
     pub(crate) hooks: Arc<dyn DynLiveHooks>,
+    /// The node's limits.
+    pub(crate) limits: Limits,
+    /// Bootstraps each user runs at once.
+    pub(crate) bootstraps: Quota,
+    /// Sockets each user holds at once.
+    pub(crate) sockets: Quota,
     after_mutation: Option<AfterMutation>,
     /// Set when shutdown begins: `/ready` answers 503 from then on.
     pub(crate) draining: AtomicBool,
@@ -119,6 +127,7 @@ impl SyncServer {
             hooks: None,
             group_commit: true,
             shutdown_grace: crate::shutdown::DEFAULT_SHUTDOWN_GRACE,
+            limits: Limits::default(),
         }
     }
 
@@ -139,7 +148,23 @@ impl SyncServer {
                 tower_http::compression::CompressionLayer::new()
                     .quality(tower_http::CompressionLevel::Fastest),
             )
-            .layer(tower_http::trace::TraceLayer::new_for_http())
+            .layer(
+                tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                    // The URI is the client's: log at most a prefix of it.
+                    |request: &axum::http::Request<axum::body::Body>| {
+                        let uri = request.uri().to_string();
+                        tracing::debug_span!(
+                            "request",
+                            method = %request.method(),
+                            uri = %Clipped(&uri),
+                            version = ?request.version(),
+                        )
+                    },
+                ),
+            )
+            .layer(axum::extract::DefaultBodyLimit::max(
+                self.shared.limits.request_body_bytes,
+            ))
             .with_state(self.clone())
     }
 
@@ -148,6 +173,21 @@ impl SyncServer {
     /// serve it on its own address so that it stays private.
     pub fn metrics_router(&self) -> axum::Router {
         crate::metrics::routes().with_state(Arc::clone(&self.shared))
+    }
+
+    /// The limits this server runs with.
+    pub fn limits(&self) -> &Limits {
+        &self.shared.limits
+    }
+
+    /// Serves [`SyncServer::router`] on `listener` within the server's
+    /// limits: at most [`Limits::max_connections`] connections, each timed
+    /// by [`Limits::header_read_timeout`] and [`Limits::idle_timeout`]
+    /// (see [`crate::serve`]), until SIGTERM, SIGINT or
+    /// [`SyncServer::shutdown`]; then it drains as
+    /// [`SyncServer::serve_app`] does.
+    pub async fn serve(&self, listener: tokio::net::TcpListener) -> Result<(), Error> {
+        self.serve_app(listener, self.router()).await
     }
 
     /// The store, for application code that trims the log or reads it.
@@ -215,6 +255,7 @@ pub struct SyncServerBuilder {
     hooks: Option<Arc<dyn DynLiveHooks>>,
     group_commit: bool,
     shutdown_grace: Duration,
+    limits: Limits,
 }
 
 impl std::fmt::Debug for SyncServerBuilder {
@@ -340,11 +381,22 @@ impl SyncServerBuilder {
 
     /// Frames a live socket's outgoing queue holds (default 1024), and how
     /// long it may stay full (default 10 s) before the socket is closed with
-    /// `SLOW_CONSUMER` / 4008.
+    /// `SLOW_CONSUMER` / 4008. The same as setting
+    /// [`Limits::outgoing_queue_frames`] and [`Limits::slow_consumer_timeout`].
     #[must_use]
     pub fn outgoing_queue(mut self, frames: usize, slow_consumer_timeout: Duration) -> Self {
-        self.live.outgoing_queue = frames.max(1);
-        self.live.slow_consumer_timeout = slow_consumer_timeout;
+        self.limits.outgoing_queue_frames = frames.max(1);
+        self.limits.slow_consumer_timeout = slow_consumer_timeout;
+        self
+    }
+
+    /// The limits of connections, memory and time (default
+    /// [`Limits::default`]; from the environment with [`Limits::from_env`]).
+    /// README's "Limits" table lists each with what a client sees when it is
+    /// hit. [`build`](Self::build) refuses limits out of range.
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -382,12 +434,16 @@ impl SyncServerBuilder {
             .auth
             .ok_or_else(|| Error::Config("no auth configured: call .auth(...)".into()))?;
         crate::metrics::recorder();
-        let mut store = Store::connect(&url, self.registry).await?;
+        self.limits.validate()?;
+        let mut store =
+            Store::connect_with(&url, self.registry, &self.limits.pool_options()).await?;
         if !self.group_commit {
             store = store.without_group_commit();
         }
         let (last_committed, committed) = watch::channel(SyncId::ZERO);
-        let fanout = Fanout::start(store.clone(), self.fanout, committed).await?;
+        let mut fanout_config = self.fanout;
+        fanout_config.page_bytes = self.limits.delta_page_bytes;
+        let fanout = Fanout::start(store.clone(), fanout_config, committed).await?;
         let hooks = self.hooks.unwrap_or_else(|| Arc::new(NoHooks));
         Ok(SyncServer {
             shared: Arc::new(Shared {
@@ -397,6 +453,9 @@ impl SyncServerBuilder {
                 fanout,
                 live: self.live,
                 hooks,
+                bootstraps: Quota::new(self.limits.bootstraps_per_user),
+                sockets: Quota::new(self.limits.sockets_per_user),
+                limits: self.limits,
                 after_mutation: self.after_mutation,
                 draining: AtomicBool::new(false),
                 shutdown_grace: self.shutdown_grace,

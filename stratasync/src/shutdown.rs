@@ -70,25 +70,18 @@ impl SyncServer {
     /// SIGINT or [`SyncServer::shutdown`], then shuts down gracefully (see
     /// the [`shutdown`](crate::shutdown) module): stops accepting, closes live
     /// sockets with 1001 and lets requests in flight finish within the grace
-    /// period.
+    /// period. Connections are held and timed as the server's
+    /// [`Limits`](crate::Limits) say.
     pub async fn serve_app(&self, listener: TcpListener, app: axum::Router) -> Result<(), Error> {
         let server = self.clone();
-        let serving = axum::serve(listener, app).with_graceful_shutdown(async move {
-            server.shutdown_signal().await;
-        });
-        let mut stopped = self.shared.fanout.shutdown_signal();
-        let grace = self.shared.shutdown_grace;
-        let deadline = async {
-            fanout::stopped(&mut stopped).await;
-            tokio::time::sleep(grace).await;
-        };
-        tokio::select! {
-            served = serving => served?,
-            () = deadline => tracing::warn!(
-                grace_secs = grace.as_secs_f64(),
-                "requests still in flight at the end of the grace period were abandoned"
-            ),
-        }
+        crate::listen::run(
+            listener,
+            app,
+            &self.shared.limits,
+            async move { server.shutdown_signal().await },
+            self.shared.shutdown_grace,
+        )
+        .await?;
         Ok(())
     }
 }

@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 
 use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
-use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use stratasync::{FilterContext, HookResult, JsonMap, ModelHooks, Registry, SyncId, SyncModel, Tx};
 use stratasync_tests::handwritten::{Task, TaskLabel};
@@ -162,26 +161,19 @@ async fn hook(tx: Tx<'_>, title: &str) -> HookResult {
 }
 
 impl ModelHooks<Task> for FaultHooks {
-    fn before_insert<'a>(
-        &'a self,
-        tx: Tx<'a>,
-        _ctx: &'a FilterContext,
-        row: &'a mut Task,
-    ) -> BoxFuture<'a, HookResult> {
-        Box::pin(async move { hook(tx, &row.title).await })
+    async fn before_insert(&self, tx: Tx<'_>, _ctx: &FilterContext, row: &mut Task) -> HookResult {
+        hook(tx, &row.title).await
     }
 
-    fn before_update<'a>(
-        &'a self,
-        tx: Tx<'a>,
-        _ctx: &'a FilterContext,
-        _key: &'a <Task as SyncModel>::Key,
-        changes: &'a JsonMap,
-    ) -> BoxFuture<'a, HookResult> {
-        Box::pin(async move {
-            let title = changes.get("title").and_then(Value::as_str).unwrap_or("");
-            hook(tx, title).await
-        })
+    async fn before_update(
+        &self,
+        tx: Tx<'_>,
+        _ctx: &FilterContext,
+        _key: &<Task as SyncModel>::Key,
+        changes: &JsonMap,
+    ) -> HookResult {
+        let title = changes.get("title").and_then(Value::as_str).unwrap_or("");
+        hook(tx, title).await
     }
 }
 

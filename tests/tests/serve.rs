@@ -72,6 +72,7 @@ async fn a_port_in_use_fails_before_the_database_is_touched() {
         bind: bind.clone(),
         database_url: "postgres://nobody@127.0.0.1:1/never".into(),
         redis_url: None,
+        limits: stratasync::Limits::default(),
     };
     let error = serve_with(config, registry(), TestAuth)
         .await

@@ -5,21 +5,37 @@ use stratasync_core::{SyncAction, SyncId};
 
 use crate::live::frames;
 
+/// Actions whose data is larger than this travel the bus without it: the
+/// bus keeps its last few thousand actions, and it must not keep thousands
+/// of large ones. A socket that receives one reads it from the log.
+pub(crate) const INLINE_DATA_BYTES: usize = 16 * 1024;
+
 /// A committed action as the tailer read it from the log, with its delta
 /// frame rendered once for every socket of the node.
 #[derive(Debug)]
 pub(crate) struct LiveAction {
-    /// The action.
+    /// The action (without its data when it is large: see `frame`).
     pub(crate) action: SyncAction,
-    /// Its `{"packet":...,"type":"delta"}` frame.
-    pub(crate) frame: Utf8Bytes,
+    /// Its `{"packet":...,"type":"delta"}` frame; `None` for an action whose
+    /// data is over [`INLINE_DATA_BYTES`], which sockets read from the log.
+    pub(crate) frame: Option<Utf8Bytes>,
 }
 
 impl LiveAction {
-    /// Wraps `action`, rendering its frame.
-    pub(crate) fn new(action: SyncAction) -> Self {
+    /// Wraps `action`, rendering its frame when it is small.
+    pub(crate) fn new(mut action: SyncAction) -> Self {
+        if action.data.get().len() > INLINE_DATA_BYTES {
+            action.data = serde_json::value::RawValue::NULL.to_owned();
+            return LiveAction {
+                action,
+                frame: None,
+            };
+        }
         let frame = frames::delta(&action);
-        LiveAction { action, frame }
+        LiveAction {
+            action,
+            frame: Some(frame),
+        }
     }
 
     /// Its sync id.

@@ -26,6 +26,10 @@
 //! [`RecvError::Lagged`](tokio::sync::broadcast::error::RecvError::Lagged) and
 //! reads the log from its own cursor instead, so server memory does not grow
 //! with how far behind a client is.
+//!
+//! The bus holds its last few thousand actions; so that they cannot be
+//! thousands of large ones, an action with more than 16 KiB of data travels
+//! without it, and a socket that receives it reads it from the log.
 
 pub(crate) mod bus;
 #[cfg(feature = "redis")]
@@ -58,6 +62,8 @@ pub(crate) struct FanoutConfig {
     pub(crate) redis_url: Option<String>,
     /// The Redis channel.
     pub(crate) redis_channel: String,
+    /// Bytes of actions the tailer reads per page (about).
+    pub(crate) page_bytes: usize,
 }
 
 impl Default for FanoutConfig {
@@ -67,6 +73,7 @@ impl Default for FanoutConfig {
             bus_capacity: 4096,
             redis_url: None,
             redis_channel: DEFAULT_REDIS_CHANNEL.to_owned(),
+            page_bytes: crate::Limits::default().delta_page_bytes,
         }
     }
 }
@@ -117,6 +124,7 @@ impl Fanout {
             committed,
             poke,
             poll_interval: config.poll_interval,
+            page_bytes: config.page_bytes,
             shutdown: shutdown.subscribe(),
             position: Arc::clone(&position),
         }));

@@ -13,7 +13,7 @@ use tracing::Instrument as _;
 use super::LiveAction;
 
 /// Actions read from the log per query.
-const PAGE: i64 = 1000;
+const PAGE: usize = 1000;
 
 /// The tailer's state.
 pub(super) struct Tailer {
@@ -26,6 +26,8 @@ pub(super) struct Tailer {
     /// Poked by Redis messages from other nodes.
     pub(super) poke: Arc<Notify>,
     pub(super) poll_interval: Duration,
+    /// Bytes of actions read per page at most (about).
+    pub(super) page_bytes: usize,
     pub(super) shutdown: watch::Receiver<bool>,
     /// The cursor, for the tailer-lag metric.
     pub(super) position: Arc<AtomicU64>,
@@ -75,15 +77,15 @@ impl Tailer {
     /// Reads every action after the cursor, in order, onto the bus.
     async fn drain(&mut self) -> Result<(), stratasync_diesel::StoreError> {
         loop {
-            let page = self.store.read_actions(self.cursor, PAGE, None).await?;
-            let full = page.len() as i64 >= PAGE;
-            for action in page {
+            let page = crate::log_page::read(&self.store, self.cursor, PAGE, self.page_bytes, None)
+                .await?;
+            for action in page.actions {
                 self.cursor = action.id;
                 // No receiver is fine: no socket is listening.
                 let _ = self.bus.send(Arc::new(LiveAction::new(action)));
             }
             self.position.store(self.cursor.get(), Ordering::Relaxed);
-            if !full {
+            if !page.has_more {
                 return Ok(());
             }
         }

@@ -115,8 +115,10 @@ pub(crate) async fn batch(
         }
     }
     issues.finish(())?;
-    Ok(ndjson(state.store.snapshot(SnapshotPlan {
+    let plan = SnapshotPlan {
         header: None,
         parts,
-    })))
+        page_bytes: state.limits.snapshot_page_bytes,
+    };
+    Ok(ndjson(state.store.snapshot(plan).await?))
 }

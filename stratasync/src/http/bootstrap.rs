@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
+use futures::StreamExt as _;
 use stratasync_diesel::{BootstrapHeader, RowScope, SnapshotPart, SnapshotPlan};
 
 use super::ndjson;
@@ -72,8 +73,23 @@ pub(crate) async fn bootstrap(
         groups,
         schema_hash: query.get("schemaHash").unwrap_or_default().to_owned(),
     };
-    Ok(ndjson(state.store.snapshot(SnapshotPlan {
+    let plan = SnapshotPlan {
         header: Some(header),
         parts,
+        page_bytes: state.limits.snapshot_page_bytes,
+    };
+    // The user's place among their concurrent bootstraps is held until the
+    // response is done (or dropped).
+    let held = state
+        .bootstraps
+        .take(&caller.user.user_id)
+        .ok_or(ApiError::TooMany {
+            what: "bootstraps",
+            limit: state.bootstraps.limit(),
+        })?;
+    let chunks = state.store.snapshot(plan).await?;
+    Ok(ndjson(chunks.map(move |chunk| {
+        let _held = &held;
+        chunk
     })))
 }

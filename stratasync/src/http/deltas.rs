@@ -40,13 +40,16 @@ pub(crate) async fn deltas(
     if state.store.is_stale(after, &groups).await? {
         return Err(ApiError::BootstrapRequired);
     }
-    let limit = i64::try_from(limit).unwrap_or(1000);
-    let mut actions = state
-        .store
-        .read_actions(after, limit + 1, Some(&groups))
-        .await?;
-    let has_more = actions.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-    actions.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    // A page stops at the byte budget too: `hasMore` sends the client on.
+    let page = crate::log_page::read(
+        &state.store,
+        after,
+        usize::try_from(limit).unwrap_or(1000),
+        state.limits.delta_page_bytes,
+        Some(&groups),
+    )
+    .await?;
+    let (actions, has_more) = (page.actions, page.has_more);
     let last = actions.last().map_or(after, |a| a.id);
 
     let mut body = Vec::with_capacity(64 + actions.len() * 256);

@@ -65,10 +65,12 @@ where
     }
 }
 
-/// A streamed NDJSON response.
-fn ndjson(chunks: impl Stream<Item = Bytes> + Send + 'static) -> Response {
-    use futures::StreamExt as _;
-    let body = axum::body::Body::from_stream(chunks.map(Ok::<_, std::convert::Infallible>));
+/// A streamed NDJSON response; a chunk that is an error aborts the response
+/// (the connection is closed without the stream's end).
+fn ndjson(
+    chunks: impl Stream<Item = Result<Bytes, stratasync_diesel::SnapshotCutOff>> + Send + 'static,
+) -> Response {
+    let body = axum::body::Body::from_stream(chunks);
     (
         [
             (

@@ -13,6 +13,10 @@ pub(crate) mod close_code {
     /// 4008: the socket fell too far behind (`BUFFER_OVERFLOW`,
     /// `SLOW_CONSUMER`).
     pub(crate) const OVERFLOW: u16 = 4008;
+    /// 1009: a client message over the size limit.
+    pub(crate) const TOO_BIG: u16 = axum::extract::ws::close_code::SIZE;
+    /// 4001: no subscribe frame within the subscribe deadline.
+    pub(crate) const SUBSCRIBE_TIMEOUT: u16 = 4001;
 }
 
 /// `{"packet":{"actions":[<action>],"lastSyncId":"<id>"},"type":"delta"}`,

@@ -3,7 +3,8 @@
 use axum::extract::ws::Message;
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
-use tokio::sync::mpsc;
+
+use super::outbox::OutboxHandle;
 
 /// Who a socket is, as the hooks see it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,11 +25,11 @@ pub struct LiveContext {
 #[derive(Debug, Clone)]
 pub struct LiveSocket {
     id: String,
-    queue: mpsc::Sender<Message>,
+    queue: OutboxHandle,
 }
 
 impl LiveSocket {
-    pub(crate) fn new(id: String, queue: mpsc::Sender<Message>) -> Self {
+    pub(crate) fn new(id: String, queue: OutboxHandle) -> Self {
         LiveSocket { id, queue }
     }
 
@@ -40,9 +41,7 @@ impl LiveSocket {
     /// Queues a text frame; `false` when the socket is gone or its queue is
     /// full.
     pub fn send_text(&self, text: impl Into<String>) -> bool {
-        self.queue
-            .try_send(Message::Text(text.into().into()))
-            .is_ok()
+        self.queue.try_send(Message::Text(text.into().into()))
     }
 
     /// Queues `value` as a JSON text frame (see [`LiveSocket::send_text`]).

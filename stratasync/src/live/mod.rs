@@ -10,8 +10,13 @@
 //!
 //! # Bounds
 //!
-//! - The `outbox` of a socket holds a bounded number of frames; a socket
+//! - The `outbox` of a socket is bounded in frames, bytes and time; a socket
 //!   that stops reading is told (`SLOW_CONSUMER`) and closed with 4008.
+//! - A client message over [`Limits::ws_message_bytes`](crate::Limits) closes
+//!   the socket with 1009; a socket with no subscribe within
+//!   [`Limits::subscribe_timeout`](crate::Limits) is closed with 4001; a user
+//!   holds at most [`Limits::sockets_per_user`](crate::Limits) sockets
+//!   (past it the upgrade is refused with `429`).
 //! - A socket that lags behind the memory bus reads the log from its cursor
 //!   instead, so nothing is buffered for it.
 //! - A replay during which more live actions arrive than the replay buffer
@@ -38,6 +43,7 @@ use serde_json::json;
 pub(crate) use hooks::{DynLiveHooks, NoHooks};
 pub use hooks::{LiveContext, LiveHooks, LiveSocket};
 
+use crate::error::ApiError;
 use crate::server::Shared;
 
 /// The replay buffer bound of PROTOCOL §8.
@@ -52,10 +58,6 @@ pub(crate) struct LiveConfig {
     pub(crate) token_recheck_interval: Duration,
     /// Live actions a replay may see arrive before `BUFFER_OVERFLOW`.
     pub(crate) replay_buffer_limit: usize,
-    /// Frames a socket's outgoing queue holds.
-    pub(crate) outgoing_queue: usize,
-    /// How long a full outgoing queue is tolerated.
-    pub(crate) slow_consumer_timeout: Duration,
 }
 
 impl Default for LiveConfig {
@@ -64,8 +66,6 @@ impl Default for LiveConfig {
             heartbeat_interval: Duration::from_secs(30),
             token_recheck_interval: Duration::from_secs(60),
             replay_buffer_limit: DEFAULT_REPLAY_BUFFER_LIMIT,
-            outgoing_queue: 1024,
-            slow_consumer_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -89,13 +89,20 @@ pub(crate) async fn ws_route(
         )
             .into_response();
     };
-    if shared.auth.verify_token(&token).await.is_err() {
+    let Ok(user) = shared.auth.verify_token(&token).await else {
         return (
             StatusCode::UNAUTHORIZED,
             Json(json!({ "error": "Invalid token" })),
         )
             .into_response();
-    }
+    };
+    let Some(held) = shared.sockets.take(&user.user_id) else {
+        return ApiError::TooMany {
+            what: "sockets",
+            limit: shared.sockets.limit(),
+        }
+        .into_response();
+    };
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
@@ -103,7 +110,12 @@ pub(crate) async fn ws_route(
     let connection_id = uuid::Uuid::new_v4().to_string();
     // A small read buffer: tungstenite zero-fills the whole buffer per read,
     // and clients send few, small frames (subscribe, pings).
+    // Messages over the limit fail the read as soon as their header is in
+    // (nothing of them is buffered) and close the socket with 1009.
+    let max = shared.limits.ws_message_bytes;
     upgrade
         .read_buffer_size(4 * 1024)
-        .on_upgrade(move |socket| session::run(shared, socket, connection_id))
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| session::run(shared, socket, connection_id, held))
 }

@@ -4,7 +4,8 @@
 //! Before each page is read, the socket's bus receiver is drained: every
 //! action in it was read from the log by the tailer before, so it is already
 //! visible and the page read that follows covers it. The read stops at a page
-//! shorter than [`PAGE`]; what commits after that read stays in the receiver
+//! that says no more follow (pages hold [`PAGE`] actions, or fewer when they
+//! reach [`Limits::delta_page_bytes`](crate::Limits)); what commits after that read stays in the receiver
 //! and is delivered live (only ids above the cursor). No action is held in
 //! memory per socket, however far behind the socket is.
 //!
@@ -64,11 +65,15 @@ pub(crate) async fn catch_up(
                 Err(TryRecvError::Empty | TryRecvError::Closed) => break,
             }
         }
-        let page = shared
-            .store
-            .read_actions(sub.cursor, PAGE as i64, Some(&sub.groups))
-            .await?;
-        let full = page.len() >= PAGE;
+        let page = crate::log_page::read(
+            &shared.store,
+            sub.cursor,
+            PAGE,
+            shared.limits.delta_page_bytes,
+            Some(&sub.groups),
+        )
+        .await?;
+        let (full, page) = (page.has_more, page.actions);
         let mut regrouped = false;
         for action in &page {
             let delivered = sub

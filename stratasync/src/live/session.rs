@@ -12,10 +12,12 @@ use tracing::Instrument as _;
 use super::frames::{self, ClientFrame, Subscribe, close_code};
 use super::heartbeat::{Beat, Heartbeat};
 use super::hooks::{LiveContext, LiveSocket};
-use super::outbox::{Outbox, SendError};
+use super::outbox::{Outbox, QueueBounds, SLOW_CONSUMER_REASON, SendError};
 use super::replay::{self, ReplayError};
 use crate::auth::{AuthUser, Caller, caller_groups};
 use crate::fanout::{self, LiveAction, bus::visible};
+use crate::limits::Clipped;
+use crate::quota::Held;
 use crate::server::Shared;
 
 /// A subscribed socket's state.
@@ -116,6 +118,10 @@ enum Event {
     Live(Result<Arc<LiveAction>, RecvError>),
     Beat(Beat),
     Recheck,
+    /// The writer ended (it closed a slow consumer, or the socket failed).
+    WriterGone,
+    /// No subscribe came within the subscribe timeout.
+    SubscribeTimeout,
 }
 
 /// A socket's session.
@@ -128,7 +134,9 @@ struct Session {
 }
 
 /// Runs a socket until it closes.
-pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: String) {
+///
+/// `held` is the user's place among their sockets, given back at the end.
+pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: String, held: Held) {
     let span =
         tracing::info_span!("live_socket", conn = %connection_id, user = tracing::field::Empty);
     async move {
@@ -136,8 +144,18 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: S
         let _open = crate::metrics::Held::socket();
         let config = shared.live.clone();
         let (sink, mut stream) = socket.split();
-        let (outbox, writer) =
-            Outbox::start(sink, config.outgoing_queue, config.slow_consumer_timeout);
+        let limits = &shared.limits;
+        let (outbox, writer) = Outbox::start(
+            sink,
+            QueueBounds {
+                frames: limits.outgoing_queue_frames,
+                bytes: limits.outgoing_queue_bytes,
+                slow_consumer_timeout: limits.slow_consumer_timeout,
+            },
+        );
+        let subscribe_deadline = tokio::time::sleep(limits.subscribe_timeout);
+        tokio::pin!(subscribe_deadline);
+        let mut ever_subscribed = false;
         let live_socket = LiveSocket::new(connection_id.clone(), outbox.handle());
         let mut session = Session {
             shared: Arc::clone(&shared),
@@ -160,6 +178,8 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: S
             let event = {
                 let sub = &mut session.sub;
                 let subscribed = sub.is_some();
+                ever_subscribed |= subscribed;
+                let outbox = &session.outbox;
                 let live = async {
                     match sub {
                         Some(sub) => sub.rx.recv().await,
@@ -173,6 +193,8 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: S
                     live = live => Event::Live(live),
                     beat = heartbeat.tick() => Event::Beat(beat),
                     _ = recheck.tick(), if subscribed => Event::Recheck,
+                    () = outbox.writer_gone() => Event::WriterGone,
+                    () = &mut subscribe_deadline, if !ever_subscribed => Event::SubscribeTimeout,
                 }
             };
             let flow = match event {
@@ -187,7 +209,19 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: S
                     Flow::Continue
                 }
                 Event::Frame(Some(Ok(message))) => session.on_frame(message).await,
-                Event::Frame(None | Some(Err(_))) => Flow::Stop,
+                Event::Frame(Some(Err(error))) => {
+                    if too_big(error) {
+                        tracing::info!(
+                            limit = shared.limits.ws_message_bytes,
+                            "message over the size limit; closing"
+                        );
+                        session
+                            .outbox
+                            .close(None, close_code::TOO_BIG, "Message too big");
+                    }
+                    Flow::Stop
+                }
+                Event::Frame(None) => Flow::Stop,
                 Event::Live(live) => session.on_live(live).await,
                 Event::Beat(Beat::Ping) => match session
                     .outbox
@@ -205,6 +239,14 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: S
                     Flow::Stop
                 }
                 Event::Recheck => session.recheck().await,
+                Event::WriterGone => Flow::Stop,
+                Event::SubscribeTimeout => {
+                    tracing::info!("no subscribe in time; closing");
+                    session
+                        .outbox
+                        .close(None, close_code::SUBSCRIBE_TIMEOUT, "Subscribe timeout");
+                    Flow::Stop
+                }
             };
             if flow == Flow::Stop {
                 break;
@@ -221,6 +263,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: S
         drop(stream);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
         shared.hooks.on_close(&socket, &context).await;
+        drop(held);
         tracing::debug!("socket closed");
     }
     .instrument(span)
@@ -299,7 +342,12 @@ impl Session {
                 .filter(|g| !caller.groups.contains(g))
                 .collect();
             if !refused.is_empty() {
-                tracing::warn!(?refused, "subscribe named groups the user does not hold");
+                let names: Vec<&str> = refused.iter().map(|g| g.as_str()).collect();
+                tracing::warn!(
+                    count = refused.len(),
+                    refused = %Clipped(&names.join(",")),
+                    "subscribe named groups the user does not hold"
+                );
             }
         }
         match shared.store.is_stale(subscribe.after, &groups).await {
@@ -365,12 +413,20 @@ impl Session {
             return Flow::Continue;
         };
         let outcome = match live {
-            Ok(live) => {
-                let frame = live.frame.clone();
-                sub.deliver(&self.shared, &self.outbox, &live.action, || frame)
+            Ok(live) => match live.frame.clone() {
+                Some(frame) => sub
+                    .deliver(&self.shared, &self.outbox, &live.action, || frame)
                     .await
-                    .map_err(ReplayError::Send)
-            }
+                    .map_err(ReplayError::Send),
+                // A large action travels without its data: read it (and what
+                // follows) from the log.
+                None if live.id() > sub.cursor && visible(&live.action, &sub.groups) => {
+                    replay::catch_up(sub, &self.shared, &self.outbox, None)
+                        .await
+                        .map(|()| Delivered::Sent)
+                }
+                None => Ok(Delivered::Skipped),
+            },
             Err(RecvError::Lagged(missed)) => {
                 tracing::debug!(missed, cursor = %sub.cursor, "lagged behind the bus; reading the log");
                 replay::catch_up(sub, &self.shared, &self.outbox, None)
@@ -430,11 +486,10 @@ impl Session {
     fn send_failed(&mut self, error: SendError) -> Flow {
         if error == SendError::SlowConsumer {
             tracing::warn!("socket is not reading; closing it");
-            let reason = "Outgoing queue limit exceeded";
             self.outbox.close(
-                Some(frames::error(reason, Some("SLOW_CONSUMER"))),
+                Some(frames::error(SLOW_CONSUMER_REASON, Some("SLOW_CONSUMER"))),
                 close_code::OVERFLOW,
-                reason,
+                SLOW_CONSUMER_REASON,
             );
         }
         Flow::Stop
@@ -453,4 +508,13 @@ impl Session {
         );
         Flow::Stop
     }
+}
+
+/// Whether a read failed on a message over the size limit (axum's WebSocket
+/// errors are tungstenite's).
+fn too_big(error: axum::Error) -> bool {
+    matches!(
+        error.into_inner().downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
+    )
 }
