@@ -358,8 +358,19 @@ mod tests {
 
     #[test]
     fn every_variable_is_read() {
-        let all = |_: &str| Some("3".to_owned());
-        let limits = Limits::from_lookup(all).expect("3 is valid for every kind but the share");
+        // 3 (bytes, seconds, count) for every variable; a share is at most 1.
+        let all = |name: &str| {
+            Some(
+                if name == "STRATASYNC_SNAPSHOT_SHARE" {
+                    "1"
+                } else {
+                    "3"
+                }
+                .to_owned(),
+            )
+        };
+        let limits = Limits::from_lookup(all).expect("valid for every kind");
+        assert!((limits.snapshot_share - 1.0).abs() < f64::EPSILON);
         assert_eq!(limits.pool_size, 3);
         assert_eq!(limits.subscribe_timeout, Duration::from_secs(3));
         assert_eq!(limits.ws_message_bytes, 3);

@@ -9,8 +9,10 @@
 use stratasync_core::{SyncAction, SyncId};
 use stratasync_diesel::{Store, StoreError};
 
-/// Actions read by a page's first chunk, before their size is known.
-const FIRST_CHUNK: usize = 8;
+/// Actions read by a page's first chunk, before their size is known: few,
+/// since each is read whole (with one more to tell whether the log goes
+/// on), and a page of 1 MB actions would otherwise read twice what it sends.
+const FIRST_CHUNK: usize = 2;
 
 /// Bytes counted per action besides its data (ids, names, timestamps).
 const ACTION_OVERHEAD: usize = 160;
