@@ -48,7 +48,7 @@ pub use hooks::{HookResult, ModelHooks, Tx};
 pub use model::{DieselModel, RowScope};
 pub use mutate::Mutation;
 #[cfg(feature = "postgres")]
-pub use postgres::connect_postgres;
+pub use postgres::{RETENTION_LOCK_KEY, connect_postgres};
 pub use redact::Redacted;
 pub use registry::{RegisteredModel, Registry, StoreModel, backends};
 pub use snapshot::{BootstrapHeader, SnapshotPart, SnapshotPlan};

@@ -319,6 +319,35 @@ impl Store {
         }
     }
 
+    /// The id of the first action created at or after `at` (`None`: none is
+    /// that recent).
+    pub async fn first_id_since(&self, at: DateTime<Utc>) -> Result<Option<SyncId>, StoreError> {
+        on_backend!(&self.db, pool => {
+            let mut conn = connection!(pool)?;
+            Ok(conn.first_id_after(at).await?)
+        })
+    }
+
+    /// [`Store::trim_before`] by one node at a time: on PostgreSQL only
+    /// while this node holds the retention advisory lock, and `None`
+    /// without trimming when another node holds it. SQLite trims at once.
+    pub async fn trim_before_exclusive(&self, before: SyncId) -> Result<Option<usize>, StoreError> {
+        match &self.db {
+            #[cfg(feature = "postgres")]
+            Db::Postgres(pool) => {
+                let mut holder = connection!(pool)?;
+                if !crate::postgres::try_lock_retention(&mut holder).await? {
+                    return Ok(None);
+                }
+                let trimmed = self.trim_before(before).await;
+                crate::postgres::unlock_retention(&mut holder).await?;
+                trimmed.map(Some)
+            }
+            #[cfg(feature = "sqlite")]
+            Db::Sqlite { .. } => self.trim_before(before).await.map(Some),
+        }
+    }
+
     /// Applies one client mutation for the caller described by `ctx`.
     ///
     /// Idempotent per (`client_id`, `client_tx_id`): a transaction applied

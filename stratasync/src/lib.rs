@@ -8,6 +8,7 @@ mod http;
 pub mod live;
 mod membership;
 pub mod metrics;
+pub mod retention;
 mod serve;
 mod server;
 pub mod shutdown;
@@ -27,7 +28,7 @@ pub use stratasync_diesel::{
     PoolStatus, Redacted, Registry, RowScope, Store, StoreError, StoreModel, Tx, sql_types,
 };
 #[cfg(feature = "postgres")]
-pub use stratasync_diesel::{PgConn, connect_postgres};
+pub use stratasync_diesel::{PgConn, RETENTION_LOCK_KEY, connect_postgres};
 
 /// What `#[derive(SyncModel)]` generates code against. Not public API.
 #[doc(hidden)]

@@ -32,6 +32,9 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
 /// | `STRATASYNC_OUTGOING_QUEUE`, `STRATASYNC_SLOW_CONSUMER_TIMEOUT` | [`SyncServerBuilder::outgoing_queue`] |
 /// | `STRATASYNC_GROUP_COMMIT` | [`SyncServerBuilder::group_commit`] |
 /// | `STRATASYNC_SHUTDOWN_GRACE` | [`SyncServerBuilder::shutdown_grace`] |
+/// | `STRATASYNC_RETAIN_FOR` | [`SyncServerBuilder::retain_for`] |
+/// | `STRATASYNC_RETAIN_ACTIONS` | [`SyncServerBuilder::retain_actions`] |
+/// | `STRATASYNC_RETENTION_INTERVAL` | [`SyncServerBuilder::retention_interval`] |
 /// | `STRATASYNC_METRICS` | whether `/metrics` is served (default on) |
 /// | `STRATASYNC_METRICS_BIND` | serve `/metrics` on this address instead of [`bind`](ServeConfig::bind) |
 ///
@@ -67,6 +70,12 @@ pub struct ServeConfig {
     pub group_commit: Option<bool>,
     /// The shutdown grace period (`STRATASYNC_SHUTDOWN_GRACE`).
     pub shutdown_grace: Option<Duration>,
+    /// Trim actions older than this (`STRATASYNC_RETAIN_FOR`).
+    pub retain_for: Option<Duration>,
+    /// Keep at most this many actions (`STRATASYNC_RETAIN_ACTIONS`).
+    pub retain_actions: Option<u64>,
+    /// Between background trims (`STRATASYNC_RETENTION_INTERVAL`).
+    pub retention_interval: Option<Duration>,
     /// Whether `/metrics` is served (`STRATASYNC_METRICS`, default on).
     pub metrics: bool,
     /// A separate address for `/metrics` (`STRATASYNC_METRICS_BIND`).
@@ -91,6 +100,9 @@ impl Default for ServeConfig {
             slow_consumer_timeout: None,
             group_commit: None,
             shutdown_grace: None,
+            retain_for: None,
+            retain_actions: None,
+            retention_interval: None,
             metrics: true,
             metrics_bind: None,
         }
@@ -114,6 +126,9 @@ impl std::fmt::Debug for ServeConfig {
             .field("slow_consumer_timeout", &self.slow_consumer_timeout)
             .field("group_commit", &self.group_commit)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("retain_for", &self.retain_for)
+            .field("retain_actions", &self.retain_actions)
+            .field("retention_interval", &self.retention_interval)
             .field("metrics", &self.metrics)
             .field("metrics_bind", &self.metrics_bind)
             .finish()
@@ -168,6 +183,11 @@ impl ServeConfig {
             slow_consumer_timeout: env.parse("STRATASYNC_SLOW_CONSUMER_TIMEOUT", parse_duration)?,
             group_commit: env.parse("STRATASYNC_GROUP_COMMIT", parse_switch)?,
             shutdown_grace: env.parse("STRATASYNC_SHUTDOWN_GRACE", parse_duration)?,
+            retain_for: env.parse("STRATASYNC_RETAIN_FOR", parse_duration)?,
+            retain_actions: env.parse("STRATASYNC_RETAIN_ACTIONS", |text| {
+                text.parse().map_err(|_| "a whole number")
+            })?,
+            retention_interval: env.parse("STRATASYNC_RETENTION_INTERVAL", parse_duration)?,
             metrics: env
                 .parse("STRATASYNC_METRICS", parse_switch)?
                 .unwrap_or(defaults.metrics),
@@ -216,6 +236,15 @@ impl ServeConfig {
         }
         if let Some(grace) = self.shutdown_grace {
             builder = builder.shutdown_grace(grace);
+        }
+        if let Some(age) = self.retain_for {
+            builder = builder.retain_for(age);
+        }
+        if let Some(count) = self.retain_actions {
+            builder = builder.retain_actions(count);
+        }
+        if let Some(interval) = self.retention_interval {
+            builder = builder.retention_interval(interval);
         }
         builder
     }
@@ -371,7 +400,9 @@ mod tests {
         let config = ServeConfig::from_lookup(|name| {
             Some(
                 match name {
-                    "STRATASYNC_BUS_CAPACITY" | "STRATASYNC_REPLAY_BUFFER_LIMIT" => "7",
+                    "STRATASYNC_BUS_CAPACITY"
+                    | "STRATASYNC_REPLAY_BUFFER_LIMIT"
+                    | "STRATASYNC_RETAIN_ACTIONS" => "7",
                     "STRATASYNC_OUTGOING_QUEUE" => "8",
                     "STRATASYNC_GROUP_COMMIT" | "STRATASYNC_METRICS" => "off",
                     "STRATASYNC_BASE_PATH" => "/api/sync",
@@ -399,6 +430,9 @@ mod tests {
                 slow_consumer_timeout: three,
                 group_commit: Some(false),
                 shutdown_grace: three,
+                retain_for: three,
+                retain_actions: Some(7),
+                retention_interval: three,
                 metrics: false,
                 metrics_bind: Some("127.0.0.1:9100".into()),
                 ..ServeConfig::default()
