@@ -53,7 +53,7 @@ pub use redact::Redacted;
 pub use registry::{RegisteredModel, Registry, StoreModel, backends};
 pub use snapshot::{BootstrapHeader, SnapshotPart, SnapshotPlan};
 pub(crate) use store::StoreConn;
-pub use store::{Applied, LogBounds, PoolStatus, Store};
+pub use store::{Applied, GroupLog, LogBounds, LogStats, PoolStatus, Store};
 
 #[doc(hidden)]
 pub use diesel as __diesel;

@@ -105,6 +105,30 @@ pub struct LogBounds {
     pub trimmed_through: SyncId,
 }
 
+/// The actions of one group in the log ([`Store::log_stats`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupLog {
+    /// The group (`None`: actions of no group).
+    pub group: Option<String>,
+    /// How many actions it has.
+    pub actions: u64,
+    /// Its oldest action.
+    pub oldest: SyncId,
+    /// Its newest action.
+    pub newest: SyncId,
+}
+
+/// What the log and memberships hold ([`Store::log_stats`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogStats {
+    /// Per group, ordered by group.
+    pub groups: Vec<GroupLog>,
+    /// Each group's trim watermark (`""`: global actions).
+    pub trims: Vec<(String, SyncId)>,
+    /// Members per group.
+    pub members: Vec<(String, u64)>,
+}
+
 /// The sync store: sync tables, log and models on PostgreSQL or SQLite.
 #[derive(Clone)]
 pub struct Store {
@@ -346,6 +370,54 @@ impl Store {
             #[cfg(feature = "sqlite")]
             Db::Sqlite { .. } => self.trim_before(before).await.map(Some),
         }
+    }
+
+    /// What the log and memberships hold, for operators: per group, its
+    /// actions and their id range; the trim watermarks; members per group.
+    /// Reads every row: meant for a CLI, not for every scrape.
+    pub async fn log_stats(&self) -> Result<LogStats, StoreError> {
+        use diesel::dsl::{count_star, max, min};
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+
+        use crate::schema::sync_actions::dsl as a;
+        use crate::schema::sync_group_memberships::dsl as m;
+        use crate::schema::sync_log_trims::dsl as t;
+        on_backend!(&self.db, pool => {
+            let mut conn = connection!(pool)?;
+            let groups = a::sync_actions
+                .group_by(a::group_id)
+                .select((a::group_id, count_star(), min(a::id), max(a::id)))
+                .order_by(a::group_id)
+                .load::<(Option<String>, i64, Option<i64>, Option<i64>)>(&mut *conn)
+                .await?
+                .into_iter()
+                .map(|(group, actions, oldest, newest)| GroupLog {
+                    group,
+                    actions: actions.unsigned_abs(),
+                    oldest: SyncId::from_i64(oldest.unwrap_or(0)),
+                    newest: SyncId::from_i64(newest.unwrap_or(0)),
+                })
+                .collect();
+            let trims = t::sync_log_trims
+                .select((t::group_id, t::trimmed_through))
+                .order_by(t::group_id)
+                .load::<(String, i64)>(&mut *conn)
+                .await?
+                .into_iter()
+                .map(|(group, through)| (group, SyncId::from_i64(through)))
+                .collect();
+            let members = m::sync_group_memberships
+                .group_by(m::group_id)
+                .select((m::group_id, count_star()))
+                .order_by(m::group_id)
+                .load::<(String, i64)>(&mut *conn)
+                .await?
+                .into_iter()
+                .map(|(group, count)| (group, count.unsigned_abs()))
+                .collect();
+            Ok(LogStats { groups, trims, members })
+        })
     }
 
     /// Applies one client mutation for the caller described by `ctx`.

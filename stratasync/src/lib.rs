@@ -16,7 +16,7 @@ pub mod shutdown;
 pub use auth::{Auth, AuthUser, AuthorizeError, BoxError, Caller, TokenError};
 pub use error::{ApiError, Error, FieldIssue, RequestPart};
 pub use live::{LiveContext, LiveHooks, LiveSocket};
-pub use serve::{DEFAULT_BIND, DEFAULT_DATABASE, ServeConfig, serve, serve_with};
+pub use serve::{DEFAULT_BIND, DEFAULT_DATABASE, ServeConfig, parse_duration, serve, serve_with};
 pub use server::{AfterMutation, MutationEvent, SyncServer, SyncServerBuilder};
 pub use stratasync_core::{
     ActionKind, FieldCodec, FieldError, FilterContext, GroupValue, JsonMap, ModelMeta, SyncAction,
@@ -24,8 +24,9 @@ pub use stratasync_core::{
 };
 pub use stratasync_derive::SyncModel;
 pub use stratasync_diesel::{
-    Applied, Bind, DieselModel, HookResult, LogBounds, ModelHooks, Mutation, MutationError,
-    PoolStatus, Redacted, Registry, RowScope, Store, StoreError, StoreModel, Tx, sql_types,
+    Applied, Bind, DieselModel, GroupLog, HookResult, LogBounds, LogStats, ModelHooks, Mutation,
+    MutationError, PoolStatus, Redacted, Registry, RowScope, Store, StoreError, StoreModel, Tx,
+    sql_types,
 };
 #[cfg(feature = "postgres")]
 pub use stratasync_diesel::{PgConn, RETENTION_LOCK_KEY, connect_postgres};

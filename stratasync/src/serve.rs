@@ -319,8 +319,16 @@ impl Env<'_> {
     }
 }
 
-/// `500ms`, `30s`, `5m`, `2h`, `7d` or a number of seconds.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, &'static str> {
+/// Reads a duration as the configuration writes them: `500ms`, `30s`, `5m`,
+/// `2h`, `7d`, or a bare number of seconds. The error says what was
+/// expected.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(stratasync::parse_duration("5m"), Ok(Duration::from_secs(300)));
+/// assert!(stratasync::parse_duration("soon").is_err());
+/// ```
+pub fn parse_duration(text: &str) -> Result<Duration, &'static str> {
     const EXPECTED: &str = "a duration such as 500ms, 30s, 5m, 2h or 7d";
     let split = text
         .find(|c: char| !c.is_ascii_digit())
