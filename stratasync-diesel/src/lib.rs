@@ -50,13 +50,13 @@ pub use model::{DieselModel, RowScope};
 pub use mutate::Mutation;
 pub use pool::PoolOptions;
 #[cfg(feature = "postgres")]
-pub use postgres::connect_postgres;
+pub use postgres::{RETENTION_LOCK_KEY, connect_postgres};
 pub use redact::Redacted;
 pub use registry::{RegisteredModel, Registry, StoreModel, backends};
 pub use snapshot::{
     BootstrapHeader, DEFAULT_SNAPSHOT_PAGE_BYTES, SnapshotCutOff, SnapshotPart, SnapshotPlan,
 };
-pub use store::{LogBounds, PoolStatus, Store};
+pub use store::{GroupLog, LogBounds, LogStats, PoolStatus, Store};
 pub use write::Applied;
 
 #[doc(hidden)]

@@ -19,6 +19,34 @@ const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 /// The advisory-lock key that orders appends ("STRATA").
 const APPEND_ORDER_KEY: i64 = 0x5354_5241_5441;
 
+/// The session advisory-lock key held by the node that trims the log
+/// ("STRTRM"); an operator can hold it to pause scheduled retention.
+pub const RETENTION_LOCK_KEY: i64 = 0x5354_5254_524d;
+
+#[derive(diesel::QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    locked: bool,
+}
+
+/// Takes the retention lock for this session if no other session holds it.
+pub(crate) async fn try_lock_retention(conn: &mut PgConn) -> diesel::QueryResult<bool> {
+    let row: Locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
+        .bind::<BigInt, _>(RETENTION_LOCK_KEY)
+        .get_result(conn)
+        .await?;
+    Ok(row.locked)
+}
+
+/// Releases the retention lock of this session.
+pub(crate) async fn unlock_retention(conn: &mut PgConn) -> diesel::QueryResult<()> {
+    diesel::sql_query("SELECT pg_advisory_unlock($1)")
+        .bind::<BigInt, _>(RETENTION_LOCK_KEY)
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
 async fn lock_append_order(conn: &mut PgConn) -> diesel::QueryResult<()> {
     diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
         .bind::<BigInt, _>(APPEND_ORDER_KEY)

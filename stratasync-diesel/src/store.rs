@@ -88,6 +88,30 @@ pub struct LogBounds {
     pub trimmed_through: SyncId,
 }
 
+/// The actions of one group in the log ([`Store::log_stats`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupLog {
+    /// The group (`None`: actions of no group).
+    pub group: Option<String>,
+    /// How many actions it has.
+    pub actions: u64,
+    /// Its oldest action.
+    pub oldest: SyncId,
+    /// Its newest action.
+    pub newest: SyncId,
+}
+
+/// What the log and memberships hold ([`Store::log_stats`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogStats {
+    /// Per group, ordered by group.
+    pub groups: Vec<GroupLog>,
+    /// Each group's trim watermark (`""`: global actions).
+    pub trims: Vec<(String, SyncId)>,
+    /// Members per group.
+    pub members: Vec<(String, u64)>,
+}
+
 /// The sync store: sync tables, log and models on PostgreSQL or SQLite.
 #[derive(Clone)]
 pub struct Store {
@@ -320,6 +344,83 @@ impl Store {
                     .await
             }
         }
+    }
+
+    /// The id of the first action created at or after `at` (`None`: none is
+    /// that recent).
+    pub async fn first_id_since(&self, at: DateTime<Utc>) -> Result<Option<SyncId>, StoreError> {
+        on_backend!(&self.db, pool => {
+            let mut conn = connection!(pool)?;
+            Ok(conn.first_id_after(at).await?)
+        })
+    }
+
+    /// [`Store::trim_before`] by one node at a time: on PostgreSQL only
+    /// while this node holds the retention advisory lock, and `None`
+    /// without trimming when another node holds it. SQLite trims at once.
+    pub async fn trim_before_exclusive(&self, before: SyncId) -> Result<Option<usize>, StoreError> {
+        match &self.db {
+            #[cfg(feature = "postgres")]
+            Db::Postgres(pool) => {
+                let mut holder = connection!(pool)?;
+                if !crate::postgres::try_lock_retention(&mut holder).await? {
+                    return Ok(None);
+                }
+                let trimmed = self.trim_before(before).await;
+                crate::postgres::unlock_retention(&mut holder).await?;
+                trimmed.map(Some)
+            }
+            #[cfg(feature = "sqlite")]
+            Db::Sqlite { .. } => self.trim_before(before).await.map(Some),
+        }
+    }
+
+    /// What the log and memberships hold, for operators: per group, its
+    /// actions and their id range; the trim watermarks; members per group.
+    /// Reads every row: meant for a CLI, not for every scrape.
+    pub async fn log_stats(&self) -> Result<LogStats, StoreError> {
+        use diesel::dsl::{count_star, max, min};
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+
+        use crate::schema::sync_actions::dsl as a;
+        use crate::schema::sync_group_memberships::dsl as m;
+        use crate::schema::sync_log_trims::dsl as t;
+        on_backend!(&self.db, pool => {
+            let mut conn = connection!(pool)?;
+            let groups = a::sync_actions
+                .group_by(a::group_id)
+                .select((a::group_id, count_star(), min(a::id), max(a::id)))
+                .order_by(a::group_id)
+                .load::<(Option<String>, i64, Option<i64>, Option<i64>)>(&mut *conn)
+                .await?
+                .into_iter()
+                .map(|(group, actions, oldest, newest)| GroupLog {
+                    group,
+                    actions: actions.unsigned_abs(),
+                    oldest: SyncId::from_i64(oldest.unwrap_or(0)),
+                    newest: SyncId::from_i64(newest.unwrap_or(0)),
+                })
+                .collect();
+            let trims = t::sync_log_trims
+                .select((t::group_id, t::trimmed_through))
+                .order_by(t::group_id)
+                .load::<(String, i64)>(&mut *conn)
+                .await?
+                .into_iter()
+                .map(|(group, through)| (group, SyncId::from_i64(through)))
+                .collect();
+            let members = m::sync_group_memberships
+                .group_by(m::group_id)
+                .select((m::group_id, count_star()))
+                .order_by(m::group_id)
+                .load::<(String, i64)>(&mut *conn)
+                .await?
+                .into_iter()
+                .map(|(group, count)| (group, count.unsigned_abs()))
+                .collect();
+            Ok(LogStats { groups, trims, members })
+        })
     }
 
     /// Applies one client mutation for the caller described by `ctx`.

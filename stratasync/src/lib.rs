@@ -12,6 +12,7 @@ mod log_page;
 mod membership;
 pub mod metrics;
 mod quota;
+pub mod retention;
 mod serve;
 mod server;
 pub mod shutdown;
@@ -20,7 +21,7 @@ pub use auth::{Auth, AuthUser, AuthorizeError, BoxError, Caller, TokenError};
 pub use error::{ApiError, Error, FieldIssue, RequestPart};
 pub use limits::{Limits, LimitsError};
 pub use live::{LiveContext, LiveHooks, LiveSocket};
-pub use serve::{DEFAULT_BIND, DEFAULT_DATABASE, ServeConfig, serve, serve_with};
+pub use serve::{DEFAULT_BIND, DEFAULT_DATABASE, ServeConfig, parse_duration, serve, serve_with};
 pub use server::{MutationEvent, SyncServer, SyncServerBuilder};
 pub use stratasync_core::{
     ActionKind, FieldCodec, FieldError, FilterContext, GroupValue, JsonMap, ModelMeta, SyncAction,
@@ -28,12 +29,12 @@ pub use stratasync_core::{
 };
 pub use stratasync_derive::SyncModel;
 pub use stratasync_diesel::{
-    Applied, Bind, DieselModel, HookResult, LogBounds, ModelHooks, Mutation, MutationError,
-    PoolOptions, PoolStatus, Redacted, Registry, RowScope, Store, StoreError, StoreModel, Tx,
-    sql_types,
+    Applied, Bind, DieselModel, GroupLog, HookResult, LogBounds, LogStats, ModelHooks, Mutation,
+    MutationError, PoolOptions, PoolStatus, Redacted, Registry, RowScope, Store, StoreError,
+    StoreModel, Tx, sql_types,
 };
 #[cfg(feature = "postgres")]
-pub use stratasync_diesel::{PgConn, connect_postgres};
+pub use stratasync_diesel::{PgConn, RETENTION_LOCK_KEY, connect_postgres};
 
 /// What `#[derive(SyncModel)]` generates code against. Not public API.
 #[doc(hidden)]

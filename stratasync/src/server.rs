@@ -128,6 +128,7 @@ impl SyncServer {
             group_commit: true,
             shutdown_grace: crate::shutdown::DEFAULT_SHUTDOWN_GRACE,
             limits: Limits::default(),
+            retention: crate::retention::Policy::default(),
         }
     }
 
@@ -256,6 +257,7 @@ pub struct SyncServerBuilder {
     group_commit: bool,
     shutdown_grace: Duration,
     limits: Limits,
+    retention: crate::retention::Policy,
 }
 
 impl std::fmt::Debug for SyncServerBuilder {
@@ -418,6 +420,30 @@ impl SyncServerBuilder {
         self
     }
 
+    /// Trims, in the background, the actions older than `age` (see
+    /// [`crate::retention`]; with [`SyncServerBuilder::retain_actions`],
+    /// what either rule drops goes).
+    #[must_use]
+    pub fn retain_for(mut self, age: Duration) -> Self {
+        self.retention.max_age = Some(age);
+        self
+    }
+
+    /// Trims, in the background, all but the newest `count` actions (see
+    /// [`crate::retention`]).
+    #[must_use]
+    pub fn retain_actions(mut self, count: u64) -> Self {
+        self.retention.max_actions = Some(count);
+        self
+    }
+
+    /// Between background trims (default 1 min).
+    #[must_use]
+    pub fn retention_interval(mut self, interval: Duration) -> Self {
+        self.retention.interval = Some(interval.max(Duration::from_millis(1)));
+        self
+    }
+
     /// Hooks on live sockets: subscribe, application frames, close.
     #[must_use]
     pub fn live_hooks(mut self, hooks: impl LiveHooks) -> Self {
@@ -444,6 +470,7 @@ impl SyncServerBuilder {
         let mut fanout_config = self.fanout;
         fanout_config.page_bytes = self.limits.delta_page_bytes;
         let fanout = Fanout::start(store.clone(), fanout_config, committed).await?;
+        crate::retention::start(store.clone(), self.retention, fanout.shutdown_signal());
         let hooks = self.hooks.unwrap_or_else(|| Arc::new(NoHooks));
         Ok(SyncServer {
             shared: Arc::new(Shared {

@@ -24,7 +24,8 @@ async fn serves_the_protocol_on_an_embedded_database() {
         "BIND" => Some(bind.clone()),
         "DATABASE_URL" => Some(db.clone()),
         _ => None,
-    });
+    })
+    .expect("valid configuration");
     let server = tokio::spawn(serve_with(config, registry(), TestAuth));
 
     let client = reqwest::Client::new();
@@ -71,8 +72,7 @@ async fn a_port_in_use_fails_before_the_database_is_touched() {
     let config = ServeConfig {
         bind: bind.clone(),
         database_url: "postgres://nobody@127.0.0.1:1/never".into(),
-        redis_url: None,
-        limits: stratasync::Limits::default(),
+        ..ServeConfig::default()
     };
     let error = serve_with(config, registry(), TestAuth)
         .await
@@ -87,7 +87,8 @@ fn the_configuration_prints_without_passwords() {
         "DATABASE_URL" => Some("postgres://app:s3cret@db/app".into()),
         "REDIS_URL" => Some("rediss://:s3cret@cache:6380".into()),
         _ => None,
-    });
+    })
+    .expect("valid configuration");
     let shown = format!("{config:?}");
     assert!(!shown.contains("s3cret"), "{shown}");
     assert!(shown.contains("postgres://app:***@db/app"), "{shown}");

@@ -1,8 +1,10 @@
 //! Run: `cargo run -p todo-example` — serves the sync protocol on a SQLite file
-//! (`todo.sqlite3`, created on first run) with demo data. Set
-//! `DATABASE_URL=postgres://...` for PostgreSQL and `REDIS_URL=redis://...`
-//! to run several nodes; `BIND` picks the address (default 127.0.0.1:3000);
-//! `TODO_ADMIN=1` adds admin routes for demos and tests (token `user:admin`).
+//! (`todo.sqlite3`, created on first run) with demo data. The server reads
+//! the settings of README's configuration table (`DATABASE_URL=postgres://...`
+//! for PostgreSQL, `REDIS_URL=redis://...` to run several nodes, `BIND` for
+//! the address, `STRATASYNC_*` for the rest); `TODO_ADMIN=1` adds admin
+//! routes for demos and tests (token `user:admin`), `TODO_SEED=0` skips the
+//! demo data.
 
 mod admin;
 mod auth;
@@ -14,7 +16,7 @@ mod tables;
 use std::io::Write as _;
 use std::path::Path;
 
-use stratasync::{Redacted, SyncServer};
+use stratasync::{Redacted, ServeConfig};
 
 /// Where data lives when `DATABASE_URL` is unset.
 const DEFAULT_DATABASE: &str = "sqlite://todo.sqlite3";
@@ -41,20 +43,23 @@ fn env_flag(name: &str, default: bool) -> bool {
 }
 
 async fn run() -> Result<(), String> {
-    let database = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE.to_owned());
-    let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
-
-    let listener = tokio::net::TcpListener::bind(&bind)
+    // Every server setting comes from the environment through ServeConfig;
+    // only the default database is the example's own.
+    let config = ServeConfig::from_lookup(|name| {
+        std::env::var(name)
+            .ok()
+            .or_else(|| (name == "DATABASE_URL").then(|| DEFAULT_DATABASE.to_owned()))
+    })
+    .map_err(|e| e.to_string())?;
+    let database = config.database_url.clone();
+    let listener = config
+        .listen()
         .await
-        .map_err(|e| format!("cannot listen on {bind}: {e} (set BIND to a free address)"))?;
+        .map_err(|e| format!("{e} (set BIND to a free address)"))?;
     tables::create(&database).await?;
-    let mut builder = SyncServer::builder(models::registry())
-        .database_url(&database)
-        .auth(auth::DevAuth);
-    if let Ok(redis) = std::env::var("REDIS_URL") {
-        builder = builder.redis_url(redis);
-    }
-    let server = builder
+    let server = config
+        .builder(models::registry())
+        .auth(auth::DevAuth)
         .build()
         .await
         .map_err(|e| format!("{e} (check DATABASE_URL={})", Redacted(&database)))?;
@@ -85,7 +90,8 @@ async fn run() -> Result<(), String> {
         Redacted(&database),
         seed::WORKSPACE,
     );
-    axum::serve(listener, app)
+    config
+        .run(&server, listener, app)
         .await
         .map_err(|e| format!("server stopped: {e}"))
 }
