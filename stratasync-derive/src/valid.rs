@@ -1,5 +1,12 @@
 //! Cross-attribute rules, turning the parsed [`Model`] into a resolved
 //! [`Spec`] that code generation reads without further checks.
+//!
+//! [`check`] runs one step per concern, in a fixed order (the order of the
+//! errors in a compile): the model's name and table, wire names, actions, the
+//! key (standard or composite), the group, the cursor, update, archive,
+//! insert and indexed fields. Each step records its errors in the [`Ctxt`]
+//! and returns what later steps and code generation need; something missing
+//! is an `Option`.
 
 use std::collections::HashMap;
 
@@ -7,7 +14,7 @@ use quote::ToTokens;
 use syn::{Ident, Path};
 
 use crate::ast::{Model, types};
-use crate::attr::{ActionName, Fill, GroupAttr};
+use crate::attr::{ActionName, Fill, GroupAttr, InsertItem};
 use crate::ctxt::Ctxt;
 use crate::symbol::{ACTIONS, COMPOSITE, GLOBAL, GROUP, INSERT, UPDATE};
 
@@ -119,27 +126,129 @@ pub fn default_crate() -> Path {
 
 /// Checks every rule, recording errors in `cx`; `None` when any failed.
 pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
-    let attrs = &model.attrs;
-    let ident = model.ident;
-    let field_names = model
-        .fields
-        .iter()
-        .map(|f| format!("`{}`", f.ident))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let find = |name: &Ident| -> Option<usize> {
-        let found = model.field(name);
+    let fields = Fields::new(cx, model);
+    let name = check_name(cx, model);
+    let table = check_table(cx, model);
+    check_wire_names(cx, model);
+    let (actions, tokens) = check_actions(model);
+    let key = check_key(cx, model, &fields, &tokens);
+    let update = update_fields(model, &fields);
+    let group = check_group(cx, model, &fields, &key, &update);
+    let cursor = check_cursor(cx, model, &fields, &key);
+    check_update(cx, model, &key, &cursor, &group, actions, &tokens);
+    let archived_at = check_archive(cx, model, &key, &tokens);
+    let (fills, insert_data) = check_insert(cx, model, &fields, &key, &group, actions, &tokens);
+    let indexed = check_indexed(model, &fields);
+
+    if cx.has_errors() {
+        return None;
+    }
+    Some(Spec {
+        model,
+        krate: model.attrs.krate.clone().unwrap_or_else(default_crate),
+        name,
+        table: table?,
+        kind: key.into_kind()?,
+        group,
+        cursor,
+        actions,
+        fills,
+        insert_data,
+        update,
+        indexed,
+        archived_at,
+    })
+}
+
+/// Finds fields by name, reporting unknown names with the list of fields.
+struct Fields<'c, 'a> {
+    cx: &'c Ctxt,
+    model: &'a Model<'a>,
+    /// The field names, for the `help:` of an unknown one.
+    names: String,
+}
+
+impl<'c, 'a> Fields<'c, 'a> {
+    fn new(cx: &'c Ctxt, model: &'a Model<'a>) -> Self {
+        let names = model
+            .fields
+            .iter()
+            .map(|f| format!("`{}`", f.ident))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Fields { cx, model, names }
+    }
+
+    /// The index of field `name`; an error at `name` when there is none.
+    fn find(&self, name: &Ident) -> Option<usize> {
+        let found = self.model.field(name);
         if found.is_none() {
-            cx.error_spanned_by(
+            let ident = self.model.ident;
+            self.cx.error_spanned_by(
                 name,
-                format!("`{ident}` has no field `{name}`\nhelp: the fields are {field_names}"),
+                format!(
+                    "`{ident}` has no field `{name}`\nhelp: the fields are {}",
+                    self.names
+                ),
             );
         }
         found
-    };
+    }
 
-    // The model name.
-    let name = match &attrs.name {
+    /// The indexes of `names`, each once; a repeated one is an error naming
+    /// `list` (`update(...)`, `indexed(...)`).
+    fn find_all(&self, names: &[Ident], list: &str) -> Vec<usize> {
+        let mut indexes = Vec::new();
+        for name in names {
+            if let Some(index) = self.find(name) {
+                if indexes.contains(&index) {
+                    self.cx.error_spanned_by(
+                        name,
+                        format!("field `{name}` is listed twice in `{list}(...)`"),
+                    );
+                } else {
+                    indexes.push(index);
+                }
+            }
+        }
+        indexes
+    }
+}
+
+/// The tokens naming each enabled action, for errors about them.
+type ActionTokens<'a> = HashMap<&'static str, &'a Ident>;
+
+/// How a row is identified, as far as the attributes say.
+struct Key {
+    /// A join table identified by key columns.
+    composite: bool,
+    /// The key columns: the `id` field, or the composite key in key order.
+    /// Empty for a standard model without an `id` field.
+    columns: Vec<usize>,
+}
+
+impl Key {
+    /// The `id` field of a standard model, when it has one.
+    fn id(&self) -> Option<usize> {
+        match self.columns[..] {
+            [id] if !self.composite => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The resolved kind; `None` for a standard model without `id`.
+    fn into_kind(self) -> Option<Kind> {
+        if self.composite {
+            Some(Kind::Composite { keys: self.columns })
+        } else {
+            self.id().map(|id| Kind::Standard { id })
+        }
+    }
+}
+
+/// The wire name of the model: `name = "..."` or the struct's name.
+fn check_name(cx: &Ctxt, model: &Model) -> String {
+    match &model.attrs.name {
         Some(lit) if lit.value().is_empty() => {
             cx.error_spanned_by(
                 lit,
@@ -149,12 +258,15 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
             String::new()
         }
         Some(lit) => lit.value(),
-        None => ident.to_string(),
-    };
+        None => model.ident.to_string(),
+    }
+}
 
-    // The table.
-    let table = attrs.table_name.clone();
+/// The diesel table, from `#[diesel(table_name = ...)]`.
+fn check_table(cx: &Ctxt, model: &Model) -> Option<Path> {
+    let table = model.attrs.table_name.clone();
     if table.is_none() {
+        let ident = model.ident;
         cx.error_spanned_by(
             ident,
             format!(
@@ -163,17 +275,20 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
             ),
         );
     }
+    table
+}
 
-    // Wire names.
+/// Wire names are non-empty and unique; `date_only` is on date fields.
+fn check_wire_names(cx: &Ctxt, model: &Model) {
     let mut wires: HashMap<&str, usize> = HashMap::new();
     for (index, field) in model.fields.iter().enumerate() {
         if let Some(lit) = &field.attrs.rename
             && lit.value().is_empty()
         {
             cx.error_spanned_by(
-                    lit,
-                    "a wire name cannot be empty\nhelp: the correct form is `#[sync(rename = \"dueOn\")]`",
-                );
+                lit,
+                "a wire name cannot be empty\nhelp: the correct form is `#[sync(rename = \"dueOn\")]`",
+            );
             continue;
         }
         if let Some(first) = wires.insert(&field.wire, index) {
@@ -206,11 +321,13 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
             }
         }
     }
+}
 
-    // Actions.
+/// The enabled actions, and the token naming each.
+fn check_actions<'a>(model: &'a Model<'a>) -> (Actions, ActionTokens<'a>) {
     let mut actions = Actions::default();
-    let mut action_tokens: HashMap<&'static str, &Ident> = HashMap::new();
-    if let Some((_, list)) = &attrs.actions {
+    let mut tokens = ActionTokens::new();
+    if let Some((_, list)) = &model.attrs.actions {
         for (action, token) in list {
             let (slot, key) = match action {
                 ActionName::Insert => (&mut actions.insert, "insert"),
@@ -220,111 +337,108 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
                 ActionName::Unarchive => (&mut actions.unarchive, "unarchive"),
             };
             *slot = true;
-            action_tokens.insert(key, token);
+            tokens.insert(key, token);
         }
     }
+    (actions, tokens)
+}
 
-    // Standard or composite.
-    let kind = match &attrs.composite {
-        Some((span, keys)) => {
-            let mut indexes: Vec<usize> = Vec::new();
-            for key in keys {
-                if let Some(index) = find(key) {
-                    if indexes.contains(&index) {
-                        cx.error_spanned_by(key, format!("key column `{key}` is listed twice"));
-                    } else {
-                        indexes.push(index);
-                    }
-                }
-            }
-            if keys.len() < 2 {
-                cx.error_at(
-                    *span,
-                    "`composite(...)` needs at least two key columns\n\
-                     help: the correct form is `#[sync(composite(task_id, label_id))]`; a model with one \
-                     key column is a standard model whose key field is named `id`",
-                );
-            }
-            if let Some(index) = model.fields.iter().position(|f| f.wire == "id") {
-                cx.error_spanned_by(
-                    model.fields[index].ident,
-                    "a composite model's wire `id` is computed from its key columns, so no field may \
-                     travel as `id`\nhelp: rename the field with `#[sync(rename = \"...\")]`",
-                );
-            }
-            for (key, what) in [
-                ("update", "updated"),
-                ("archive", "archived"),
-                ("unarchive", "unarchived"),
-            ] {
-                if let Some(token) = action_tokens.get(key) {
-                    cx.error_spanned_by(
-                        token,
-                        format!(
-                            "a composite model's rows are only inserted and deleted, never {what}\n\
-                             help: the correct form is `#[sync(actions(insert, delete))]`"
-                        ),
-                    );
-                }
-            }
-            Kind::Composite { keys: indexes }
-        }
-        None => match model.fields.iter().position(|f| f.ident == "id") {
-            Some(id) => {
-                if let Some(lit) = &model.fields[id].attrs.rename
-                    && lit.value() != "id"
-                    && !lit.value().is_empty()
-                {
-                    cx.error_spanned_by(
-                        lit,
-                        "the `id` field always travels as `id`: clients key rows by it\n\
-                             help: remove the `rename`",
-                    );
-                }
-                Kind::Standard { id }
-            }
-            None if attrs.is_broken(COMPOSITE) => Kind::Standard { id: usize::MAX },
-            None => {
-                cx.error_spanned_by(
-                    ident,
-                    format!(
-                        "`{ident}` has no `id` field: a standard model is identified by its `id` column\n\
-                         help: add a field such as `pub id: Uuid`, or declare a join table with \
-                         `#[sync(composite(task_id, label_id))]`"
-                    ),
-                );
-                Kind::Standard { id: usize::MAX }
-            }
-        },
+/// Standard (an `id` field) or composite (`composite(...)` key columns).
+fn check_key(cx: &Ctxt, model: &Model, fields: &Fields, tokens: &ActionTokens) -> Key {
+    let Some((span, keys)) = &model.attrs.composite else {
+        return Key {
+            composite: false,
+            columns: standard_id(cx, model).into_iter().collect(),
+        };
     };
-    let composite = matches!(kind, Kind::Composite { .. });
-    let id_index = match kind {
-        Kind::Standard { id } if id != usize::MAX => Some(id),
-        _ => None,
-    };
-    let key_indexes = match &kind {
-        Kind::Standard { id } => vec![*id],
-        Kind::Composite { keys } => keys.clone(),
-    };
-
-    // Update fields (resolved early: the group rule needs them).
-    let mut update = Vec::new();
-    if let Some((_, fields)) = &attrs.update {
-        for field in fields {
-            if let Some(index) = find(field) {
-                if update.contains(&index) {
-                    cx.error_spanned_by(
-                        field,
-                        format!("field `{field}` is listed twice in `update(...)`"),
-                    );
-                } else {
-                    update.push(index);
-                }
+    let mut columns: Vec<usize> = Vec::new();
+    for key in keys {
+        if let Some(index) = fields.find(key) {
+            if columns.contains(&index) {
+                cx.error_spanned_by(key, format!("key column `{key}` is listed twice"));
+            } else {
+                columns.push(index);
             }
         }
     }
+    if keys.len() < 2 {
+        cx.error_at(
+            *span,
+            "`composite(...)` needs at least two key columns\n\
+             help: the correct form is `#[sync(composite(task_id, label_id))]`; a model with one \
+             key column is a standard model whose key field is named `id`",
+        );
+    }
+    if let Some(index) = model.fields.iter().position(|f| f.wire == "id") {
+        cx.error_spanned_by(
+            model.fields[index].ident,
+            "a composite model's wire `id` is computed from its key columns, so no field may \
+             travel as `id`\nhelp: rename the field with `#[sync(rename = \"...\")]`",
+        );
+    }
+    for (key, what) in [
+        ("update", "updated"),
+        ("archive", "archived"),
+        ("unarchive", "unarchived"),
+    ] {
+        if let Some(token) = tokens.get(key) {
+            cx.error_spanned_by(
+                token,
+                format!(
+                    "a composite model's rows are only inserted and deleted, never {what}\n\
+                     help: the correct form is `#[sync(actions(insert, delete))]`"
+                ),
+            );
+        }
+    }
+    Key {
+        composite: true,
+        columns,
+    }
+}
 
-    // The group.
+/// The `id` field of a standard model, which travels as `id`.
+fn standard_id(cx: &Ctxt, model: &Model) -> Option<usize> {
+    let ident = model.ident;
+    let Some(id) = model.fields.iter().position(|f| f.ident == "id") else {
+        if !model.attrs.is_broken(COMPOSITE) {
+            cx.error_spanned_by(
+                ident,
+                format!(
+                    "`{ident}` has no `id` field: a standard model is identified by its `id` column\n\
+                     help: add a field such as `pub id: Uuid`, or declare a join table with \
+                     `#[sync(composite(task_id, label_id))]`"
+                ),
+            );
+        }
+        return None;
+    };
+    if let Some(lit) = &model.fields[id].attrs.rename
+        && lit.value() != "id"
+        && !lit.value().is_empty()
+    {
+        cx.error_spanned_by(
+            lit,
+            "the `id` field always travels as `id`: clients key rows by it\n\
+             help: remove the `rename`",
+        );
+    }
+    Some(id)
+}
+
+/// The fields `update(...)` lists (resolved before the group: whether the
+/// group column is updatable depends on them).
+fn update_fields(model: &Model, fields: &Fields) -> Vec<usize> {
+    match &model.attrs.update {
+        Some((_, names)) => fields.find_all(names, "update"),
+        None => Vec::new(),
+    }
+}
+
+/// The group mapping: a column, the row's own id, or global.
+fn check_group(cx: &Ctxt, model: &Model, fields: &Fields, key: &Key, update: &[usize]) -> Group {
+    let attrs = &model.attrs;
+    let ident = model.ident;
     let group = match (&attrs.group, attrs.global) {
         (Some(_), Some(global)) => {
             cx.error_at(
@@ -334,7 +448,7 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
             );
             Group::Global
         }
-        (Some(GroupAttr::Column(column)), None) => match find(column) {
+        (Some(GroupAttr::Column(column)), None) => match fields.find(column) {
             Some(field) => Group::Column {
                 field,
                 updatable: attrs.move_between_groups.is_some() && update.contains(&field),
@@ -342,7 +456,7 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
             None => Group::Global,
         },
         (Some(GroupAttr::OwnId(span)), None) => {
-            if composite {
+            if key.composite {
                 cx.error_at(
                     *span,
                     "`group = self` makes a row's own id its group, but a composite model has no own id\n\
@@ -366,10 +480,6 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
             Group::Global
         }
     };
-    let group_field = match group {
-        Group::Column { field, .. } => Some(field),
-        _ => None,
-    };
     if let Some(span) = attrs.move_between_groups
         && !matches!(
             group,
@@ -380,47 +490,72 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
         )
     {
         cx.error_at(
-                span,
-                "`move_between_groups` lets `update(...)` change the group column, but `update(...)` \
-                 does not list it\nhelp: add the group column to `update(...)`, or remove `move_between_groups`",
-            );
+            span,
+            "`move_between_groups` lets `update(...)` change the group column, but `update(...)` \
+             does not list it\nhelp: add the group column to `update(...)`, or remove `move_between_groups`",
+        );
     }
+    group
+}
 
-    // The cursor.
-    let mut cursor = key_indexes.clone();
-    if let Some(column) = &attrs.cursor {
-        if composite {
+/// The group column, when a column holds the group.
+fn group_field(group: &Group) -> Option<usize> {
+    match group {
+        Group::Column { field, .. } => Some(*field),
+        _ => None,
+    }
+}
+
+/// The bootstrap cursor: the key, or `cursor = ...` then the `id`.
+fn check_cursor(cx: &Ctxt, model: &Model, fields: &Fields, key: &Key) -> Vec<usize> {
+    let mut cursor = key.columns.clone();
+    let Some(column) = &model.attrs.cursor else {
+        return cursor;
+    };
+    if key.composite {
+        cx.error_spanned_by(
+            column,
+            "a composite model pages by its key columns; it cannot take a `cursor`\n\
+             help: remove `cursor = ...`",
+        );
+    } else if let Some(index) = fields.find(column) {
+        if types::option_inner(model.fields[index].ty).is_some() {
             cx.error_spanned_by(
-                column,
-                "a composite model pages by its key columns; it cannot take a `cursor`\n\
-                 help: remove `cursor = ...`",
+                model.fields[index].ty,
+                "a cursor column cannot be nullable: rows with NULL would never be paged\n\
+                 help: pick a NOT NULL column such as `id` or `created_at`",
             );
-        } else if let Some(index) = find(column) {
-            if types::option_inner(model.fields[index].ty).is_some() {
-                cx.error_spanned_by(
-                    model.fields[index].ty,
-                    "a cursor column cannot be nullable: rows with NULL would never be paged\n\
-                     help: pick a NOT NULL column such as `id` or `created_at`",
-                );
-            }
-            if let Some(id) = id_index {
-                cursor = if index == id {
-                    vec![id]
-                } else {
-                    vec![index, id]
-                };
-            }
+        }
+        if let Some(id) = key.id() {
+            cursor = if index == id {
+                vec![id]
+            } else {
+                vec![index, id]
+            };
         }
     }
+    cursor
+}
 
-    // Update rules.
+/// What `update(...)` may list, and that it goes with the `update` action.
+fn check_update(
+    cx: &Ctxt,
+    model: &Model,
+    key: &Key,
+    cursor: &[usize],
+    group: &Group,
+    actions: Actions,
+    tokens: &ActionTokens,
+) {
+    let attrs = &model.attrs;
+    let composite = key.composite;
     if let Some((span, fields)) = &attrs.update {
         let mut key_errors = false;
         for field in fields {
             let Some(index) = model.field(field) else {
                 continue;
             };
-            if key_indexes.contains(&index) {
+            if key.columns.contains(&index) {
                 key_errors = true;
                 cx.error_spanned_by(
                     field,
@@ -442,7 +577,7 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
                          help: remove it from `update(...)`, or page by another column"
                     ),
                 );
-            } else if Some(index) == group_field && attrs.move_between_groups.is_none() {
+            } else if Some(index) == group_field(group) && attrs.move_between_groups.is_none() {
                 cx.error_spanned_by(
                     field,
                     format!(
@@ -468,67 +603,73 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
                  help: add it: `#[sync(actions(insert, update, delete))]`",
             );
         }
-    } else if let Some(token) = action_tokens.get("update")
+    } else if let Some(token) = tokens.get("update")
         && !composite
         && !attrs.is_broken(UPDATE)
     {
         cx.error_spanned_by(
             token,
             "the `update` action needs the fields it may change\n\
-                 help: add them: `#[sync(update(title, priority))]`",
+             help: add them: `#[sync(update(title, priority))]`",
         );
     }
     if actions.update && !composite && attrs.update.as_ref().is_some_and(|(_, f)| f.is_empty()) {
         cx.error_spanned_by(
-            action_tokens["update"],
+            tokens["update"],
             "the `update` action needs the fields it may change, but `update()` is empty\n\
              help: the correct form is `#[sync(update(title, priority))]`",
         );
     }
+}
 
-    // Archive.
-    let mut archived_at = None;
-    for key in ["archive", "unarchive"] {
-        let Some(token) = action_tokens.get(key) else {
-            continue;
-        };
-        if composite {
-            continue;
-        }
-        match model.fields.iter().position(|f| f.ident == "archived_at") {
-            Some(index) => {
-                let ty = model.fields[index].ty;
-                let ok = types::option_inner(ty).is_some_and(types::is_instant);
-                if !ok && archived_at.is_none() {
-                    cx.error_spanned_by(
-                        ty,
-                        format!(
-                            "`archived_at` must be `Option<DateTime<Utc>>` for the `{key}` action: \
-                             it holds when the row was archived, or NULL"
-                        ),
-                    );
-                }
-                archived_at = Some(index);
-            }
-            None if archived_at.is_none() => {
-                archived_at = Some(usize::MAX);
-                cx.error_spanned_by(
-                    token,
-                    format!(
-                        "the `{key}` action sets the row's `archived_at`, but `{ident}` has no such field\n\
-                         help: add `pub archived_at: Option<DateTime<Utc>>` (and the column)"
-                    ),
-                );
-            }
-            None => {}
-        }
+/// The `archived_at` field the `archive` and `unarchive` actions set; a
+/// problem with it is reported once, at the first of them.
+fn check_archive(cx: &Ctxt, model: &Model, key: &Key, tokens: &ActionTokens) -> Option<usize> {
+    if key.composite {
+        return None;
     }
-    let archived_at = archived_at.filter(|i| *i != usize::MAX);
+    let (action, token) = ["archive", "unarchive"]
+        .into_iter()
+        .find_map(|action| tokens.get(action).map(|token| (action, token)))?;
+    let Some(index) = model.fields.iter().position(|f| f.ident == "archived_at") else {
+        let ident = model.ident;
+        cx.error_spanned_by(
+            token,
+            format!(
+                "the `{action}` action sets the row's `archived_at`, but `{ident}` has no such field\n\
+                 help: add `pub archived_at: Option<DateTime<Utc>>` (and the column)"
+            ),
+        );
+        return None;
+    };
+    let ty = model.fields[index].ty;
+    if !types::option_inner(ty).is_some_and(types::is_instant) {
+        cx.error_spanned_by(
+            ty,
+            format!(
+                "`archived_at` must be `Option<DateTime<Utc>>` for the `{action}` action: \
+                 it holds when the row was archived, or NULL"
+            ),
+        );
+    }
+    Some(index)
+}
 
-    // Insert.
+/// Where an insert takes each field's value, and the fields of its action
+/// data; every non-`Option` field must get a value.
+fn check_insert(
+    cx: &Ctxt,
+    model: &Model,
+    fields: &Fields,
+    key: &Key,
+    group: &Group,
+    actions: Actions,
+    tokens: &ActionTokens,
+) -> (Vec<FieldFill>, Vec<usize>) {
+    let attrs = &model.attrs;
+    let id = key.id();
     let mut fills = vec![FieldFill::Null; model.fields.len()];
     let mut listed = vec![false; model.fields.len()];
-    let mut insert_data = Vec::new();
     if let Some((span, items)) = &attrs.insert {
         if !actions.insert && !attrs.is_broken(ACTIONS) {
             cx.error_at(
@@ -538,7 +679,7 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
             );
         }
         for item in items {
-            let Some(index) = find(&item.field) else {
+            let Some(index) = fields.find(&item.field) else {
                 continue;
             };
             if listed[index] {
@@ -549,8 +690,7 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
                 continue;
             }
             listed[index] = true;
-            let field = &model.fields[index];
-            if Some(index) == id_index {
+            if Some(index) == id {
                 cx.error_spanned_by(
                     &item.field,
                     "the `id` of an insert is the mutation's model id; it is not an insert field\n\
@@ -558,115 +698,109 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
                 );
                 continue;
             }
-            fills[index] = match item.fill {
-                Fill::Payload if Some(index) == group_field => FieldFill::Group,
-                Fill::Payload => FieldFill::Payload,
-                Fill::Default => FieldFill::Default,
-                Fill::Now => {
-                    let ty = types::option_inner(field.ty).unwrap_or(field.ty);
-                    if !types::is_instant(ty) {
-                        let at: &dyn ToTokens = match &item.fill_token {
-                            Some(token) => token,
-                            None => &item.field,
-                        };
-                        cx.error_spanned_by(
-                            at,
-                            format!(
-                                "`now` fills timestamp fields (`DateTime<Utc>` or `Option<DateTime<Utc>>`), \
-                                 but `{}` is `{}`\nhelp: use `{} = default`, or list it alone to read it from the payload",
-                                field.ident,
-                                types::display(field.ty),
-                                field.ident
-                            ),
-                        );
-                    }
-                    FieldFill::Now
-                }
-            };
+            fills[index] = insert_fill(cx, model, index, item, group);
         }
     }
-    for (position, &index) in key_indexes.iter().enumerate() {
-        if index < fills.len() {
-            fills[index] = FieldFill::Key(composite.then_some(position));
-            listed[index] = true;
-        }
+    for (position, &index) in key.columns.iter().enumerate() {
+        fills[index] = FieldFill::Key(key.composite.then_some(position));
+        listed[index] = true;
     }
     let missing: Vec<usize> = (0..model.fields.len())
         .filter(|&index| !listed[index] && types::option_inner(model.fields[index].ty).is_none())
         .collect();
     if actions.insert && !missing.is_empty() && !attrs.is_broken(INSERT) {
-        if attrs.insert.is_none() {
-            let names = missing
+        report_missing_insert_fields(cx, model, &missing, tokens);
+    }
+    let insert_data = id
+        .into_iter()
+        .chain(
+            listed
                 .iter()
-                .map(|&i| format!("`{}`", model.fields[i].ident))
-                .collect::<Vec<_>>()
-                .join(", ");
-            cx.error_spanned_by(
-                action_tokens["insert"],
-                format!(
-                    "the `insert` action needs `insert(...)`: without it {names} would have no value\n\
-                     help: list the fields an insert reads, e.g. \
-                     `#[sync(insert(title, workspace_id, created_at = now, priority = default))]`"
-                ),
-            );
-        } else {
-            for &index in &missing {
-                let field = &model.fields[index];
+                .enumerate()
+                .filter(|&(index, &listed)| listed && Some(index) != id)
+                .map(|(index, _)| index),
+        )
+        .collect();
+    (fills, insert_data)
+}
+
+/// Where an insert takes field `index`'s value, listed as `item`.
+fn insert_fill(
+    cx: &Ctxt,
+    model: &Model,
+    index: usize,
+    item: &InsertItem,
+    group: &Group,
+) -> FieldFill {
+    let field = &model.fields[index];
+    match item.fill {
+        Fill::Payload if Some(index) == group_field(group) => FieldFill::Group,
+        Fill::Payload => FieldFill::Payload,
+        Fill::Default => FieldFill::Default,
+        Fill::Now => {
+            let ty = types::option_inner(field.ty).unwrap_or(field.ty);
+            if !types::is_instant(ty) {
+                let at: &dyn ToTokens = match &item.fill_token {
+                    Some(token) => token,
+                    None => &item.field,
+                };
                 cx.error_spanned_by(
-                    field.ident,
+                    at,
                     format!(
-                        "field `{0}` has no value on insert: it is not in `insert(...)` and is not an `Option`\n\
-                         help: list it in `insert(...)`: `{0}` (read from the payload), `{0} = default` \
-                         or, for a timestamp, `{0} = now`; or make it an `Option<_>`",
+                        "`now` fills timestamp fields (`DateTime<Utc>` or `Option<DateTime<Utc>>`), \
+                         but `{}` is `{}`\nhelp: use `{} = default`, or list it alone to read it from the payload",
+                        field.ident,
+                        types::display(field.ty),
                         field.ident
                     ),
                 );
             }
+            FieldFill::Now
         }
     }
-    if let Some(id) = id_index {
-        insert_data.push(id);
-    }
-    insert_data.extend(
-        listed
+}
+
+/// The non-`Option` fields an insert would leave without a value.
+fn report_missing_insert_fields(
+    cx: &Ctxt,
+    model: &Model,
+    missing: &[usize],
+    tokens: &ActionTokens,
+) {
+    if model.attrs.insert.is_none() {
+        let names = missing
             .iter()
-            .enumerate()
-            .filter(|&(index, &listed)| listed && Some(index) != id_index)
-            .map(|(index, _)| index),
-    );
-
-    // Indexed.
-    let mut indexed = Vec::new();
-    for field in attrs.indexed.iter().flatten() {
-        if let Some(index) = find(field) {
-            if indexed.contains(&index) {
-                cx.error_spanned_by(
-                    field,
-                    format!("field `{field}` is listed twice in `indexed(...)`"),
-                );
-            } else {
-                indexed.push(index);
-            }
-        }
+            .map(|&i| format!("`{}`", model.fields[i].ident))
+            .collect::<Vec<_>>()
+            .join(", ");
+        cx.error_spanned_by(
+            tokens["insert"],
+            format!(
+                "the `insert` action needs `insert(...)`: without it {names} would have no value\n\
+                 help: list the fields an insert reads, e.g. \
+                 `#[sync(insert(title, workspace_id, created_at = now, priority = default))]`"
+            ),
+        );
+        return;
     }
-
-    if cx.has_errors() {
-        return None;
+    for &index in missing {
+        let field = &model.fields[index];
+        cx.error_spanned_by(
+            field.ident,
+            format!(
+                "field `{0}` has no value on insert: it is not in `insert(...)` and is not an `Option`\n\
+                 help: list it in `insert(...)`: `{0}` (read from the payload), `{0} = default` \
+                 or, for a timestamp, `{0} = now`; or make it an `Option<_>`",
+                field.ident
+            ),
+        );
     }
-    let table = table?;
-    Some(Spec {
-        model,
-        krate: attrs.krate.clone().unwrap_or_else(default_crate),
-        name,
-        table,
-        kind,
-        group,
-        cursor,
-        actions,
-        fills,
-        insert_data,
-        update,
-        indexed,
-        archived_at,
-    })
+}
+
+/// The fields `indexed(...)` lists.
+fn check_indexed(model: &Model, fields: &Fields) -> Vec<usize> {
+    match &model.attrs.indexed {
+        Some(names) => fields.find_all(names, "indexed"),
+        None => Vec::new(),
+    }
 }
