@@ -24,7 +24,7 @@ use crate::server::Shared;
 const DATABASE_DEADLINE: Duration = Duration::from_secs(1);
 
 /// The probe routes under `base`.
-pub(crate) fn routes(base: &str) -> axum::Router<Arc<Shared>> {
+pub(crate) fn routes(base: &str) -> axum::Router<crate::SyncServer> {
     axum::Router::new()
         .route(&format!("{base}/health"), get(health))
         .route(&format!("{base}/ready"), get(ready))
