@@ -7,6 +7,7 @@ mod health;
 mod http;
 pub mod live;
 mod membership;
+mod schema_check;
 mod serve;
 mod server;
 pub mod shutdown;
@@ -17,10 +18,11 @@ pub use live::{LiveContext, LiveHooks, LiveSocket};
 pub use serve::{DEFAULT_BIND, DEFAULT_DATABASE, ServeConfig, serve, serve_with};
 pub use server::{MutationEvent, SyncServer, SyncServerBuilder};
 pub use stratasync_core::{
-    ActionKind, FieldCodec, FieldError, FilterContext, GroupValue, JsonMap, ModelMeta, SyncAction,
-    SyncId, SyncModel,
+    ActionKind, ClientSchema, ClientType, FieldCodec, FieldError, FilterContext, GroupValue,
+    JsonMap, LoadStrategy, ModelMeta, SyncAction, SyncId, SyncModel,
 };
 pub use stratasync_derive::SyncModel;
+pub use stratasync_diesel::codegen;
 pub use stratasync_diesel::{
     Applied, Bind, DieselModel, HookResult, ModelHooks, Mutation, MutationError, Redacted,
     Registry, RowScope, Store, StoreError, StoreModel, Tx, sql_types,
@@ -38,7 +40,7 @@ pub mod __private {
     pub use serde_json;
     pub use stratasync_core::{
         ActionKind, ActionSet, FieldCodec, FieldError, FieldMeta, GroupKey, GroupValue, JsonMap,
-        ModelMeta, SyncModel, composite_id, write_json_string,
+        LoadStrategy, ModelMeta, SyncModel, composite_id, write_json_string,
     };
     pub use stratasync_diesel::{Bind, DieselModel, RowScope, for_each_backend};
 }
