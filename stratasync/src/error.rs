@@ -51,6 +51,18 @@ pub enum ApiError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A bootstrap's `schemaHash` is not the server's, and the server
+    /// refuses such clients.
+    #[error(
+        "The client's schema hash {client} does not match the server's {server}: \
+         regenerate the client schema from the server's models"
+    )]
+    SchemaMismatch {
+        /// The hash the client sent.
+        client: String,
+        /// The hash of the server's models.
+        server: String,
+    },
 }
 
 impl ApiError {
@@ -123,6 +135,15 @@ impl IntoResponse for ApiError {
                 json!({
                     "error": "BOOTSTRAP_REQUIRED",
                     "message": "A fresh bootstrap is required before fetching deltas",
+                }),
+            ),
+            ApiError::SchemaMismatch { client, server } => (
+                StatusCode::CONFLICT,
+                json!({
+                    "error": "SCHEMA_MISMATCH",
+                    "message": self.to_string(),
+                    "clientSchemaHash": client,
+                    "serverSchemaHash": server,
                 }),
             ),
             ApiError::Store(error) if error.is_unavailable() => {

@@ -14,6 +14,7 @@ use crate::auth::{Auth, AuthUser, BoxError, DynAuth};
 use crate::error::Error;
 use crate::fanout::{Fanout, FanoutConfig};
 use crate::live::{DynLiveHooks, LiveConfig, LiveHooks, NoHooks};
+use crate::schema_check::SchemaCheck;
 
 /// What the after-mutation hook is told.
 #[derive(Debug, Clone)]
@@ -45,6 +46,8 @@ pub(crate) struct Shared {
     pub(crate) draining: AtomicBool,
     /// How long requests in flight may run once shutdown began.
     pub(crate) shutdown_grace: Duration,
+    /// The server's schema hash and the clients that differ from it.
+    pub(crate) schema_check: SchemaCheck,
 }
 
 impl Shared {
@@ -119,6 +122,7 @@ impl SyncServer {
             hooks: None,
             group_commit: true,
             shutdown_grace: crate::shutdown::DEFAULT_SHUTDOWN_GRACE,
+            refuse_schema_mismatch: false,
         }
     }
 
@@ -145,6 +149,19 @@ impl SyncServer {
     /// The store, for application code that trims the log or reads it.
     pub fn store(&self) -> &Store {
         &self.shared.store
+    }
+
+    /// The `schemaHash` a client generated from the server's models sends
+    /// ([`Registry::schema_hash`]).
+    pub fn schema_hash(&self) -> &str {
+        self.shared.schema_check.expected()
+    }
+
+    /// How many clients (distinct user and hash) bootstrapped with another
+    /// `schemaHash` since the server started (see
+    /// [`SyncServerBuilder::refuse_schema_mismatch`]).
+    pub fn schema_mismatches(&self) -> u64 {
+        self.shared.schema_check.mismatched_clients()
     }
 
     /// Adds `user_id` to `group_id` (PROTOCOL §11): writes the membership,
@@ -207,6 +224,7 @@ pub struct SyncServerBuilder {
     hooks: Option<Arc<dyn DynLiveHooks>>,
     group_commit: bool,
     shutdown_grace: Duration,
+    refuse_schema_mismatch: bool,
 }
 
 impl std::fmt::Debug for SyncServerBuilder {
@@ -358,6 +376,17 @@ impl SyncServerBuilder {
         self
     }
 
+    /// Refuses bootstraps whose `schemaHash` differs from
+    /// [`SyncServer::schema_hash`] with `409 SCHEMA_MISMATCH` naming both
+    /// hashes, for teams that deploy clients and server together. Off by
+    /// default: such a client is served, and logged and counted once per
+    /// user and hash ([`SyncServer::schema_mismatches`]).
+    #[must_use]
+    pub fn refuse_schema_mismatch(mut self, refuse: bool) -> Self {
+        self.refuse_schema_mismatch = refuse;
+        self
+    }
+
     /// Hooks on live sockets: subscribe, application frames, close.
     #[must_use]
     pub fn live_hooks(mut self, hooks: impl LiveHooks) -> Self {
@@ -373,6 +402,8 @@ impl SyncServerBuilder {
         let auth = self
             .auth
             .ok_or_else(|| Error::Config("no auth configured: call .auth(...)".into()))?;
+        let schema_check =
+            SchemaCheck::new(self.registry.schema_hash(), self.refuse_schema_mismatch);
         let mut store = Store::connect(&url, self.registry).await?;
         if !self.group_commit {
             store = store.without_group_commit();
@@ -391,6 +422,7 @@ impl SyncServerBuilder {
                 after_mutation: self.after_mutation,
                 draining: AtomicBool::new(false),
                 shutdown_grace: self.shutdown_grace,
+                schema_check,
             }),
             base_path: self.base_path.into(),
         })
