@@ -116,13 +116,13 @@ fn load_strategy(cx: &Ctxt, lit: Option<&LitStr>) -> LoadStrategy {
         return strategy;
     }
     let message = if value == "local" {
-        "`local` models never leave the client, and this one is synced by the server
+        "`local` models never leave the client, and this one is synced by the server\n\
          help: use `instant` (the default), `lazy`, `partial` or `explicitlyRequested`, \
          or declare a local-only model in the client alone"
             .to_owned()
     } else {
         format!(
-            "unknown load strategy `{value}`
+            "unknown load strategy `{value}`\n\
              help: the client's strategies are `instant` (the default), `lazy`, `partial` \
              and `explicitlyRequested`, e.g. `#[sync(load_strategy = \"lazy\")]`"
         )
