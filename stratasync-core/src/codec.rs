@@ -11,6 +11,8 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::ClientType;
+
 const DAY_MS: i64 = 86_400_000;
 
 /// The first year a date or instant may fall in. PostgreSQL stores from
@@ -126,6 +128,12 @@ impl std::error::Error for FieldError {}
     note = "to keep a column out of sync, leave the field out of the struct the derive is on"
 )]
 pub trait FieldCodec: Sized {
+    /// How the TypeScript client declares a field of this type.
+    const CLIENT_TYPE: ClientType;
+
+    /// Whether the field may be `null` on the wire.
+    const NULLABLE: bool = false;
+
     /// Appends the wire form of the value as JSON.
     fn encode(&self, out: &mut Vec<u8>);
 
@@ -163,6 +171,7 @@ fn write_integer(out: &mut Vec<u8>, n: impl itoa::Integer) {
 }
 
 impl FieldCodec for String {
+    const CLIENT_TYPE: ClientType = ClientType::String;
     fn encode(&self, out: &mut Vec<u8>) {
         write_json_string(out, self);
     }
@@ -184,6 +193,7 @@ impl FieldCodec for String {
 }
 
 impl FieldCodec for Uuid {
+    const CLIENT_TYPE: ClientType = ClientType::String;
     fn encode(&self, out: &mut Vec<u8>) {
         out.push(b'"');
         out.extend_from_slice(
@@ -205,6 +215,7 @@ impl FieldCodec for Uuid {
 }
 
 impl FieldCodec for bool {
+    const CLIENT_TYPE: ClientType = ClientType::Boolean;
     fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(if *self { b"true" } else { b"false" });
     }
@@ -221,6 +232,7 @@ impl FieldCodec for bool {
 macro_rules! integer_codec {
     ($($ty:ty),*) => {$(
         impl FieldCodec for $ty {
+            const CLIENT_TYPE: ClientType = ClientType::Number;
             fn encode(&self, out: &mut Vec<u8>) {
                 write_integer(out, *self);
             }
@@ -244,6 +256,7 @@ integer_codec!(i16, i32, i64);
 macro_rules! float_codec {
     ($($ty:ty),*) => {$(
         impl FieldCodec for $ty {
+            const CLIENT_TYPE: ClientType = ClientType::Number;
             fn encode(&self, out: &mut Vec<u8>) {
                 let _ = serde_json::to_writer(out, self);
             }
@@ -264,6 +277,7 @@ macro_rules! float_codec {
 float_codec!(f32, f64);
 
 impl FieldCodec for Value {
+    const CLIENT_TYPE: ClientType = ClientType::Json;
     fn encode(&self, out: &mut Vec<u8>) {
         let _ = serde_json::to_writer(out, self);
     }
@@ -302,6 +316,7 @@ fn epoch_millis(value: &Value) -> Option<i64> {
 }
 
 impl FieldCodec for DateTime<Utc> {
+    const CLIENT_TYPE: ClientType = ClientType::Date;
     fn encode(&self, out: &mut Vec<u8>) {
         write_integer(out, self.timestamp_millis());
     }
@@ -324,6 +339,7 @@ fn date_millis(date: NaiveDate) -> i64 {
 }
 
 impl FieldCodec for NaiveDate {
+    const CLIENT_TYPE: ClientType = ClientType::DateOnly;
     fn encode(&self, out: &mut Vec<u8>) {
         write_integer(out, date_millis(*self));
     }
@@ -342,6 +358,8 @@ impl FieldCodec for NaiveDate {
 }
 
 impl<T: FieldCodec> FieldCodec for Option<T> {
+    const CLIENT_TYPE: ClientType = T::CLIENT_TYPE;
+    const NULLABLE: bool = true;
     fn encode(&self, out: &mut Vec<u8>) {
         match self {
             Some(value) => value.encode(out),

@@ -8,13 +8,18 @@
 //! `stratasync` crate.
 
 mod action;
+mod client;
+mod client_schema;
 mod codec;
 mod composite;
 mod id;
 mod model;
 mod scope;
+mod typescript;
 
 pub use action::{ActionKind, SyncAction, write_iso_millis};
+pub use client::{ClientType, LoadStrategy};
+pub use client_schema::{ClientField, ClientModel, ClientSchema};
 pub use codec::{
     FieldCodec, FieldError, FieldProblem, GroupValue, contains_nul, write_json_string,
 };
@@ -22,6 +27,7 @@ pub use composite::composite_id;
 pub use id::{SyncId, SyncIdError};
 pub use model::{ActionSet, FieldMeta, GroupKey, ModelMeta, SyncModel};
 pub use scope::FilterContext;
+pub use typescript::typescript;
 
 /// A JSON object, as payloads and action data are.
 pub type JsonMap = serde_json::Map<String, serde_json::Value>;

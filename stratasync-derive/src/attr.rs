@@ -121,6 +121,8 @@ pub struct Container {
     pub update: Option<(Span, Vec<Ident>)>,
     /// `indexed(...)`
     pub indexed: Option<Vec<Ident>>,
+    /// `load_strategy = "lazy"`
+    pub load_strategy: Option<LitStr>,
     /// `crate = path`
     pub krate: Option<Path>,
     /// `#[diesel(table_name = path)]`
@@ -160,6 +162,7 @@ impl Container {
         let mut insert = Attr::none(cx, INSERT);
         let mut update = Attr::none(cx, UPDATE);
         let mut indexed = Attr::none(cx, INDEXED);
+        let mut load_strategy = Attr::none(cx, LOAD_STRATEGY);
         let mut krate = Attr::none(cx, CRATE);
         let mut table_name = None;
         let mut broken = Vec::new();
@@ -244,6 +247,12 @@ impl Container {
                     {
                         indexed.set(&path, fields);
                     }
+                } else if path == LOAD_STRATEGY {
+                    if let Some(v) =
+                        value!(LOAD_STRATEGY, lit_str(&meta, "load_strategy = \"lazy\""))
+                    {
+                        load_strategy.set(&path, v);
+                    }
                 } else if path == CRATE {
                     if let Some(v) = value!(CRATE, crate_path(&meta)) {
                         krate.set(&path, v);
@@ -270,6 +279,7 @@ impl Container {
             insert: insert.get(),
             update: update.get(),
             indexed: indexed.get(),
+            load_strategy: load_strategy.get(),
             krate: krate.get(),
             table_name,
             broken,

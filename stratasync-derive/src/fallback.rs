@@ -29,6 +29,7 @@ pub fn expand(input: &DeriveInput, krate: &Path, errors: &[syn::Error]) -> Token
                     composite: false,
                     actions: __sp::ActionSet::EMPTY,
                     indexed: &[],
+                    load_strategy: __sp::LoadStrategy::Instant,
                 };
                 type Key = ();
                 type Cursor = ();

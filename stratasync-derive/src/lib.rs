@@ -76,6 +76,7 @@
 //! | `insert(title, created_at = now, priority = default)` | the fields an insert reads | none |
 //! | `update(title, priority)` | the fields an update may change | none |
 //! | `indexed(workspace_id)` | the fields batch loads may select rows by | none |
+//! | `load_strategy = "lazy"` | when the TypeScript client loads the rows (its schema's `loadStrategy`) | `"instant"` |
 //! | `crate = ::my::stratasync` | where the runtime crate is | `::stratasync` |
 //!
 //! **`name`**: `#[sync(name = "Issue")]` syncs `struct IssueRow` as `Issue`.
@@ -141,6 +142,11 @@
 //!
 //! **`indexed(...)`**: fields a batch load may select rows by (`String`,
 //! `Uuid`, `i32` or `i64`).
+//!
+//! **`load_strategy`**: the model's `loadStrategy` in the generated client
+//! schema (`Registry::typescript`): `"instant"` (loaded by the bootstrap),
+//! `"lazy"`, `"partial"` or `"explicitlyRequested"`. The client's `"local"`
+//! is refused: a local model never reaches the server.
 //!
 //! **`crate`**: for crates that re-export stratasync:
 //! `#[sync(crate = ::my_app::stratasync)]` (a string is accepted too).

@@ -44,6 +44,8 @@ pub const ARCHIVE: Symbol = Symbol("archive");
 pub const UNARCHIVE: Symbol = Symbol("unarchive");
 /// `indexed(...)`
 pub const INDEXED: Symbol = Symbol("indexed");
+/// `load_strategy = "lazy"`
+pub const LOAD_STRATEGY: Symbol = Symbol("load_strategy");
 /// `crate = path`
 pub const CRATE: Symbol = Symbol("crate");
 /// `insert(created_at = now)`
@@ -68,6 +70,7 @@ pub const CONTAINER_KEYS: &[Symbol] = &[
     INSERT,
     UPDATE,
     INDEXED,
+    LOAD_STRATEGY,
     CRATE,
 ];
 

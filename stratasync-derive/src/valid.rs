@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use quote::ToTokens;
-use syn::{Ident, Path};
+use syn::{Ident, LitStr, Path};
 
 use crate::ast::{Model, types};
 use crate::attr::{ActionName, Fill, GroupAttr, InsertItem};
@@ -79,6 +79,65 @@ pub enum FieldFill {
     Null,
 }
 
+/// When the TypeScript client loads the model's rows (`load_strategy = "..."`).
+#[derive(Clone, Copy)]
+pub enum LoadStrategy {
+    /// `"instant"`, the default: with the bootstrap.
+    Instant,
+    /// `"lazy"`: on first access.
+    Lazy,
+    /// `"partial"`: on demand, partially hydrated.
+    Partial,
+    /// `"explicitlyRequested"`: when the application asks.
+    ExplicitlyRequested,
+}
+
+impl LoadStrategy {
+    /// The strategies a server model may have, by their client names.
+    const ALL: [(&'static str, LoadStrategy); 4] = [
+        ("instant", LoadStrategy::Instant),
+        ("lazy", LoadStrategy::Lazy),
+        ("partial", LoadStrategy::Partial),
+        ("explicitlyRequested", LoadStrategy::ExplicitlyRequested),
+    ];
+
+    /// The name of the runtime's `LoadStrategy` variant.
+    pub fn variant(self) -> &'static str {
+        match self {
+            LoadStrategy::Instant => "Instant",
+            LoadStrategy::Lazy => "Lazy",
+            LoadStrategy::Partial => "Partial",
+            LoadStrategy::ExplicitlyRequested => "ExplicitlyRequested",
+        }
+    }
+}
+
+/// The load-strategy step: `load_strategy = "..."` names one of the client's
+/// strategies that a synced model can have; `instant` when absent.
+fn load_strategy(cx: &Ctxt, lit: Option<&LitStr>) -> LoadStrategy {
+    let Some(lit) = lit else {
+        return LoadStrategy::Instant;
+    };
+    let value = lit.value();
+    if let Some(&(_, strategy)) = LoadStrategy::ALL.iter().find(|(name, _)| *name == value) {
+        return strategy;
+    }
+    let message = if value == "local" {
+        "`local` models never leave the client, and this one is synced by the server\n\
+         help: use `instant` (the default), `lazy`, `partial` or `explicitlyRequested`, \
+         or declare a local-only model in the client alone"
+            .to_owned()
+    } else {
+        format!(
+            "unknown load strategy `{value}`\n\
+             help: the client's strategies are `instant` (the default), `lazy`, `partial` \
+             and `explicitlyRequested`, e.g. `#[sync(load_strategy = \"lazy\")]`"
+        )
+    };
+    cx.error_spanned_by(lit, message);
+    LoadStrategy::Instant
+}
+
 /// A model that passed every rule: what the code generator needs.
 pub struct Spec<'a> {
     /// The parsed input.
@@ -107,6 +166,8 @@ pub struct Spec<'a> {
     pub indexed: Vec<usize>,
     /// The `archived_at` field when archive actions are enabled.
     pub archived_at: Option<usize>,
+    /// When the client loads the rows.
+    pub load_strategy: LoadStrategy,
 }
 
 impl Spec<'_> {
@@ -139,6 +200,7 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
     let archived_at = check_archive(cx, model, &key, &tokens);
     let (fills, insert_data) = check_insert(cx, model, &fields, &key, &group, actions, &tokens);
     let indexed = check_indexed(model, &fields);
+    let load_strategy = load_strategy(cx, model.attrs.load_strategy.as_ref());
 
     if cx.has_errors() {
         return None;
@@ -157,6 +219,7 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
         update,
         indexed,
         archived_at,
+        load_strategy,
     })
 }
 

@@ -17,6 +17,7 @@ compile_error!("stratasync-diesel needs at least one backend feature: `postgres`
 
 mod backend;
 mod bind;
+pub mod codegen;
 mod error;
 mod hooks;
 mod log;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 use futures::future::BoxFuture;
-use stratasync_core::{FilterContext, ModelMeta, SyncModel};
+use stratasync_core::{ClientSchema, FilterContext, ModelMeta, SyncModel};
 
 use crate::hooks::{DynModelHooks, HookConn, ModelHooks, NoHooks};
 use crate::mutate::{Change, Mutation, apply};
@@ -211,5 +211,23 @@ impl Registry {
     /// Every model, in registration order.
     pub fn iter(&self) -> impl Iterator<Item = &RegisteredModel> {
         self.models.iter()
+    }
+
+    /// The TypeScript client's schema of these models.
+    pub fn client_schema(&self) -> ClientSchema {
+        ClientSchema::new(self.models.iter().map(|m| &m.meta))
+    }
+
+    /// The client schema as a TypeScript module: the `schema` object,
+    /// a row interface per model and `SCHEMA_HASH` (see
+    /// [`codegen`](crate::codegen) for writing and checking the file).
+    pub fn typescript(&self) -> String {
+        stratasync_core::typescript(&self.client_schema())
+    }
+
+    /// The `schemaHash` a client whose schema was generated from these
+    /// models sends (`computeSchemaHash` of `@stratasync/core`).
+    pub fn schema_hash(&self) -> String {
+        self.client_schema().hash()
     }
 }

@@ -59,6 +59,18 @@ pub enum ApiError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A bootstrap's `schemaHash` is not the server's, and the server
+    /// refuses such clients.
+    #[error(
+        "The client's schema hash {client} does not match the server's {server}: \
+         regenerate the client schema from the server's models"
+    )]
+    SchemaMismatch {
+        /// The hash the client sent.
+        client: String,
+        /// The hash of the server's models.
+        server: String,
+    },
 }
 
 impl ApiError {
@@ -136,6 +148,15 @@ impl IntoResponse for ApiError {
             ApiError::TooMany { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 json!({ "error": self.to_string() }),
+            ),
+            ApiError::SchemaMismatch { client, server } => (
+                StatusCode::CONFLICT,
+                json!({
+                    "error": "SCHEMA_MISMATCH",
+                    "message": self.to_string(),
+                    "clientSchemaHash": client,
+                    "serverSchemaHash": server,
+                }),
             ),
             ApiError::Store(error) if error.is_unavailable() => {
                 tracing::warn!(%error, "the database is unavailable or at capacity");

@@ -13,6 +13,7 @@ mod membership;
 pub mod metrics;
 mod quota;
 pub mod retention;
+mod schema_check;
 mod serve;
 mod server;
 pub mod shutdown;
@@ -24,10 +25,11 @@ pub use live::{LiveContext, LiveHooks, LiveSocket};
 pub use serve::{DEFAULT_BIND, DEFAULT_DATABASE, ServeConfig, parse_duration, serve, serve_with};
 pub use server::{MutationEvent, SyncServer, SyncServerBuilder};
 pub use stratasync_core::{
-    ActionKind, FieldCodec, FieldError, FilterContext, GroupValue, JsonMap, ModelMeta, SyncAction,
-    SyncId, SyncModel,
+    ActionKind, ClientSchema, ClientType, FieldCodec, FieldError, FilterContext, GroupValue,
+    JsonMap, LoadStrategy, ModelMeta, SyncAction, SyncId, SyncModel,
 };
 pub use stratasync_derive::SyncModel;
+pub use stratasync_diesel::codegen;
 pub use stratasync_diesel::{
     Applied, Bind, DieselModel, GroupLog, HookResult, LogBounds, LogStats, ModelHooks, Mutation,
     MutationError, PoolOptions, PoolStatus, Redacted, Registry, RowScope, Store, StoreError,
@@ -46,7 +48,7 @@ pub mod __private {
     pub use serde_json;
     pub use stratasync_core::{
         ActionKind, ActionSet, FieldCodec, FieldError, FieldMeta, GroupKey, GroupValue, JsonMap,
-        ModelMeta, SyncModel, composite_id, write_json_string,
+        LoadStrategy, ModelMeta, SyncModel, composite_id, write_json_string,
     };
     pub use stratasync_diesel::{Bind, DieselModel, RowScope, for_each_backend};
 }

@@ -16,6 +16,7 @@ use crate::fanout::{Fanout, FanoutConfig};
 use crate::limits::{Clipped, Limits};
 use crate::live::{DynLiveHooks, LiveConfig, LiveHooks, NoHooks};
 use crate::quota::Quota;
+use crate::schema_check::SchemaCheck;
 
 /// What the after-mutation hook is told.
 #[derive(Debug, Clone)]
@@ -53,6 +54,8 @@ pub(crate) struct Shared {
     pub(crate) draining: AtomicBool,
     /// How long requests in flight may run once shutdown began.
     pub(crate) shutdown_grace: Duration,
+    /// The server's schema hash and the clients that differ from it.
+    pub(crate) schema_check: SchemaCheck,
 }
 
 impl Shared {
@@ -129,6 +132,7 @@ impl SyncServer {
             shutdown_grace: crate::shutdown::DEFAULT_SHUTDOWN_GRACE,
             limits: Limits::default(),
             retention: crate::retention::Policy::default(),
+            refuse_schema_mismatch: false,
         }
     }
 
@@ -196,6 +200,19 @@ impl SyncServer {
         &self.shared.store
     }
 
+    /// The `schemaHash` a client generated from the server's models sends
+    /// ([`Registry::schema_hash`]).
+    pub fn schema_hash(&self) -> &str {
+        self.shared.schema_check.expected()
+    }
+
+    /// How many clients (distinct user and hash) bootstrapped with another
+    /// `schemaHash` since the server started (see
+    /// [`SyncServerBuilder::refuse_schema_mismatch`]).
+    pub fn schema_mismatches(&self) -> u64 {
+        self.shared.schema_check.mismatched_clients()
+    }
+
     /// Adds `user_id` to `group_id` (PROTOCOL §11): writes the membership,
     /// then appends a `G` action with the user's new full
     /// `subscribedSyncGroups` to their personal group. The user's live
@@ -258,6 +275,7 @@ pub struct SyncServerBuilder {
     shutdown_grace: Duration,
     limits: Limits,
     retention: crate::retention::Policy,
+    refuse_schema_mismatch: bool,
 }
 
 impl std::fmt::Debug for SyncServerBuilder {
@@ -444,6 +462,17 @@ impl SyncServerBuilder {
         self
     }
 
+    /// Refuses bootstraps whose `schemaHash` differs from
+    /// [`SyncServer::schema_hash`] with `409 SCHEMA_MISMATCH` naming both
+    /// hashes, for teams that deploy clients and server together. Off by
+    /// default: such a client is served, and logged and counted once per
+    /// user and hash ([`SyncServer::schema_mismatches`]).
+    #[must_use]
+    pub fn refuse_schema_mismatch(mut self, refuse: bool) -> Self {
+        self.refuse_schema_mismatch = refuse;
+        self
+    }
+
     /// Hooks on live sockets: subscribe, application frames, close.
     #[must_use]
     pub fn live_hooks(mut self, hooks: impl LiveHooks) -> Self {
@@ -461,6 +490,8 @@ impl SyncServerBuilder {
             .ok_or_else(|| Error::Config("no auth configured: call .auth(...)".into()))?;
         crate::metrics::recorder();
         self.limits.validate()?;
+        let schema_check =
+            SchemaCheck::new(self.registry.schema_hash(), self.refuse_schema_mismatch);
         let mut store =
             Store::connect_with(&url, self.registry, &self.limits.pool_options()).await?;
         if !self.group_commit {
@@ -486,6 +517,7 @@ impl SyncServerBuilder {
                 after_mutation: self.after_mutation,
                 draining: AtomicBool::new(false),
                 shutdown_grace: self.shutdown_grace,
+                schema_check,
             }),
             base_path: self.base_path.into(),
         })

@@ -5,6 +5,10 @@
 //! the address, `STRATASYNC_*` for the rest); `TODO_ADMIN=1` adds admin
 //! routes for demos and tests (token `user:admin`), `TODO_SEED=0` skips the
 //! demo data.
+//!
+//! `cargo run -p todo-example -- codegen --typescript examples/todo/web/src/schema.ts`
+//! regenerates the browser client's schema from the models (`--check`: fail
+//! when the file is stale, as CI does).
 
 mod admin;
 mod auth;
@@ -26,6 +30,17 @@ const WEB_DIST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/web/dist");
 
 #[tokio::main]
 async fn main() {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some("codegen") {
+        match stratasync::codegen::run(&models::registry(), args) {
+            Ok(report) => println!("{report}"),
+            Err(error) => {
+                eprintln!("error: {error}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -82,10 +82,23 @@ pub fn sync_model(spec: &Spec) -> TokenStream {
 fn meta(spec: &Spec) -> TokenStream {
     let fields = &spec.model.fields;
     let name = &spec.name;
-    let metas = fields.iter().map(|field| {
+    let keys = spec.keys();
+    let metas = fields.iter().enumerate().map(|(index, field)| {
         let wire = wire(field);
         let column = field.column_name();
-        quote!(__sp::FieldMeta { wire: #wire, column: #column })
+        let ty = field.ty;
+        let key = keys.contains(&index);
+        let client_type = quote_spanned!(ty.span()=> <#ty as __sp::FieldCodec>::CLIENT_TYPE);
+        let nullable = quote_spanned!(ty.span()=> <#ty as __sp::FieldCodec>::NULLABLE);
+        quote! {
+            __sp::FieldMeta {
+                wire: #wire,
+                column: #column,
+                client_type: #client_type,
+                nullable: #nullable,
+                key: #key,
+            }
+        }
     });
     let group = match spec.group {
         Group::Column { field, updatable } => {
@@ -108,6 +121,7 @@ fn meta(spec: &Spec) -> TokenStream {
     .filter(|(on, _)| *on)
     .map(|(_, kind)| quote!(.with(__sp::ActionKind::#kind)));
     let indexed = spec.indexed.iter().map(|&i| wire(&fields[i]));
+    let load_strategy = format_ident!("{}", spec.load_strategy.variant());
     quote! {
         __sp::ModelMeta {
             name: #name,
@@ -116,6 +130,7 @@ fn meta(spec: &Spec) -> TokenStream {
             composite: #composite,
             actions: __sp::ActionSet::EMPTY #(#actions)*,
             indexed: &[#(#indexed),*],
+            load_strategy: __sp::LoadStrategy::#load_strategy,
         }
     }
 }

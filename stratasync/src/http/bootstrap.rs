@@ -53,6 +53,10 @@ pub(crate) async fn bootstrap(
         _ => registry.iter().map(|m| m.meta().name.to_owned()).collect(),
     };
     issues.finish(())?;
+    state.schema_check.check(
+        &caller.user.user_id,
+        query.get("schemaHash").unwrap_or_default(),
+    )?;
 
     // A partial bootstrap reads the same consistent snapshot as a full one:
     // rows touched after `firstSyncId` are included at their current state,

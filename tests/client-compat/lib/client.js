@@ -4,10 +4,10 @@
 import { createSyncClient } from "@stratasync/client";
 import { noopReactivityAdapter } from "@stratasync/core";
 import { createGraphQLTransport } from "@stratasync/transport-graphql";
-// The example's own schema and storage adapter (examples/todo/web), so that
+// The example's own storage adapter and generated schema (examples/todo/web), so that
 // this suite proves the web client the example ships.
 import { MemoryStorage } from "../../../examples/todo/web/src/memory-storage.js";
-import { schema } from "../../../examples/todo/web/src/schema.js";
+import { schema } from "./generated-schema.js";
 import { CLIENT_HEADER, installNetworkInstrumentation, recordingWebSocket } from "./network.js";
 import { plain, waitFor } from "./util.js";
 

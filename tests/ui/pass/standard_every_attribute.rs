@@ -1,7 +1,7 @@
 //! A standard model using every container and field attribute.
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::{Queryable, Selectable};
-use stratasync::{ActionKind, SyncModel};
+use stratasync::{ActionKind, ClientType, LoadStrategy, SyncModel};
 use uuid::Uuid;
 
 diesel::table! {
@@ -31,7 +31,8 @@ diesel::table! {
     actions(insert, update, delete, archive, unarchive),
     insert(title, due_on, team_id, priority = default, estimate, created_at = now, updated_at = now),
     update(title, due_on, priority, estimate),
-    indexed(team_id, id)
+    indexed(team_id, id),
+    load_strategy = "lazy"
 )]
 pub struct IssueRow {
     pub id: Uuid,
@@ -57,4 +58,9 @@ fn main() {
     assert_eq!(IssueRow::META.fields[9].wire, "body");
     assert_eq!(IssueRow::META.fields[9].column, "body_text");
     assert_eq!(IssueRow::META.indexed, &["teamId", "id"]);
+    assert_eq!(IssueRow::META.load_strategy, LoadStrategy::Lazy);
+    assert_eq!(IssueRow::META.fields[2].client_type, ClientType::DateOnly);
+    assert!(IssueRow::META.fields[2].nullable);
+    assert_eq!(IssueRow::META.fields[0].client_type, ClientType::String);
+    assert!(IssueRow::META.fields[0].key && !IssueRow::META.fields[1].key);
 }

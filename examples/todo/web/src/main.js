@@ -8,7 +8,7 @@ import { createSyncClient } from "@stratasync/client";
 import { noopReactivityAdapter } from "@stratasync/core";
 import { createGraphQLTransport } from "@stratasync/transport-graphql";
 import { MemoryStorage } from "./memory-storage.js";
-import { schema } from "./schema.js";
+import { schema } from "./schema.ts";
 
 const USERS = ["alice", "bob", "carol"];
 const params = new URLSearchParams(location.search);
