@@ -1,6 +1,7 @@
 //! Storage errors.
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use stratasync_core::SyncId;
 
 /// A failure of the store itself (never a client mistake).
 #[derive(Debug, thiserror::Error)]
@@ -19,12 +20,21 @@ pub enum StoreError {
     Migration(String),
 }
 
+/// The message of the not-found rejection.
+const NOT_FOUND: &str = "Invalid mutation: record not found";
+
 /// Why one mutation was not applied.
 #[derive(Debug, thiserror::Error)]
 pub enum MutationError {
     /// The client's mutation is invalid or not allowed; the message is for the client.
     #[error("{0}")]
     Rejected(String),
+    /// The row was removed by a committed delete the caller can see, the
+    /// action with this id: nothing is left to apply. The write path answers
+    /// it as a success with that id, so that a client which did not know of
+    /// the delete waits for it instead of rolling its row back into existence.
+    #[error("the record was already deleted (sync id {0})")]
+    AlreadyDeleted(SyncId),
     /// The store failed; the client sees a generic message.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -38,7 +48,12 @@ impl MutationError {
 
     /// The rejection for a row that does not exist or is outside the caller's groups.
     pub fn not_found() -> Self {
-        MutationError::rejected("Invalid mutation: record not found")
+        MutationError::rejected(NOT_FOUND)
+    }
+
+    /// Whether this is the [`not_found`](Self::not_found) rejection.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, MutationError::Rejected(message) if message == NOT_FOUND)
     }
 }
 

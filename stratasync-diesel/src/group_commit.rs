@@ -21,7 +21,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use stratasync_core::FilterContext;
+use stratasync_core::{ActionKind, FilterContext};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::mutate::{Change, Mutation};
@@ -198,6 +198,26 @@ enum Step {
     Rejected(MutationError),
     Duplicate(Applied),
     Append(Change),
+    /// Its row is gone because the group's mutation at this index deletes
+    /// it: answered with that delete's id once appended, as the single path
+    /// answers a write to a row a committed delete removed.
+    AfterDelete(usize),
+}
+
+/// The earlier member of the group that deletes the row `mutation` names, if any.
+fn deleted_earlier(
+    group: &[Entry<'_>],
+    steps: &[Step],
+    ctx: &FilterContext,
+    mutation: &Mutation,
+) -> Option<usize> {
+    steps.iter().zip(group).position(|(step, (_, earlier))| {
+        matches!(step, Step::Append(change)
+            if earlier.action == ActionKind::Delete
+                && earlier.model == mutation.model
+                && change.model_id == mutation.model_id
+                && change.group_id.as_deref().is_none_or(|g| ctx.holds(g)))
+    })
 }
 
 /// Runs `group` in one transaction; `Err` when the group as a whole failed
@@ -248,22 +268,38 @@ async fn apply_and_append_all<C: StoreConn>(
                 finish(conn, Err::<(), _>(MutationError::Rejected(message.clone())))
                     .await
                     .ok();
+                let refusal = MutationError::Rejected(message);
+                let after_delete = refusal
+                    .is_not_found()
+                    .then(|| deleted_earlier(group, &steps, ctx, mutation))
+                    .flatten();
                 steps.push(match conn.find_client_tx(client_id, client_tx_id).await? {
                     Some(id) => Step::Duplicate(Applied::Duplicate(id)),
-                    None => Step::Rejected(MutationError::Rejected(message)),
+                    None => after_delete.map_or(Step::Rejected(refusal), Step::AfterDelete),
                 });
+            }
+            Err(MutationError::AlreadyDeleted(id)) => {
+                finish(conn, Err::<(), _>(MutationError::AlreadyDeleted(id)))
+                    .await
+                    .ok();
+                steps.push(Step::Rejected(MutationError::AlreadyDeleted(id)));
             }
             Err(MutationError::Store(error)) => return Err(error),
         }
     }
     conn.lock_append_order().await?;
-    let mut outcomes = Vec::with_capacity(steps.len());
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(steps.len());
     for (&(_, mutation), step) in group.iter().zip(steps) {
-        outcomes.push(match step {
+        let outcome = match step {
             Step::Rejected(error) => Err(error),
             Step::Duplicate(applied) => Ok(applied),
             Step::Append(change) => Ok(append_change(conn, mutation, change).await?),
-        });
+            Step::AfterDelete(index) => match &outcomes[index] {
+                Ok(delete) => Err(MutationError::AlreadyDeleted(delete.sync_id())),
+                Err(_) => Err(MutationError::not_found()),
+            },
+        };
+        outcomes.push(outcome);
     }
     Ok(outcomes)
 }

@@ -125,6 +125,20 @@ pub(crate) async fn mutate_route(
                     "error": message,
                 }));
             }
+            // Moot: a committed delete removed the row. A success with the
+            // delete's id makes the client wait for that delete rather than
+            // roll its own change back over it (docs/protocol.md).
+            Err(MutationError::AlreadyDeleted(id)) => {
+                last = last.max(id);
+                results.push(json!({
+                    "clientTxId": mutation.client_tx_id,
+                    "success": true,
+                    "syncId": id,
+                    "warnings": [format!(
+                        "The record was already deleted (syncId {id}); nothing was applied"
+                    )],
+                }));
+            }
             Err(MutationError::Store(error)) => store_failure = Some(error),
         }
     }

@@ -1,0 +1,226 @@
+//! PROTOCOL §7 as the client needs it (docs/protocol.md, "Writes to a deleted
+//! row"): a write to a row that a committed delete removed is moot, and is
+//! answered as a success carrying that delete's syncId, so that the client
+//! waits for the delete instead of rolling its row back into existence.
+#![allow(clippy::unwrap_used)] // a test's unwrap is an assertion
+
+use serde_json::{Value, json};
+use stratasync_tests::harness::{Client, TestDb, TestServer, new_id, tx};
+use stratasync_tests::on_each_backend;
+use stratasync_tests::protocol::composite_id;
+
+const NOT_FOUND: &str = "Invalid mutation: record not found";
+
+/// Every action visible to `client`.
+async fn actions(client: &Client) -> Vec<Value> {
+    let reply = client.get("/sync/deltas?after=0&limit=5000").await;
+    reply.json["actions"].as_array().expect("actions").clone()
+}
+
+/// The one result of a one-transaction request, checked to be a 200.
+async fn result_of(client: &Client, tx: Value) -> (Value, Value) {
+    let reply = client.mutate_one(tx).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    (reply.json["results"][0].clone(), reply.json)
+}
+
+async fn writes_to_a_deleted_row_answer_the_delete(db: &TestDb) {
+    let server = TestServer::start(db).await;
+    server.add_member("alice", "w1").await;
+    server.add_member("bob", "w1").await;
+    let alice = server.client("user:alice");
+    let bob = server.client("user:bob");
+    let (id, _) = alice.insert_task("w1", "shared").await;
+    let deleted = bob
+        .mutate_ok(tx(
+            "bob-d",
+            "Task",
+            &id,
+            "DELETE",
+            json!({ "title": "shared" }),
+        ))
+        .await;
+
+    // Alice has not seen bob's delete yet: each of her writes is moot.
+    for (n, (action, payload)) in [
+        ("UPDATE", json!({ "title": "too late" })),
+        ("ARCHIVE", json!({ "archivedAt": 1_795_632_180_000_i64 })),
+        ("UNARCHIVE", json!({})),
+        ("DELETE", json!({ "title": "shared" })),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let client_tx_id = format!("alice-{n}");
+        let reply = alice
+            .mutate_one(tx(&client_tx_id, "Task", &id, action, payload))
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(
+            reply.text,
+            format!(
+                r#"{{"lastSyncId":"{deleted}","results":[{{"clientTxId":"{client_tx_id}","success":true,"syncId":"{deleted}","warnings":["The record was already deleted (syncId {deleted}); nothing was applied"]}}],"success":true}}"#
+            ),
+            "{action} of a row bob deleted answers bob's delete"
+        );
+    }
+    let log = actions(&alice).await;
+    let letters: Vec<&str> = log.iter().map(|a| a["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        letters,
+        ["I", "D"],
+        "nothing is logged for a moot write: no phantom D, no U"
+    );
+
+    // Asked again, the same transaction gets the same answer.
+    let (again, _) = result_of(
+        &alice,
+        tx(
+            "alice-0",
+            "Task",
+            &id,
+            "UPDATE",
+            json!({ "title": "too late" }),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (again["success"].clone(), again["syncId"].clone()),
+        (json!(true), json!(deleted))
+    );
+}
+
+async fn a_delete_the_caller_cannot_see_stays_not_found(db: &TestDb) {
+    let server = TestServer::start(db).await;
+    server.add_member("alice", "w1").await;
+    server.add_member("bob", "w2").await;
+    let alice = server.client("user:alice");
+    let bob = server.client("user:bob");
+    let (theirs, _) = bob.insert_task("w2", "secret").await;
+    bob.mutate_ok(tx("bob-d", "Task", &theirs, "DELETE", json!({})))
+        .await;
+    let never = new_id();
+    for target in [theirs.as_str(), never.as_str()] {
+        let (result, body) = result_of(
+            &alice,
+            tx(&new_id(), "Task", target, "UPDATE", json!({ "title": "x" })),
+        )
+        .await;
+        assert_eq!(
+            (result["success"].clone(), result["error"].clone()),
+            (json!(false), json!(NOT_FOUND)),
+            "another group's delete leaks nothing, a row that never existed is not found: {body}"
+        );
+    }
+}
+
+async fn a_composite_row_unlinked_before_answers_the_unlink(db: &TestDb) {
+    let server = TestServer::start(db).await;
+    server.add_member("alice", "w1").await;
+    server.add_member("bob", "w1").await;
+    let alice = server.client("user:alice");
+    let bob = server.client("user:bob");
+    let (task, label) = (new_id(), new_id());
+    let keys = json!({ "taskId": task, "labelId": label, "workspaceId": "w1" });
+
+    // A pair that was never linked: strict, as before.
+    let (result, body) = result_of(
+        &alice,
+        tx("never", "TaskLabel", "x", "DELETE", keys.clone()),
+    )
+    .await;
+    assert_eq!(result["error"], NOT_FOUND, "{body}");
+
+    alice
+        .mutate_ok(tx("link", "TaskLabel", "x", "INSERT", keys.clone()))
+        .await;
+    let unlinked = bob
+        .mutate_ok(tx("bob-unlink", "TaskLabel", "x", "DELETE", keys.clone()))
+        .await;
+    let (result, body) = result_of(
+        &alice,
+        tx("alice-unlink", "TaskLabel", "x", "DELETE", keys.clone()),
+    )
+    .await;
+    assert_eq!(
+        (result["success"].clone(), result["syncId"].clone()),
+        (json!(true), json!(unlinked)),
+        "unlinking an unlinked pair answers the unlink: {body}"
+    );
+    let log = actions(&alice).await;
+    let logged: Vec<(&str, &str)> = log
+        .iter()
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap(),
+                a["modelId"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let pair = composite_id(&task, &label);
+    assert_eq!(
+        logged,
+        [("I", pair.as_str()), ("D", pair.as_str())],
+        "no phantom D"
+    );
+
+    // Linked again, the pair is an ordinary row once more.
+    alice
+        .mutate_ok(tx("relink", "TaskLabel", "x", "INSERT", keys.clone()))
+        .await;
+    let again = alice
+        .mutate_ok(tx("unlink-again", "TaskLabel", "x", "DELETE", keys))
+        .await;
+    assert_ne!(again, unlinked, "a real delete logs its own action");
+}
+
+/// Several transactions of one request (one group commit on PostgreSQL):
+/// the moot one answers the delete, the others apply and log as usual.
+async fn a_moot_write_in_a_batch_leaves_the_rest_alone(db: &TestDb) {
+    let server = TestServer::start(db).await;
+    server.add_member("alice", "w1").await;
+    let alice = server.client("user:alice");
+    let (gone, _) = alice.insert_task("w1", "gone").await;
+    let deleted = alice
+        .mutate_ok(tx(&new_id(), "Task", &gone, "DELETE", json!({})))
+        .await;
+    let fresh = new_id();
+    let reply = alice
+        .post(
+            "/sync/mutate",
+            &json!({ "batchId": "b", "transactions": [
+                tx("m1", "Task", &gone, "UPDATE", json!({ "title": "moot" })),
+                tx("m2", "Task", &fresh, "INSERT", json!({ "title": "new", "priority": 1, "workspaceId": "w1" })),
+                tx("m3", "Task", &new_id(), "UPDATE", json!({ "title": "never existed" })),
+            ] }),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let results = reply.json["results"].as_array().unwrap();
+    assert_eq!(
+        (results[0]["success"].clone(), results[0]["syncId"].clone()),
+        (json!(true), json!(deleted)),
+        "{}",
+        reply.text
+    );
+    assert_eq!(results[1]["success"], true, "{}", reply.text);
+    assert_eq!(results[2]["error"], NOT_FOUND, "{}", reply.text);
+    assert_eq!(reply.json["success"], false);
+    assert_eq!(
+        reply.json["lastSyncId"], results[1]["syncId"],
+        "the highest success"
+    );
+    let letters: Vec<String> = actions(&alice)
+        .await
+        .iter()
+        .map(|a| a["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(letters, ["I", "D", "I"]);
+}
+
+on_each_backend!(
+    writes_to_a_deleted_row_answer_the_delete,
+    a_delete_the_caller_cannot_see_stays_not_found,
+    a_composite_row_unlinked_before_answers_the_unlink,
+    a_moot_write_in_a_batch_leaves_the_rest_alone,
+);
