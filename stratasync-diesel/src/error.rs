@@ -31,10 +31,16 @@ pub enum MutationError {
     Rejected(String),
     /// The row was removed by a committed delete the caller can see, the
     /// action with this id: nothing is left to apply. The write path answers
-    /// it as a success with that id, so that a client which did not know of
-    /// the delete waits for it instead of rolling its row back into existence.
-    #[error("the record was already deleted (sync id {0})")]
+    /// it as a success (with a warning naming the id), so that a client which
+    /// did not know of the delete does not roll its row back into existence.
+    #[error("The record was already deleted (by syncId {0}); nothing was applied")]
     AlreadyDeleted(SyncId),
+    /// The composite pair an insert names is linked already, by the insert
+    /// with this id, in a group the caller holds: nothing is left to apply.
+    /// Answered as a success, like [`AlreadyDeleted`](Self::AlreadyDeleted),
+    /// so that a client whose link raced another client's does not drop it.
+    #[error("The record already exists (linked by syncId {0}); nothing was applied")]
+    AlreadyLinked(SyncId),
     /// The store failed; the client sees a generic message.
     #[error(transparent)]
     Store(#[from] StoreError),

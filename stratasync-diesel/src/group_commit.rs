@@ -278,11 +278,10 @@ async fn apply_and_append_all<C: StoreConn>(
                     None => after_delete.map_or(Step::Rejected(refusal), Step::AfterDelete),
                 });
             }
-            Err(MutationError::AlreadyDeleted(id)) => {
-                finish(conn, Err::<(), _>(MutationError::AlreadyDeleted(id)))
-                    .await
-                    .ok();
-                steps.push(Step::Rejected(MutationError::AlreadyDeleted(id)));
+            Err(moot @ (MutationError::AlreadyDeleted(_) | MutationError::AlreadyLinked(_))) => {
+                if let Err(moot) = finish(conn, Err::<(), _>(moot)).await {
+                    steps.push(Step::Rejected(moot));
+                }
             }
             Err(MutationError::Store(error)) => return Err(error),
         }

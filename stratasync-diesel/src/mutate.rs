@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use stratasync_core::{ActionKind, FieldCodec, FilterContext, GroupKey, JsonMap, contains_nul};
+use stratasync_core::{
+    ActionKind, FieldCodec, FilterContext, GroupKey, JsonMap, SyncId, contains_nul,
+};
 
 use crate::hooks::{HookConn, ModelHooks};
 use crate::log::LogConn;
@@ -66,6 +68,34 @@ async fn missing_row<C: LogConn>(
     }
 }
 
+/// The insert that linked the composite pair `key` names, when the pair is
+/// linked in a group the caller holds: inserting it again is moot. Another
+/// group's pair is left to the insert, which finds it already exists.
+async fn linked_before<T, C>(
+    conn: &mut C,
+    mutation: &Mutation,
+    key: &T::Key,
+    model_id: &str,
+    ctx: &FilterContext,
+) -> Result<Option<SyncId>, MutationError>
+where
+    T: DieselModel<C>,
+    C: HookConn + LogConn,
+{
+    let visible = match T::find_group(conn, key).await? {
+        Some(Some(group)) => ctx.holds(&group),
+        Some(None) => T::META.group == GroupKey::Global,
+        None => false,
+    };
+    if !visible {
+        return Ok(None);
+    }
+    let last = conn.last_action_on(&mutation.model, model_id).await?;
+    Ok(last
+        .filter(|last| last.action == ActionKind::Insert.letter())
+        .map(|last| last.id))
+}
+
 /// Applies `mutation` to model `T` on `conn` (inside the caller's transaction).
 pub(crate) async fn apply<T, C>(
     conn: &mut C,
@@ -89,6 +119,12 @@ where
     let model_id = T::model_id(&key);
 
     if mutation.action == ActionKind::Insert {
+        if T::META.composite
+            && let Some(linked) =
+                linked_before::<T, C>(conn, mutation, &key, &model_id, ctx).await?
+        {
+            return Err(MutationError::AlreadyLinked(linked));
+        }
         let mut row = T::from_insert(key, &mutation.payload, now)?;
         hooks
             .before_insert(conn.tx(), ctx, &mut row)

@@ -178,9 +178,18 @@ async fn one_request_applies_in_order(db: &stratasync_tests::harness::TestDb) {
         "the duplicate answers the first id"
     );
     assert_eq!(
-        (results[5]["success"].clone(), results[5]["syncId"].clone()),
-        (json!(true), results[4]["syncId"].clone()),
-        "an update after the delete is moot and answers the delete: {}",
+        (
+            results[5]["success"].clone(),
+            results[5]["warnings"][0].clone()
+        ),
+        (
+            json!(true),
+            json!(format!(
+                "The record was already deleted (by syncId {}); nothing was applied",
+                results[4]["syncId"].as_str().unwrap_or_default()
+            ))
+        ),
+        "an update after the delete is moot and names the delete: {}",
         reply.text
     );
     let ids: Vec<u64> = results

@@ -125,18 +125,16 @@ pub(crate) async fn mutate_route(
                     "error": message,
                 }));
             }
-            // Moot: a committed delete removed the row. A success with the
-            // delete's id makes the client wait for that delete rather than
-            // roll its own change back over it (docs/protocol.md).
-            Err(MutationError::AlreadyDeleted(id)) => {
-                last = last.max(id);
+            // Moot: a committed delete removed the row, or the pair is linked
+            // already. A success keeps the client from rolling its change
+            // back over that action; without a syncId the client completes
+            // the transaction at once instead of waiting for an id its cursor
+            // may have passed already (docs/protocol.md, "Moot writes").
+            Err(moot @ (MutationError::AlreadyDeleted(_) | MutationError::AlreadyLinked(_))) => {
                 results.push(json!({
                     "clientTxId": mutation.client_tx_id,
                     "success": true,
-                    "syncId": id,
-                    "warnings": [format!(
-                        "The record was already deleted (syncId {id}); nothing was applied"
-                    )],
+                    "warnings": [moot.to_string()],
                 }));
             }
             Err(MutationError::Store(error)) => store_failure = Some(error),

@@ -1,7 +1,9 @@
-//! PROTOCOL §7 as the client needs it (docs/protocol.md, "Writes to a deleted
-//! row"): a write to a row that a committed delete removed is moot, and is
-//! answered as a success carrying that delete's syncId, so that the client
-//! waits for the delete instead of rolling its row back into existence.
+//! PROTOCOL §7 as the client needs it (docs/protocol.md, "Moot writes"): a
+//! write to a row that a committed delete removed, or a link of a composite
+//! pair that is linked already, is moot: nothing is applied or logged, and the
+//! answer is a success without a syncId (the client completes it at once)
+//! whose warning names the action that settled the row. The client then does
+//! not roll its own change back over that action.
 #![allow(clippy::unwrap_used)] // a test's unwrap is an assertion
 
 use serde_json::{Value, json};
@@ -59,7 +61,7 @@ async fn writes_to_a_deleted_row_answer_the_delete(db: &TestDb) {
         assert_eq!(
             reply.text,
             format!(
-                r#"{{"lastSyncId":"{deleted}","results":[{{"clientTxId":"{client_tx_id}","success":true,"syncId":"{deleted}","warnings":["The record was already deleted (syncId {deleted}); nothing was applied"]}}],"success":true}}"#
+                r#"{{"lastSyncId":"0","results":[{{"clientTxId":"{client_tx_id}","success":true,"warnings":["The record was already deleted (by syncId {deleted}); nothing was applied"]}}],"success":true}}"#
             ),
             "{action} of a row bob deleted answers bob's delete"
         );
@@ -85,8 +87,13 @@ async fn writes_to_a_deleted_row_answer_the_delete(db: &TestDb) {
     )
     .await;
     assert_eq!(
-        (again["success"].clone(), again["syncId"].clone()),
-        (json!(true), json!(deleted))
+        (again["success"].clone(), again["warnings"].clone()),
+        (
+            json!(true),
+            json!([format!(
+                "The record was already deleted (by syncId {deleted}); nothing was applied"
+            )])
+        )
     );
 }
 
@@ -143,8 +150,13 @@ async fn a_composite_row_unlinked_before_answers_the_unlink(db: &TestDb) {
     )
     .await;
     assert_eq!(
-        (result["success"].clone(), result["syncId"].clone()),
-        (json!(true), json!(unlinked)),
+        (result["success"].clone(), result["warnings"][0].clone()),
+        (
+            json!(true),
+            json!(format!(
+                "The record was already deleted (by syncId {unlinked}); nothing was applied"
+            ))
+        ),
         "unlinking an unlinked pair answers the unlink: {body}"
     );
     let log = actions(&alice).await;
@@ -174,6 +186,53 @@ async fn a_composite_row_unlinked_before_answers_the_unlink(db: &TestDb) {
     assert_ne!(again, unlinked, "a real delete logs its own action");
 }
 
+async fn linking_a_linked_pair_answers_the_link(db: &TestDb) {
+    let server = TestServer::start(db).await;
+    server.add_member("alice", "w1").await;
+    server.add_member("bob", "w1").await;
+    server.add_member("carol", "w2").await;
+    let alice = server.client("user:alice");
+    let bob = server.client("user:bob");
+    let carol = server.client("user:carol");
+    let (task, label) = (new_id(), new_id());
+    let keys = json!({ "taskId": task, "labelId": label, "workspaceId": "w1" });
+    let linked = alice
+        .mutate_ok(tx("alice-link", "TaskLabel", "x", "INSERT", keys.clone()))
+        .await;
+
+    // Bob links the same pair before he has seen alice's link.
+    let reply = bob
+        .mutate_one(tx("bob-link", "TaskLabel", "x", "INSERT", keys.clone()))
+        .await;
+    assert_eq!(
+        reply.text,
+        format!(
+            r#"{{"lastSyncId":"0","results":[{{"clientTxId":"bob-link","success":true,"warnings":["The record already exists (linked by syncId {linked}); nothing was applied"]}}],"success":true}}"#
+        )
+    );
+    assert_eq!(
+        actions(&alice).await.len(),
+        1,
+        "nothing is logged for a moot link"
+    );
+
+    // Outside the group, nothing changes: no access, and no syncId leaks.
+    let (result, body) =
+        result_of(&carol, tx("carol-link", "TaskLabel", "x", "INSERT", keys)).await;
+    assert_eq!(
+        (result["success"].clone(), result["error"].clone()),
+        (json!(false), json!("Access denied")),
+        "{body}"
+    );
+    let theirs = json!({ "taskId": task, "labelId": label, "workspaceId": "w2" });
+    let (result, body) =
+        result_of(&carol, tx("carol-own", "TaskLabel", "x", "INSERT", theirs)).await;
+    assert_eq!(
+        result["error"], "Invalid mutation: record already exists",
+        "{body}"
+    );
+}
+
 /// Several transactions of one request (one group commit on PostgreSQL):
 /// the moot one answers the delete, the others apply and log as usual.
 async fn a_moot_write_in_a_batch_leaves_the_rest_alone(db: &TestDb) {
@@ -198,8 +257,18 @@ async fn a_moot_write_in_a_batch_leaves_the_rest_alone(db: &TestDb) {
     assert_eq!(reply.status, 200, "{}", reply.text);
     let results = reply.json["results"].as_array().unwrap();
     assert_eq!(
-        (results[0]["success"].clone(), results[0]["syncId"].clone()),
-        (json!(true), json!(deleted)),
+        (
+            results[0]["success"].clone(),
+            results[0]["syncId"].clone(),
+            results[0]["warnings"][0].clone()
+        ),
+        (
+            json!(true),
+            Value::Null,
+            json!(format!(
+                "The record was already deleted (by syncId {deleted}); nothing was applied"
+            ))
+        ),
         "{}",
         reply.text
     );
@@ -222,5 +291,6 @@ on_each_backend!(
     writes_to_a_deleted_row_answer_the_delete,
     a_delete_the_caller_cannot_see_stays_not_found,
     a_composite_row_unlinked_before_answers_the_unlink,
+    linking_a_linked_pair_answers_the_link,
     a_moot_write_in_a_batch_leaves_the_rest_alone,
 );
