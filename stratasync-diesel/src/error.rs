@@ -23,6 +23,9 @@ pub enum StoreError {
 /// The message of the not-found rejection.
 const NOT_FOUND: &str = "Invalid mutation: record not found";
 
+/// The message of an insert whose row exists.
+const ALREADY_EXISTS: &str = "Invalid mutation: record already exists";
+
 /// Why one mutation was not applied.
 #[derive(Debug, thiserror::Error)]
 pub enum MutationError {
@@ -61,13 +64,18 @@ impl MutationError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, MutationError::Rejected(message) if message == NOT_FOUND)
     }
+
+    /// Whether this is the rejection of an insert whose row exists.
+    pub fn is_already_exists(&self) -> bool {
+        matches!(self, MutationError::Rejected(message) if message == ALREADY_EXISTS)
+    }
 }
 
 impl From<DieselError> for MutationError {
     fn from(error: DieselError) -> Self {
         match &error {
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-                MutationError::rejected("Invalid mutation: record already exists")
+                MutationError::rejected(ALREADY_EXISTS)
             }
             DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
                 MutationError::rejected("Invalid mutation: a referenced record does not exist")

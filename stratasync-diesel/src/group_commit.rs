@@ -198,22 +198,25 @@ enum Step {
     Rejected(MutationError),
     Duplicate(Applied),
     Append(Change),
-    /// Its row is gone because the group's mutation at this index deletes
-    /// it: answered with that delete's id once appended, as the single path
-    /// answers a write to a row a committed delete removed.
-    AfterDelete(usize),
+    /// Its row was settled by the group's mutation at this index: deleted
+    /// (for a write to the row) or linked (for an insert of the same
+    /// composite pair). Answered once that mutation is appended, as the
+    /// single path answers a write a committed action made moot.
+    Settled(usize),
 }
 
-/// The earlier member of the group that deletes the row `mutation` names, if any.
-fn deleted_earlier(
+/// The earlier member of the group whose `action` on the row `mutation`
+/// names settled it, if any.
+fn settled_earlier(
     group: &[Entry<'_>],
     steps: &[Step],
     ctx: &FilterContext,
     mutation: &Mutation,
+    action: ActionKind,
 ) -> Option<usize> {
     steps.iter().zip(group).position(|(step, (_, earlier))| {
         matches!(step, Step::Append(change)
-            if earlier.action == ActionKind::Delete
+            if earlier.action == action
                 && earlier.model == mutation.model
                 && change.model_id == mutation.model_id
                 && change.group_id.as_deref().is_none_or(|g| ctx.holds(g)))
@@ -269,13 +272,16 @@ async fn apply_and_append_all<C: StoreConn>(
                     .await
                     .ok();
                 let refusal = MutationError::Rejected(message);
-                let after_delete = refusal
-                    .is_not_found()
-                    .then(|| deleted_earlier(group, &steps, ctx, mutation))
-                    .flatten();
+                let settled_by = if refusal.is_not_found() {
+                    settled_earlier(group, &steps, ctx, mutation, ActionKind::Delete)
+                } else if refusal.is_already_exists() && model.meta().composite {
+                    settled_earlier(group, &steps, ctx, mutation, ActionKind::Insert)
+                } else {
+                    None
+                };
                 steps.push(match conn.find_client_tx(client_id, client_tx_id).await? {
                     Some(id) => Step::Duplicate(Applied::Duplicate(id)),
-                    None => after_delete.map_or(Step::Rejected(refusal), Step::AfterDelete),
+                    None => settled_by.map_or(Step::Rejected(refusal), Step::Settled),
                 });
             }
             Err(moot @ (MutationError::AlreadyDeleted(_) | MutationError::AlreadyLinked(_))) => {
@@ -293,9 +299,12 @@ async fn apply_and_append_all<C: StoreConn>(
             Step::Rejected(error) => Err(error),
             Step::Duplicate(applied) => Ok(applied),
             Step::Append(change) => Ok(append_change(conn, mutation, change).await?),
-            Step::AfterDelete(index) => match &outcomes[index] {
-                Ok(delete) => Err(MutationError::AlreadyDeleted(delete.sync_id())),
-                Err(_) => Err(MutationError::not_found()),
+            Step::Settled(index) => match (&outcomes[index], group[index].1.action) {
+                (Ok(delete), ActionKind::Delete) => {
+                    Err(MutationError::AlreadyDeleted(delete.sync_id()))
+                }
+                (Ok(link), _) => Err(MutationError::AlreadyLinked(link.sync_id())),
+                (Err(_), _) => Err(MutationError::not_found()),
             },
         };
         outcomes.push(outcome);

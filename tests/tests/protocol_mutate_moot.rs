@@ -233,6 +233,66 @@ async fn linking_a_linked_pair_answers_the_link(db: &TestDb) {
     );
 }
 
+/// A link and its unlink in one request, of a pair another client linked: the
+/// link is refused as before (docs/protocol.md, "Moot writes"), the unlink
+/// applies. Two links of one pair in one request: the second is moot, on the
+/// group-commit path as on the single one.
+async fn links_within_one_request(db: &TestDb) {
+    let server = TestServer::start(db).await;
+    server.add_member("alice", "w1").await;
+    server.add_member("bob", "w1").await;
+    let alice = server.client("user:alice");
+    let bob = server.client("user:bob");
+    let (task, label) = (new_id(), new_id());
+    let pair = composite_id(&task, &label);
+    let keys = json!({ "taskId": task, "labelId": label, "workspaceId": "w1" });
+    alice
+        .mutate_ok(tx("alice-link", "TaskLabel", &pair, "INSERT", keys.clone()))
+        .await;
+    let reply = bob
+        .post(
+            "/sync/mutate",
+            &json!({ "batchId": "b", "transactions": [
+                tx("bob-link", "TaskLabel", &pair, "INSERT", keys.clone()),
+                tx("bob-unlink", "TaskLabel", &pair, "DELETE", keys.clone()),
+            ] }),
+        )
+        .await;
+    let results = reply.json["results"].as_array().unwrap();
+    assert_eq!(
+        results[0]["error"], "Invalid mutation: record already exists",
+        "{}",
+        reply.text
+    );
+    assert_eq!(results[1]["success"], true, "{}", reply.text);
+
+    let reply = bob
+        .post(
+            "/sync/mutate",
+            &json!({ "batchId": "b2", "transactions": [
+                tx("link-1", "TaskLabel", &pair, "INSERT", keys.clone()),
+                tx("link-2", "TaskLabel", &pair, "INSERT", keys),
+            ] }),
+        )
+        .await;
+    let results = reply.json["results"].as_array().unwrap();
+    let linked = results[0]["syncId"].as_str().unwrap_or_default();
+    assert_eq!(
+        (
+            results[1]["success"].clone(),
+            results[1]["warnings"][0].clone()
+        ),
+        (
+            json!(true),
+            json!(format!(
+                "The record already exists (linked by syncId {linked}); nothing was applied"
+            ))
+        ),
+        "{}",
+        reply.text
+    );
+}
+
 /// Several transactions of one request (one group commit on PostgreSQL):
 /// the moot one answers the delete, the others apply and log as usual.
 async fn a_moot_write_in_a_batch_leaves_the_rest_alone(db: &TestDb) {
@@ -292,5 +352,6 @@ on_each_backend!(
     a_delete_the_caller_cannot_see_stays_not_found,
     a_composite_row_unlinked_before_answers_the_unlink,
     linking_a_linked_pair_answers_the_link,
+    links_within_one_request,
     a_moot_write_in_a_batch_leaves_the_rest_alone,
 );
