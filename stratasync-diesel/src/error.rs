@@ -1,6 +1,7 @@
 //! Storage errors, and which side of the wire a database error belongs to.
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use stratasync_core::SyncId;
 
 /// A failure of the store itself (never a client mistake).
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +38,11 @@ impl StoreError {
         }
     }
 }
+/// The message of the not-found rejection.
+const NOT_FOUND: &str = "Invalid mutation: record not found";
+
+/// The message of an insert whose row exists.
+const ALREADY_EXISTS: &str = "Invalid mutation: record already exists";
 
 /// Why one mutation was not applied.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +50,18 @@ pub enum MutationError {
     /// The client's mutation is invalid or not allowed; the message is for the client.
     #[error("{0}")]
     Rejected(String),
+    /// The row was removed by a committed delete the caller can see, the
+    /// action with this id: nothing is left to apply. The write path answers
+    /// it as a success (with a warning naming the id), so that a client which
+    /// did not know of the delete does not roll its row back into existence.
+    #[error("The record was already deleted (by syncId {0}); nothing was applied")]
+    AlreadyDeleted(SyncId),
+    /// The composite pair an insert names is linked already, by the insert
+    /// with this id, in a group the caller holds: nothing is left to apply.
+    /// Answered as a success, like [`AlreadyDeleted`](Self::AlreadyDeleted),
+    /// so that a client whose link raced another client's does not drop it.
+    #[error("The record already exists (linked by syncId {0}); nothing was applied")]
+    AlreadyLinked(SyncId),
     /// The store failed; the client sees a generic message.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -57,7 +75,17 @@ impl MutationError {
 
     /// The rejection for a row that does not exist or is outside the caller's groups.
     pub fn not_found() -> Self {
-        MutationError::rejected("Invalid mutation: record not found")
+        MutationError::rejected(NOT_FOUND)
+    }
+
+    /// Whether this is the [`not_found`](Self::not_found) rejection.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, MutationError::Rejected(message) if message == NOT_FOUND)
+    }
+
+    /// Whether this is the rejection of an insert whose row exists.
+    pub fn is_already_exists(&self) -> bool {
+        matches!(self, MutationError::Rejected(message) if message == ALREADY_EXISTS)
     }
 }
 
@@ -149,7 +177,7 @@ impl From<DieselError> for MutationError {
             _ => None,
         };
         MutationError::rejected(match kind {
-            Some(DatabaseErrorKind::UniqueViolation) => "Invalid mutation: record already exists",
+            Some(DatabaseErrorKind::UniqueViolation) => ALREADY_EXISTS,
             Some(DatabaseErrorKind::ForeignKeyViolation | DatabaseErrorKind::RestrictViolation) => {
                 "Invalid mutation: a referenced record does not exist"
             }

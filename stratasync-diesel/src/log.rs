@@ -102,6 +102,13 @@ pub(crate) trait LogConn: Send {
         groups: Option<&'a [String]>,
     ) -> BoxFuture<'a, QueryResult<Vec<SyncAction>>>;
 
+    /// The latest action on one row: its id, action letter and group.
+    fn last_action_on<'a>(
+        &'a mut self,
+        model: &'a str,
+        model_id: &'a str,
+    ) -> BoxFuture<'a, QueryResult<Option<RowAction>>>;
+
     /// The highest id visible to `groups` (global actions included), or 0.
     fn last_visible_id<'a>(
         &'a mut self,
@@ -256,6 +263,34 @@ macro_rules! impl_log_conn {
                         .into_iter()
                         .map($crate::log::ActionRow::into_action)
                         .collect())
+                })
+            }
+
+            fn last_action_on<'a>(
+                &'a mut self,
+                model: &'a str,
+                model_id: &'a str,
+            ) -> ::futures::future::BoxFuture<
+                'a,
+                ::diesel::QueryResult<Option<$crate::log::RowAction>>,
+            > {
+                use ::diesel::prelude::*;
+                use ::diesel_async::RunQueryDsl;
+                use $crate::schema::sync_actions::dsl as a;
+                Box::pin(async move {
+                    let row = a::sync_actions
+                        .filter(a::model.eq(model))
+                        .filter(a::model_id.eq(model_id))
+                        .order(a::id.desc())
+                        .select((a::id, a::action, a::group_id))
+                        .first::<(i64, String, Option<String>)>(self)
+                        .await
+                        .optional()?;
+                    Ok(row.map(|(id, action, group_id)| $crate::log::RowAction {
+                        id: ::stratasync_core::SyncId::from_i64(id),
+                        action: action.trim_end().to_owned(),
+                        group_id,
+                    }))
                 })
             }
 
@@ -444,6 +479,17 @@ pub(crate) use impl_log_conn;
 /// The `sync_log_trims` key under which a trim records the whole range it
 /// accounted for, apart from the per-group rows that staleness checks read.
 pub(crate) const WHOLE_LOG_TRIM: &str = "__stratasync_whole_log__";
+
+/// The latest action logged on one row (see [`LogConn::last_action_on`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RowAction {
+    /// Its sync id.
+    pub(crate) id: SyncId,
+    /// Its one-letter action code.
+    pub(crate) action: String,
+    /// Its group (`None`: global).
+    pub(crate) group_id: Option<String>,
+}
 
 /// A `sync_actions` row as read.
 #[derive(diesel::Queryable)]

@@ -2,9 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use stratasync_core::{ActionKind, FieldCodec, FilterContext, GroupKey, JsonMap, contains_nul};
+use stratasync_core::{
+    ActionKind, FieldCodec, FilterContext, GroupKey, JsonMap, SyncId, contains_nul,
+};
 
 use crate::hooks::{DynModelHooks, HookConn};
+use crate::log::LogConn;
 use crate::{DieselModel, MutationError};
 
 /// One client transaction of a mutate request.
@@ -40,13 +43,57 @@ fn authorize(ctx: &FilterContext, group: Option<&str>) -> Result<(), MutationErr
     }
 }
 
-/// Turns "touched no row" into the not-found rejection.
-fn touched(rows: usize) -> Result<(), MutationError> {
-    if rows == 0 {
-        Err(MutationError::not_found())
-    } else {
-        Ok(())
+/// Why the row a mutation names is missing. A committed delete the caller
+/// can see removed it: the mutation is moot ([`MutationError::AlreadyDeleted`]).
+/// Otherwise the row never existed for the caller: not found, as strictly as
+/// ever (a composite row that was never linked included).
+async fn missing_row<C: LogConn>(
+    conn: &mut C,
+    mutation: &Mutation,
+    model_id: &str,
+    ctx: &FilterContext,
+) -> MutationError {
+    match conn.last_action_on(&mutation.model, model_id).await {
+        Ok(Some(last))
+            if last.action == ActionKind::Delete.letter()
+                && last
+                    .group_id
+                    .as_deref()
+                    .is_none_or(|group| ctx.holds(group)) =>
+        {
+            MutationError::AlreadyDeleted(last.id)
+        }
+        Ok(_) => MutationError::not_found(),
+        Err(error) => error.into(),
     }
+}
+
+/// The insert that linked the composite pair `key` names, when the pair is
+/// linked in a group the caller holds: inserting it again is moot. Another
+/// group's pair is left to the insert, which finds it already exists.
+async fn linked_before<T, C>(
+    conn: &mut C,
+    mutation: &Mutation,
+    key: &T::Key,
+    model_id: &str,
+    ctx: &FilterContext,
+) -> Result<Option<SyncId>, MutationError>
+where
+    T: DieselModel<C>,
+    C: HookConn + LogConn,
+{
+    let visible = match T::find_group(conn, key).await? {
+        Some(Some(group)) => ctx.holds(&group),
+        Some(None) => T::META.group == GroupKey::Global,
+        None => false,
+    };
+    if !visible {
+        return Ok(None);
+    }
+    let last = conn.last_action_on(&mutation.model, model_id).await?;
+    Ok(last
+        .filter(|last| last.action == ActionKind::Insert.letter())
+        .map(|last| last.id))
 }
 
 /// Applies `mutation` to model `T` on `conn` (inside the caller's transaction).
@@ -59,7 +106,7 @@ pub(crate) async fn apply<T, C>(
 ) -> Result<Change, MutationError>
 where
     T: DieselModel<C>,
-    C: HookConn,
+    C: HookConn + LogConn,
 {
     let key = match T::key_from_request(&mutation.model_id, &mutation.payload) {
         Ok(key) => key,
@@ -72,6 +119,12 @@ where
     let model_id = T::model_id(&key);
 
     if mutation.action == ActionKind::Insert {
+        if T::META.composite
+            && let Some(linked) =
+                linked_before::<T, C>(conn, mutation, &key, &model_id, ctx).await?
+        {
+            return Err(MutationError::AlreadyLinked(linked));
+        }
         let mut row = T::from_insert(key, &mutation.payload, now)?;
         hooks
             .before_insert(conn.tx(), ctx, &mut row)
@@ -91,7 +144,8 @@ where
     let mut group_id = match T::find_group(conn, &key).await? {
         Some(Some(group)) if ctx.holds(&group) => Some(group),
         Some(None) if T::META.group == GroupKey::Global => None,
-        _ => return Err(MutationError::not_found()),
+        Some(_) => return Err(MutationError::not_found()),
+        None => return Err(missing_row(conn, mutation, &model_id, ctx).await),
     };
 
     let data = match mutation.action {
@@ -105,8 +159,8 @@ where
                 .before_update(conn.tx(), ctx, &key, &data)
                 .await
                 .map_err(MutationError::Rejected)?;
-            if !T::changes_nothing(&changes) {
-                touched(T::update(conn, &key, changes).await?)?;
+            if !T::changes_nothing(&changes) && T::update(conn, &key, changes).await? == 0 {
+                return Err(missing_row(conn, mutation, &model_id, ctx).await);
             }
             Value::Object(data)
         }
@@ -125,7 +179,9 @@ where
                 .before_delete(conn.tx(), ctx, &key)
                 .await
                 .map_err(MutationError::Rejected)?;
-            touched(T::delete(conn, &key).await?)?;
+            if T::delete(conn, &key).await? == 0 {
+                return Err(missing_row(conn, mutation, &model_id, ctx).await);
+            }
             Value::Object(mutation.payload.clone())
         }
         ActionKind::Archive => {
@@ -133,11 +189,15 @@ where
                 Some(value) if value.is_number() => DateTime::<Utc>::decode(value, "archivedAt")?,
                 _ => return Err(MutationError::rejected("archivedAt is required")),
             };
-            touched(T::set_archived(conn, &key, Some(at)).await?)?;
+            if T::set_archived(conn, &key, Some(at)).await? == 0 {
+                return Err(missing_row(conn, mutation, &model_id, ctx).await);
+            }
             serde_json::json!({ "archivedAt": at.to_json() })
         }
         ActionKind::Unarchive => {
-            touched(T::set_archived(conn, &key, None).await?)?;
+            if T::set_archived(conn, &key, None).await? == 0 {
+                return Err(missing_row(conn, mutation, &model_id, ctx).await);
+            }
             serde_json::json!({ "archivedAt": null })
         }
         ActionKind::Insert | ActionKind::GroupsChanged => {

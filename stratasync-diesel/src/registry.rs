@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 use stratasync_core::{ClientSchema, FilterContext, ModelMeta, SyncModel};
 
 use crate::hooks::{DynModelHooks, HookConn, ModelHooks, NoHooks};
+use crate::log::LogConn;
 use crate::mutate::{Change, Mutation, apply};
 use crate::{DieselModel, MutationError, RowScope};
 
@@ -49,7 +50,7 @@ struct Erased<T> {
 impl<T, C> ModelOps<C> for Erased<T>
 where
     T: DieselModel<C>,
-    C: HookConn + Send + 'static,
+    C: HookConn + LogConn + Send + 'static,
 {
     fn apply<'a>(
         &'a self,

@@ -355,3 +355,75 @@ on_each_backend!(
     trimmed_global_actions_make_every_cursor_below_them_stale,
     trim_by_age,
 );
+
+/// A page never holds actions of two different clients on one row: it ends
+/// before the second, with `hasMore`, so that the client (which applies a page
+/// as one packet) re-applies its pending write between them (docs/protocol.md,
+/// "Catch-up pages").
+async fn a_page_ends_before_another_clients_action_on_the_same_row(db: &TestDb) {
+    let server = TestServer::start(db).await;
+    server.add_member("alice", "w1").await;
+    let alice = server.client("user:alice");
+    let write = |client: &str, action: &str, id: &str, payload: serde_json::Value| {
+        let mut t = tx(
+            &uuid::Uuid::new_v4().to_string(),
+            "Task",
+            id,
+            action,
+            payload,
+        );
+        t["clientId"] = json!(client);
+        t
+    };
+    let (row, other) = (
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+    );
+    let fields = |title: &str| json!({ "title": title, "priority": 1, "workspaceId": "w1" });
+    alice
+        .mutate_ok(write("laptop", "INSERT", &row, fields("shared")))
+        .await;
+    alice
+        .mutate_ok(write("phone", "INSERT", &other, fields("other")))
+        .await;
+    // Each row written by one client so far: one page.
+    alice
+        .mutate_ok(write("laptop", "UPDATE", &row, json!({ "title": "a" })))
+        .await;
+    alice
+        .mutate_ok(write("phone", "UPDATE", &other, json!({ "title": "b" })))
+        .await;
+    // Another client on the first row: a new page starts there.
+    alice
+        .mutate_ok(write("phone", "UPDATE", &row, json!({ "title": "c" })))
+        .await;
+    alice
+        .mutate_ok(write("phone", "UPDATE", &other, json!({ "title": "d" })))
+        .await;
+
+    let titles = |reply: &Reply| -> Vec<String> {
+        reply.json["actions"]
+            .as_array()
+            .unwrap_or(&Vec::new())
+            .iter()
+            .map(|a| a["data"]["title"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let first = alice.get("/sync/deltas?after=0").await;
+    assert_eq!(
+        titles(&first),
+        ["shared", "other", "a", "b"],
+        "{}",
+        first.text
+    );
+    assert_eq!(first.json["hasMore"], true, "{}", first.text);
+    let next = first.json["lastSyncId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let second = alice.get(&format!("/sync/deltas?after={next}")).await;
+    assert_eq!(titles(&second), ["c", "d"], "{}", second.text);
+    assert_eq!(second.json["hasMore"], false, "{}", second.text);
+}
+
+on_each_backend!(a_page_ends_before_another_clients_action_on_the_same_row);

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use diesel_async::pooled_connection::deadpool::Pool;
-use stratasync_core::FilterContext;
+use stratasync_core::{ActionKind, FilterContext};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::scope::{Leased, Scope};
@@ -221,6 +221,29 @@ async fn run_group(
 enum Step {
     Settled(Outcome),
     Append(Change),
+    /// Its row was settled by the group's mutation at this index: deleted
+    /// (for a write to the row) or linked (for an insert of the same
+    /// composite pair). Answered once that mutation is appended, as the
+    /// single path answers a write a committed action made moot.
+    AfterEarlier(usize),
+}
+
+/// The earlier member of the group whose `action` on the row `mutation`
+/// names settled it, if any.
+fn settled_earlier(
+    group: &[Entry<'_>],
+    steps: &[Step],
+    ctx: &FilterContext,
+    mutation: &Mutation,
+    action: ActionKind,
+) -> Option<usize> {
+    steps.iter().zip(group).position(|(step, (_, earlier))| {
+        matches!(step, Step::Append(change)
+            if earlier.action == action
+                && earlier.model == mutation.model
+                && change.model_id == mutation.model_id
+                && change.group_id.as_deref().is_none_or(|g| ctx.holds(g)))
+    })
 }
 
 /// Inside the group's transaction: each member in its savepoint, then the
@@ -267,20 +290,35 @@ async fn apply_and_append_all(
             }
             Err(error) => {
                 savepoint.rollback().await?;
-                steps.push(Step::Settled(match conn.find_client_tx(key).await? {
-                    Some(id) => Ok(Applied::Duplicate(id)),
-                    None => Err(error),
-                }));
+                let settled_by = if error.is_not_found() {
+                    settled_earlier(group, &steps, ctx, mutation, ActionKind::Delete)
+                } else if error.is_already_exists() && model.meta().composite {
+                    settled_earlier(group, &steps, ctx, mutation, ActionKind::Insert)
+                } else {
+                    None
+                };
+                steps.push(match conn.find_client_tx(key).await? {
+                    Some(id) => Step::Settled(Ok(Applied::Duplicate(id))),
+                    None => settled_by.map_or(Step::Settled(Err(error)), Step::AfterEarlier),
+                });
             }
         }
     }
     conn.lock_append_order().await?;
-    let mut outcomes = Vec::with_capacity(steps.len());
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(steps.len());
     for (&(ctx, mutation), step) in group.iter().zip(steps) {
-        outcomes.push(match step {
+        let outcome = match step {
             Step::Settled(outcome) => outcome,
             Step::Append(change) => Ok(append_change(conn, ctx, mutation, change).await?),
-        });
+            Step::AfterEarlier(index) => match (&outcomes[index], group[index].1.action) {
+                (Ok(delete), ActionKind::Delete) => {
+                    Err(MutationError::AlreadyDeleted(delete.sync_id()))
+                }
+                (Ok(link), _) => Err(MutationError::AlreadyLinked(link.sync_id())),
+                (Err(_), _) => Err(MutationError::not_found()),
+            },
+        };
+        outcomes.push(outcome);
     }
     Ok(outcomes)
 }

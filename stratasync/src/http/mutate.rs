@@ -88,6 +88,16 @@ fn decode(body: &[u8]) -> Result<Vec<Mutation>, ApiError> {
     issues.finish(mutations)
 }
 
+/// Whether a later transaction of `rest` deletes the row its first one names.
+fn unlinked_later(rest: &[Mutation]) -> bool {
+    let [first, later @ ..] = rest else {
+        return false;
+    };
+    later.iter().any(|m| {
+        m.action == ActionKind::Delete && m.model == first.model && m.model_id == first.model_id
+    })
+}
+
 pub(crate) async fn mutate_route(
     State(state): State<Arc<Shared>>,
     caller: Caller,
@@ -100,8 +110,21 @@ pub(crate) async fn mutate_route(
     let mut last = SyncId::ZERO;
     let mut all_succeeded = true;
     let mut store_failure = None;
-    for (mutation, outcome) in mutations.iter().zip(outcomes) {
+    for (i, (mutation, outcome)) in mutations.iter().zip(outcomes).enumerate() {
         match outcome {
+            // A moot link the same request unlinks afterwards is refused as
+            // before: the client re-applies a pending insert until it is
+            // answered, and nothing but the answer settles a moot one, so
+            // after its own unlink's delta it would put the pair back; the
+            // refusal's rollback removes it (docs/protocol.md, "Moot writes").
+            Err(MutationError::AlreadyLinked(_)) if unlinked_later(&mutations[i..]) => {
+                all_succeeded = false;
+                results.push(json!({
+                    "clientTxId": mutation.client_tx_id,
+                    "success": false,
+                    "error": "Invalid mutation: record already exists",
+                }));
+            }
             Ok(applied) => {
                 last = last.max(applied.sync_id());
                 let mut result = json!({
@@ -128,6 +151,19 @@ pub(crate) async fn mutate_route(
                     "clientTxId": mutation.client_tx_id,
                     "success": false,
                     "error": message,
+                }));
+            }
+            // Moot: a committed delete removed the row, or the pair is linked
+            // already. A success keeps the client from rolling its change
+            // back over that action; without a syncId the client completes
+            // the transaction at once instead of waiting for an id its cursor
+            // may have passed already (docs/protocol.md, "Moot writes").
+            Err(moot @ (MutationError::AlreadyDeleted(_) | MutationError::AlreadyLinked(_))) => {
+                crate::metrics::mutation("moot");
+                results.push(json!({
+                    "clientTxId": mutation.client_tx_id,
+                    "success": true,
+                    "warnings": [moot.to_string()],
                 }));
             }
             Err(MutationError::Store(error)) => {

@@ -24,7 +24,7 @@ let counter = 0;
  * the same app on the same device.
  */
 export class TestClient {
-  constructor({ user, node, name, storage, dbName, wsEndpoint, groups }) {
+  constructor({ user, node, name, storage, dbName, wsEndpoint, groups, clientOptions }) {
     counter += 1;
     this.user = user;
     this.node = node;
@@ -51,6 +51,8 @@ export class TestClient {
       storage: this.storage,
       transport: this.transport,
       userId: user,
+      // Further createSyncClient options of a scenario (e.g. rebaseStrategy).
+      ...clientOptions,
     });
     this.client.onEvent((event) => {
       if (event.type !== "outboxChange") {

@@ -80,6 +80,9 @@ transport.mutate = async (batch) => {
 };
 const client = createSyncClient({
   dbName: `todo-web-${user}`,
+  // The server keeps the write it commits last; so must the client's rebase
+  // (README, "Concurrent writes").
+  rebaseStrategy: "client-wins",
   reactivity: noopReactivityAdapter,
   schema,
   storage: new MemoryStorage(),

@@ -1,0 +1,167 @@
+// The two races behind the divergences the convergence property found
+// (issue 19), each made deterministic by holding one client's mutate request
+// until another client's conflicting write has reached it:
+//
+// 1. a write to a row another client deleted: the server answers it with the
+//    delete's syncId and the client drops the row; the client's own rollback
+//    of a "record not found" (what the server used to answer) resurrects it;
+// 2. two updates of one field: with the client's default rebase strategy
+//    (server-wins) the client keeps the other value while the server applied
+//    its own later; with `rebaseStrategy: "client-wins"` it converges.
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { it } from "node:test";
+import { intercept } from "./network.js";
+import { serverRows } from "./convergence.js";
+import { waitFor } from "./util.js";
+
+/**
+ * Holds `client`'s next mutate request until `release()`;
+ * `answer(response, init)` may replace the server's answer.
+ */
+const holdMutate = (client, answer) => {
+  let release;
+  const gate = new Promise((resolve) => {
+    release = resolve;
+  });
+  const rule = intercept({
+    handle: async ({ forward, init }) => {
+      await gate;
+      const response = await forward();
+      return answer ? answer(response, init) : response;
+    },
+    match: ({ client: name, method, url }) => name === client.name && method === "POST" && url.endsWith("/sync/mutate"),
+  });
+  return { release, rule };
+};
+
+/** Turns the server's results for `modelId` into the old answer, "record not found". */
+const recordNotFoundFor = (modelId) => async (response, init) => {
+  const body = await response.json();
+  const ids = new Set(JSON.parse(init.body).transactions.filter((tx) => tx.modelId === modelId).map((tx) => tx.clientTxId));
+  body.results = body.results.map((r) =>
+    ids.has(r.clientTxId) ? { clientTxId: r.clientTxId, error: "Invalid mutation: record not found", success: false } : r,
+  );
+  return new Response(JSON.stringify(body), { headers: { "content-type": "application/json" }, status: 200 });
+};
+
+/**
+ * Registers the race scenarios. `fresh(label, clientOptions)` makes a new
+ * workspace and starts two of its clients, a on node 1 and b on the last node.
+ */
+export const defineRaces = ({ cluster, fresh }) => {
+  /** b's write of `id` is held in flight until a's delete of `id` has reached b. */
+  const deleteReachesBFirst = async ({ a, b, id, write, answer }) => {
+    const held = holdMutate(b, answer);
+    try {
+      await write();
+      await waitFor("b's write to be sent", () => held.rule.hits.length > 0);
+      await a.client.delete("Todo", id);
+      await a.settle();
+      await b.waitRow("Todo", id, (r) => r === null, "a's delete to reach b while b's write is in flight");
+    } finally {
+      held.release();
+    }
+    await waitFor("b's held write to be answered", () => held.rule.hits[0]?.forwardedStatus !== undefined);
+  };
+
+  it("a write racing another client's delete leaves the row deleted (the server answers the delete)", { timeout: 60_000 }, async () => {
+    const { a, b, workspaceId } = await fresh("race-delete");
+    const rows = [];
+    for (const title of ["updated", "archived", "deleted"]) {
+      const id = randomUUID();
+      rows.push(id);
+      await a.client.create("Todo", { createdAt: Date.now(), id, priority: 0, title, workspaceId });
+    }
+    await a.settle();
+    for (const id of rows) {
+      await b.waitRow("Todo", id, (r) => r !== null, "the todo to reach b");
+    }
+    const [updated, archived, deleted] = rows;
+    await deleteReachesBFirst({ a, b, id: updated, write: () => b.client.update("Todo", updated, { title: "too late" }) });
+    await deleteReachesBFirst({ a, b, id: archived, write: () => b.client.archive("Todo", archived) });
+    await deleteReachesBFirst({ a, b, id: deleted, write: () => b.client.delete("Todo", deleted) });
+    await b.settle();
+    const server = await serverRows(cluster.node(0), a.user, workspaceId);
+    for (const id of rows) {
+      assert.ok(!server.Todo.has(id), "the server deleted the todo");
+      assert.equal(b.row("Todo", id) ?? null, null, `b must not bring todo ${id} back: ${JSON.stringify(b.describe("Todo"))}`);
+    }
+  });
+
+  it(
+    "client defect (@stratasync/client 0.5.1): a 'record not found' for a write to a row whose delete the client applied brings the row back",
+    { timeout: 60_000 },
+    async () => {
+      // The mechanism: the delete's delta drops b's in-flight update from the
+      // outbox (update-delete conflict) and deletes the row; the rejection then
+      // reaches OutboxManager.handleMutateResult, whose onTransactionRejected
+      // runs rollbackTransaction, which for a "U" whose row is not in the
+      // identity map does map.set(modelId, original): the row reappears (with
+      // only the fields the update changed) and no later delta removes it.
+      // This is why the server answers such writes with the delete's syncId.
+      const { a, b, workspaceId } = await fresh("defect-resurrect");
+      const id = randomUUID();
+      await a.client.create("Todo", { createdAt: Date.now(), id, priority: 0, title: "doomed", workspaceId });
+      await a.settle();
+      await b.waitRow("Todo", id, (r) => r !== null, "the todo to reach b");
+      await deleteReachesBFirst({ a, b, answer: recordNotFoundFor(id), id, write: () => b.client.update("Todo", id, { title: "too late" }) });
+      await b.waitRow(
+        "Todo",
+        id,
+        (r) => r !== null,
+        "the client's rollback to resurrect the row (if this times out, the client no longer has the defect: drop this reproduction)",
+      );
+      assert.deepEqual(b.row("Todo", id), { title: "doomed" }, "the resurrected row holds what the update changed, from its original");
+    },
+  );
+
+  /** a and b update one field of one todo; b's update is sent first but applied last. */
+  const updateUpdate = async (options) => {
+    const { a, b, workspaceId } = await fresh(`update-update-${options.rebaseStrategy ?? "default"}`, options);
+    const id = randomUUID();
+    await a.client.create("Todo", { createdAt: Date.now(), id, priority: 0, title: "first", workspaceId });
+    await a.settle();
+    await b.waitRow("Todo", id, (r) => r !== null, "the todo to reach b");
+    const held = holdMutate(b);
+    try {
+      await b.client.update("Todo", id, { title: "b's" });
+      await waitFor("b's update to be sent", () => held.rule.hits.length > 0);
+      await a.client.update("Todo", id, { title: "a's" });
+      await a.settle();
+      await waitFor("a's update to reach b", () =>
+        b.framesIn("delta").some((f) => f.json.packet?.actions?.some((x) => x.modelId === id && x.data?.title === "a's")),
+      );
+    } finally {
+      held.release();
+    }
+    // b's outbox may be empty already (its transaction was rebased away): wait for the answer.
+    await waitFor("b's held update to be answered", () => held.rule.hits[0]?.forwardedStatus !== undefined);
+    await b.settle();
+    const [{ head }] = await cluster.sql("SELECT max(id)::text AS head FROM sync_actions WHERE group_id = $1", [workspaceId]);
+    await waitFor("b to reach the log head", () => BigInt(b.lastSyncId) >= BigInt(head));
+    const server = await serverRows(cluster.node(0), a.user, workspaceId);
+    assert.equal(server.Todo.get(id).title, "b's", "the server applied b's update last");
+    return b.row("Todo", id).title;
+  };
+
+  it(
+    "client defect (@stratasync/client 0.5.1): with the default rebaseStrategy a client keeps another client's value after its own later update was applied",
+    { timeout: 60_000 },
+    async () => {
+      // The mechanism: a's update reaches b while b's own update of the same
+      // field is in flight; the server-wins rebase drops b's transaction from
+      // the outbox storage but not from OutboxManager.localClientTxIds, so when
+      // b's update (applied after a's) comes back as a delta, applyDeltaPacket
+      // takes it for b's optimistic echo and skips it: b shows a's value for
+      // good. No server answer can change that: the server must apply writes
+      // in commit order, and b's delta must carry b's clientTxId.
+      const title = await updateUpdate({});
+      assert.equal(title, "a's", "if b now shows b's, the client no longer has the defect: drop this reproduction");
+    },
+  );
+
+  it("with rebaseStrategy client-wins (what docs/protocol.md recommends) the same race converges", { timeout: 60_000 }, async () => {
+    assert.equal(await updateUpdate({ rebaseStrategy: "client-wins" }), "b's");
+  });
+};

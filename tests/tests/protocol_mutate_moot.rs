@@ -1,0 +1,357 @@
+//! PROTOCOL §7 as the client needs it (docs/protocol.md, "Moot writes"): a
+//! write to a row that a committed delete removed, or a link of a composite
+//! pair that is linked already, is moot: nothing is applied or logged, and the
+//! answer is a success without a syncId (the client completes it at once)
+//! whose warning names the action that settled the row. The client then does
+//! not roll its own change back over that action.
+#![allow(clippy::unwrap_used)] // a test's unwrap is an assertion
+
+use serde_json::{Value, json};
+use stratasync_tests::harness::{Client, TestDb, TestServer, new_id, tx};
+use stratasync_tests::on_each_backend;
+use stratasync_tests::protocol::composite_id;
+
+const NOT_FOUND: &str = "Invalid mutation: record not found";
+
+/// Every action visible to `client`.
+async fn actions(client: &Client) -> Vec<Value> {
+    let reply = client.get("/sync/deltas?after=0&limit=5000").await;
+    reply.json["actions"].as_array().expect("actions").clone()
+}
+
+/// The one result of a one-transaction request, checked to be a 200.
+async fn result_of(client: &Client, tx: Value) -> (Value, Value) {
+    let reply = client.mutate_one(tx).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    (reply.json["results"][0].clone(), reply.json)
+}
+
+async fn writes_to_a_deleted_row_answer_the_delete(db: &TestDb) {
+    let server = TestServer::start(db).await;
+    server.add_member("alice", "w1").await;
+    server.add_member("bob", "w1").await;
+    let alice = server.client("user:alice");
+    let bob = server.client("user:bob");
+    let (id, _) = alice.insert_task("w1", "shared").await;
+    let deleted = bob
+        .mutate_ok(tx(
+            "bob-d",
+            "Task",
+            &id,
+            "DELETE",
+            json!({ "title": "shared" }),
+        ))
+        .await;
+
+    // Alice has not seen bob's delete yet: each of her writes is moot.
+    for (n, (action, payload)) in [
+        ("UPDATE", json!({ "title": "too late" })),
+        ("ARCHIVE", json!({ "archivedAt": 1_795_632_180_000_i64 })),
+        ("UNARCHIVE", json!({})),
+        ("DELETE", json!({ "title": "shared" })),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let client_tx_id = format!("alice-{n}");
+        let reply = alice
+            .mutate_one(tx(&client_tx_id, "Task", &id, action, payload))
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(
+            reply.text,
+            format!(
+                r#"{{"lastSyncId":"0","results":[{{"clientTxId":"{client_tx_id}","success":true,"warnings":["The record was already deleted (by syncId {deleted}); nothing was applied"]}}],"success":true}}"#
+            ),
+            "{action} of a row bob deleted answers bob's delete"
+        );
+    }
+    let log = actions(&alice).await;
+    let letters: Vec<&str> = log.iter().map(|a| a["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        letters,
+        ["I", "D"],
+        "nothing is logged for a moot write: no phantom D, no U"
+    );
+
+    // Asked again, the same transaction gets the same answer.
+    let (again, _) = result_of(
+        &alice,
+        tx(
+            "alice-0",
+            "Task",
+            &id,
+            "UPDATE",
+            json!({ "title": "too late" }),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (again["success"].clone(), again["warnings"].clone()),
+        (
+            json!(true),
+            json!([format!(
+                "The record was already deleted (by syncId {deleted}); nothing was applied"
+            )])
+        )
+    );
+}
+
+async fn a_delete_the_caller_cannot_see_stays_not_found(db: &TestDb) {
+    let server = TestServer::start(db).await;
+    server.add_member("alice", "w1").await;
+    server.add_member("bob", "w2").await;
+    let alice = server.client("user:alice");
+    let bob = server.client("user:bob");
+    let (theirs, _) = bob.insert_task("w2", "secret").await;
+    bob.mutate_ok(tx("bob-d", "Task", &theirs, "DELETE", json!({})))
+        .await;
+    let never = new_id();
+    for target in [theirs.as_str(), never.as_str()] {
+        let (result, body) = result_of(
+            &alice,
+            tx(&new_id(), "Task", target, "UPDATE", json!({ "title": "x" })),
+        )
+        .await;
+        assert_eq!(
+            (result["success"].clone(), result["error"].clone()),
+            (json!(false), json!(NOT_FOUND)),
+            "another group's delete leaks nothing, a row that never existed is not found: {body}"
+        );
+    }
+}
+
+async fn a_composite_row_unlinked_before_answers_the_unlink(db: &TestDb) {
+    let server = TestServer::start(db).await;
+    server.add_member("alice", "w1").await;
+    server.add_member("bob", "w1").await;
+    let alice = server.client("user:alice");
+    let bob = server.client("user:bob");
+    let (task, label) = (new_id(), new_id());
+    let keys = json!({ "taskId": task, "labelId": label, "workspaceId": "w1" });
+
+    // A pair that was never linked: strict, as before.
+    let (result, body) = result_of(
+        &alice,
+        tx("never", "TaskLabel", "x", "DELETE", keys.clone()),
+    )
+    .await;
+    assert_eq!(result["error"], NOT_FOUND, "{body}");
+
+    alice
+        .mutate_ok(tx("link", "TaskLabel", "x", "INSERT", keys.clone()))
+        .await;
+    let unlinked = bob
+        .mutate_ok(tx("bob-unlink", "TaskLabel", "x", "DELETE", keys.clone()))
+        .await;
+    let (result, body) = result_of(
+        &alice,
+        tx("alice-unlink", "TaskLabel", "x", "DELETE", keys.clone()),
+    )
+    .await;
+    assert_eq!(
+        (result["success"].clone(), result["warnings"][0].clone()),
+        (
+            json!(true),
+            json!(format!(
+                "The record was already deleted (by syncId {unlinked}); nothing was applied"
+            ))
+        ),
+        "unlinking an unlinked pair answers the unlink: {body}"
+    );
+    let log = actions(&alice).await;
+    let logged: Vec<(&str, &str)> = log
+        .iter()
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap(),
+                a["modelId"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let pair = composite_id(&task, &label);
+    assert_eq!(
+        logged,
+        [("I", pair.as_str()), ("D", pair.as_str())],
+        "no phantom D"
+    );
+
+    // Linked again, the pair is an ordinary row once more.
+    alice
+        .mutate_ok(tx("relink", "TaskLabel", "x", "INSERT", keys.clone()))
+        .await;
+    let again = alice
+        .mutate_ok(tx("unlink-again", "TaskLabel", "x", "DELETE", keys))
+        .await;
+    assert_ne!(again, unlinked, "a real delete logs its own action");
+}
+
+async fn linking_a_linked_pair_answers_the_link(db: &TestDb) {
+    let server = TestServer::start(db).await;
+    server.add_member("alice", "w1").await;
+    server.add_member("bob", "w1").await;
+    server.add_member("carol", "w2").await;
+    let alice = server.client("user:alice");
+    let bob = server.client("user:bob");
+    let carol = server.client("user:carol");
+    let (task, label) = (new_id(), new_id());
+    let keys = json!({ "taskId": task, "labelId": label, "workspaceId": "w1" });
+    let linked = alice
+        .mutate_ok(tx("alice-link", "TaskLabel", "x", "INSERT", keys.clone()))
+        .await;
+
+    // Bob links the same pair before he has seen alice's link.
+    let reply = bob
+        .mutate_one(tx("bob-link", "TaskLabel", "x", "INSERT", keys.clone()))
+        .await;
+    assert_eq!(
+        reply.text,
+        format!(
+            r#"{{"lastSyncId":"0","results":[{{"clientTxId":"bob-link","success":true,"warnings":["The record already exists (linked by syncId {linked}); nothing was applied"]}}],"success":true}}"#
+        )
+    );
+    assert_eq!(
+        actions(&alice).await.len(),
+        1,
+        "nothing is logged for a moot link"
+    );
+
+    // Outside the group, nothing changes: no access, and no syncId leaks.
+    let (result, body) =
+        result_of(&carol, tx("carol-link", "TaskLabel", "x", "INSERT", keys)).await;
+    assert_eq!(
+        (result["success"].clone(), result["error"].clone()),
+        (json!(false), json!("Access denied")),
+        "{body}"
+    );
+    let theirs = json!({ "taskId": task, "labelId": label, "workspaceId": "w2" });
+    let (result, body) =
+        result_of(&carol, tx("carol-own", "TaskLabel", "x", "INSERT", theirs)).await;
+    assert_eq!(
+        result["error"], "Invalid mutation: record already exists",
+        "{body}"
+    );
+}
+
+/// A link and its unlink in one request, of a pair another client linked: the
+/// link is refused as before (docs/protocol.md, "Moot writes"), the unlink
+/// applies. Two links of one pair in one request: the second is moot, on the
+/// group-commit path as on the single one.
+async fn links_within_one_request(db: &TestDb) {
+    let server = TestServer::start(db).await;
+    server.add_member("alice", "w1").await;
+    server.add_member("bob", "w1").await;
+    let alice = server.client("user:alice");
+    let bob = server.client("user:bob");
+    let (task, label) = (new_id(), new_id());
+    let pair = composite_id(&task, &label);
+    let keys = json!({ "taskId": task, "labelId": label, "workspaceId": "w1" });
+    alice
+        .mutate_ok(tx("alice-link", "TaskLabel", &pair, "INSERT", keys.clone()))
+        .await;
+    let reply = bob
+        .post(
+            "/sync/mutate",
+            &json!({ "batchId": "b", "transactions": [
+                tx("bob-link", "TaskLabel", &pair, "INSERT", keys.clone()),
+                tx("bob-unlink", "TaskLabel", &pair, "DELETE", keys.clone()),
+            ] }),
+        )
+        .await;
+    let results = reply.json["results"].as_array().unwrap();
+    assert_eq!(
+        results[0]["error"], "Invalid mutation: record already exists",
+        "{}",
+        reply.text
+    );
+    assert_eq!(results[1]["success"], true, "{}", reply.text);
+
+    let reply = bob
+        .post(
+            "/sync/mutate",
+            &json!({ "batchId": "b2", "transactions": [
+                tx("link-1", "TaskLabel", &pair, "INSERT", keys.clone()),
+                tx("link-2", "TaskLabel", &pair, "INSERT", keys),
+            ] }),
+        )
+        .await;
+    let results = reply.json["results"].as_array().unwrap();
+    let linked = results[0]["syncId"].as_str().unwrap_or_default();
+    assert_eq!(
+        (
+            results[1]["success"].clone(),
+            results[1]["warnings"][0].clone()
+        ),
+        (
+            json!(true),
+            json!(format!(
+                "The record already exists (linked by syncId {linked}); nothing was applied"
+            ))
+        ),
+        "{}",
+        reply.text
+    );
+}
+
+/// Several transactions of one request (one group commit on PostgreSQL):
+/// the moot one answers the delete, the others apply and log as usual.
+async fn a_moot_write_in_a_batch_leaves_the_rest_alone(db: &TestDb) {
+    let server = TestServer::start(db).await;
+    server.add_member("alice", "w1").await;
+    let alice = server.client("user:alice");
+    let (gone, _) = alice.insert_task("w1", "gone").await;
+    let deleted = alice
+        .mutate_ok(tx(&new_id(), "Task", &gone, "DELETE", json!({})))
+        .await;
+    let fresh = new_id();
+    let reply = alice
+        .post(
+            "/sync/mutate",
+            &json!({ "batchId": "b", "transactions": [
+                tx("m1", "Task", &gone, "UPDATE", json!({ "title": "moot" })),
+                tx("m2", "Task", &fresh, "INSERT", json!({ "title": "new", "priority": 1, "workspaceId": "w1" })),
+                tx("m3", "Task", &new_id(), "UPDATE", json!({ "title": "never existed" })),
+            ] }),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let results = reply.json["results"].as_array().unwrap();
+    assert_eq!(
+        (
+            results[0]["success"].clone(),
+            results[0]["syncId"].clone(),
+            results[0]["warnings"][0].clone()
+        ),
+        (
+            json!(true),
+            Value::Null,
+            json!(format!(
+                "The record was already deleted (by syncId {deleted}); nothing was applied"
+            ))
+        ),
+        "{}",
+        reply.text
+    );
+    assert_eq!(results[1]["success"], true, "{}", reply.text);
+    assert_eq!(results[2]["error"], NOT_FOUND, "{}", reply.text);
+    assert_eq!(reply.json["success"], false);
+    assert_eq!(
+        reply.json["lastSyncId"], results[1]["syncId"],
+        "the highest success"
+    );
+    let letters: Vec<String> = actions(&alice)
+        .await
+        .iter()
+        .map(|a| a["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(letters, ["I", "D", "I"]);
+}
+
+on_each_backend!(
+    writes_to_a_deleted_row_answer_the_delete,
+    a_delete_the_caller_cannot_see_stays_not_found,
+    a_composite_row_unlinked_before_answers_the_unlink,
+    linking_a_linked_pair_answers_the_link,
+    links_within_one_request,
+    a_moot_write_in_a_batch_leaves_the_rest_alone,
+);
