@@ -29,9 +29,11 @@
 //!
 //! The bus holds its last few thousand actions; so that they cannot be
 //! thousands of large ones, an action with more than 16 KiB of data travels
-//! without it, and a socket that receives it reads it from the log.
+//! without it; the sockets that deliver it share one read of it from the log
+//! (`large`).
 
 pub(crate) mod bus;
+pub(crate) mod large;
 #[cfg(feature = "redis")]
 mod redis;
 mod tailer;
