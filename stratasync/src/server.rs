@@ -12,7 +12,6 @@ use tokio::sync::watch;
 
 use crate::auth::{Auth, AuthUser, BoxError, DynAuth};
 use crate::error::Error;
-use crate::fanout::large::LargeFrames;
 use crate::fanout::{Fanout, FanoutConfig};
 use crate::limits::{Clipped, Limits};
 use crate::live::{DynLiveHooks, LiveConfig, LiveHooks, NoHooks};
@@ -39,8 +38,6 @@ pub(crate) struct Shared {
     pub(crate) last_committed: watch::Sender<SyncId>,
     /// The log tailer, memory bus and Redis link of this node.
     pub(crate) fanout: Fanout,
-    /// The frames of large actions, read once for all sockets of the node.
-    pub(crate) large_frames: LargeFrames,
     /// How live sockets run.
     pub(crate) live: LiveConfig,
     /// The application's live-socket hooks.
@@ -454,7 +451,6 @@ impl SyncServerBuilder {
                 auth,
                 last_committed,
                 fanout,
-                large_frames: LargeFrames::default(),
                 live: self.live,
                 hooks,
                 bootstraps: Quota::new(self.limits.bootstraps_per_user),

@@ -1,9 +1,11 @@
 //! Large actions read once per node: an action whose data is over
 //! [`INLINE_DATA_BYTES`](super::bus::INLINE_DATA_BYTES) travels the memory
 //! bus without it, and every socket that delivers it needs its frame. The
-//! first socket reads the action from the log and renders its frame; the
-//! others that ask meanwhile wait for that read and share the frame (the
-//! bytes are reference-counted, so the queues of all sockets hold one copy).
+//! tailer, which read the action whole, renders its frame here when sockets
+//! are listening; a frame no longer here is read from the log by the first
+//! socket that asks, and the others that ask meanwhile wait for that read.
+//! The sockets share the frame (the bytes are reference-counted, so the
+//! queues of all sockets hold one copy).
 //!
 //! The frames of the most recent large actions are kept up to
 //! [`KEPT_BYTES`] in all, so that sockets a little behind still find them;
@@ -34,6 +36,13 @@ pub(crate) struct LargeFrames {
 }
 
 impl LargeFrames {
+    /// Keeps `frame` as action `id`'s, for the sockets that will ask.
+    pub(crate) fn keep(&self, id: SyncId, frame: Utf8Bytes) {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.insert(id, Arc::new(OnceCell::new_with(Some(Some(frame)))));
+        Self::trim(&mut slots, id);
+    }
+
     /// The delta frame of action `id`, read from the log by the first
     /// caller; `None` when the log does not hold it.
     pub(crate) async fn frame(

@@ -423,7 +423,8 @@ impl Session {
                 None if live.id() > sub.cursor && visible(&live.action, &sub.groups) => {
                     match self
                         .shared
-                        .large_frames
+                        .fanout
+                        .large_frames()
                         .frame(&self.shared.store, live.id())
                         .await
                     {
