@@ -91,3 +91,34 @@ impl LargeFrames {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The frames kept, in bytes.
+    fn kept(frames: &LargeFrames) -> usize {
+        let slots = frames.slots.lock().unwrap();
+        slots
+            .values()
+            .filter_map(|slot| slot.get().and_then(Option::as_ref))
+            .map(|frame| frame.as_str().len())
+            .sum()
+    }
+
+    #[test]
+    fn kept_frames_stay_within_their_byte_bound_newest_first() {
+        let frames = LargeFrames::default();
+        let frame = Utf8Bytes::from("x".repeat(1024 * 1024));
+        for id in 1..=40 {
+            frames.keep(SyncId::new(id), frame.clone());
+        }
+        assert!(kept(&frames) <= KEPT_BYTES, "kept {} bytes", kept(&frames));
+        let slots = frames.slots.lock().unwrap();
+        assert!(slots.contains_key(&SyncId::new(40)), "the newest is kept");
+        assert!(
+            !slots.contains_key(&SyncId::new(1)),
+            "the oldest is dropped"
+        );
+    }
+}
