@@ -7,7 +7,7 @@ use crate::live::frames;
 
 /// Actions whose data is larger than this travel the bus without it: the
 /// bus keeps its last few thousand actions, and it must not keep thousands
-/// of large ones. A socket that receives one reads it from the log.
+/// of large ones. Sockets share one read of it from the log (`large`).
 pub(crate) const INLINE_DATA_BYTES: usize = 16 * 1024;
 
 /// A committed action as the tailer read it from the log, with its delta
@@ -17,7 +17,8 @@ pub(crate) struct LiveAction {
     /// The action (without its data when it is large: see `frame`).
     pub(crate) action: SyncAction,
     /// Its `{"packet":...,"type":"delta"}` frame; `None` for an action whose
-    /// data is over [`INLINE_DATA_BYTES`], which sockets read from the log.
+    /// data is over [`INLINE_DATA_BYTES`], whose frame sockets read from the
+    /// log through [`LargeFrames`](super::large::LargeFrames).
     pub(crate) frame: Option<Utf8Bytes>,
 }
 

@@ -29,9 +29,11 @@
 //!
 //! The bus holds its last few thousand actions; so that they cannot be
 //! thousands of large ones, an action with more than 16 KiB of data travels
-//! without it, and a socket that receives it reads it from the log.
+//! without it; the sockets that deliver it share one read of it from the log
+//! (`large`).
 
 pub(crate) mod bus;
+pub(crate) mod large;
 #[cfg(feature = "redis")]
 mod redis;
 mod tailer;
@@ -81,6 +83,8 @@ impl Default for FanoutConfig {
 /// One node's fan-out: the log tailer, the memory bus and the Redis link.
 pub(crate) struct Fanout {
     bus: broadcast::Sender<Arc<LiveAction>>,
+    /// The frames of large actions, read once for all sockets of the node.
+    large: Arc<large::LargeFrames>,
     /// The last id the tailer handed to the bus.
     position: Arc<AtomicU64>,
     shutdown: watch::Sender<bool>,
@@ -101,6 +105,7 @@ impl Fanout {
         let poke = Arc::new(Notify::new());
         let start = store.last_id().await?;
         let position = Arc::new(AtomicU64::new(start.get()));
+        let large = Arc::new(large::LargeFrames::default());
         #[cfg(feature = "redis")]
         let redis = match &config.redis_url {
             Some(url) => Some(redis::start(
@@ -121,6 +126,7 @@ impl Fanout {
             store,
             cursor: start,
             bus: bus.clone(),
+            large: Arc::clone(&large),
             committed,
             poke,
             poll_interval: config.poll_interval,
@@ -130,6 +136,7 @@ impl Fanout {
         }));
         Ok(Fanout {
             bus,
+            large,
             position,
             shutdown,
             #[cfg(feature = "redis")]
@@ -140,6 +147,11 @@ impl Fanout {
     /// A receiver of every action the tailer reads from now on.
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<LiveAction>> {
         self.bus.subscribe()
+    }
+
+    /// The frames of large actions, shared by the sockets of the node.
+    pub(crate) fn large_frames(&self) -> &large::LargeFrames {
+        &self.large
     }
 
     /// Tells the other nodes that `action` committed here (the local tailer

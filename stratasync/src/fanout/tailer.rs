@@ -11,6 +11,9 @@ use tokio::sync::{Notify, broadcast, watch};
 use tracing::Instrument as _;
 
 use super::LiveAction;
+use super::bus::INLINE_DATA_BYTES;
+use super::large::LargeFrames;
+use crate::live::frames;
 
 /// Actions read from the log per query.
 const PAGE: usize = 1000;
@@ -21,6 +24,8 @@ pub(super) struct Tailer {
     /// The last id handed to the bus.
     pub(super) cursor: SyncId,
     pub(super) bus: broadcast::Sender<Arc<LiveAction>>,
+    /// Where the frames of large actions wait for the sockets.
+    pub(super) large: Arc<LargeFrames>,
     /// Bumped by every local commit.
     pub(super) committed: watch::Receiver<SyncId>,
     /// Poked by Redis messages from other nodes.
@@ -81,6 +86,11 @@ impl Tailer {
                 .await?;
             for action in page.actions {
                 self.cursor = action.id;
+                // The bus carries a large action without its data: its frame
+                // waits for the sockets here, so they need not read it again.
+                if action.data.get().len() > INLINE_DATA_BYTES && self.bus.receiver_count() > 0 {
+                    self.large.keep(action.id, frames::delta(&action));
+                }
                 // No receiver is fine: no socket is listening.
                 let _ = self.bus.send(Arc::new(LiveAction::new(action)));
             }

@@ -418,12 +418,25 @@ impl Session {
                     .deliver(&self.shared, &self.outbox, &live.action, || frame)
                     .await
                     .map_err(ReplayError::Send),
-                // A large action travels without its data: read it (and what
-                // follows) from the log.
+                // A large action travels without its data: its frame is read
+                // from the log once for all the sockets of the node.
                 None if live.id() > sub.cursor && visible(&live.action, &sub.groups) => {
-                    replay::catch_up(sub, &self.shared, &self.outbox, None)
+                    match self
+                        .shared
+                        .fanout
+                        .large_frames()
+                        .frame(&self.shared.store, live.id())
                         .await
-                        .map(|()| Delivered::Sent)
+                    {
+                        Ok(Some(frame)) => sub
+                            .deliver(&self.shared, &self.outbox, &live.action, || frame)
+                            .await
+                            .map_err(ReplayError::Send),
+                        Ok(None) => replay::catch_up(sub, &self.shared, &self.outbox, None)
+                            .await
+                            .map(|()| Delivered::Sent),
+                        Err(error) => Err(ReplayError::Store(error)),
+                    }
                 }
                 None => Ok(Delivered::Skipped),
             },
