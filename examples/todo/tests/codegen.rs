@@ -7,16 +7,15 @@
 #[allow(dead_code)]
 #[path = "../src/models.rs"]
 mod models;
+#[allow(dead_code)]
 #[path = "../src/schema.rs"]
 mod schema;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use chrono::{DateTime, NaiveDate, Utc};
-use diesel::{Queryable, Selectable};
+use stratasync::Registry;
 use stratasync::codegen::{self, CodegenError, Outcome};
-use stratasync::{Registry, SyncModel};
 use uuid::Uuid;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_todo-example");
@@ -65,49 +64,56 @@ fn committed_schema_matches_the_models() {
     )));
 }
 
-diesel::table! {
-    use diesel::sql_types::*;
-    use stratasync::sql_types::*;
-
-    starred_todos (id) {
-        id -> PortableUuid,
-        title -> Text,
-        notes -> Nullable<Text>,
-        priority -> Integer,
-        estimate -> Nullable<Double>,
-        completed_at -> Nullable<Instant>,
-        due_on -> Nullable<Date>,
-        workspace_id -> Text,
-        created_at -> Instant,
-        archived_at -> Nullable<Instant>,
-        starred -> Bool,
-    }
-}
-
 /// The example's `Todo` with one field added: the model change a developer
 /// makes before regenerating the client.
-#[derive(Debug, Clone, Queryable, Selectable, SyncModel)]
-#[diesel(table_name = starred_todos)]
-#[sync(
-    name = "Todo",
-    group = "workspace_id",
-    actions(insert, update, delete, archive, unarchive),
-    insert(title, notes, priority, estimate, completed_at, due_on, workspace_id, created_at = now, starred = default),
-    update(title, notes, priority, estimate, completed_at, due_on, starred),
-    indexed(workspace_id)
-)]
-pub struct Todo {
-    pub id: Uuid,
-    pub title: String,
-    pub notes: Option<String>,
-    pub priority: i32,
-    pub estimate: Option<f64>,
-    pub completed_at: Option<DateTime<Utc>>,
-    pub due_on: Option<NaiveDate>,
-    pub workspace_id: String,
-    pub created_at: DateTime<Utc>,
-    pub archived_at: Option<DateTime<Utc>>,
-    pub starred: bool,
+mod changed {
+    use chrono::{DateTime, NaiveDate, Utc};
+    use diesel::{Queryable, Selectable};
+    use stratasync::SyncModel;
+    use uuid::Uuid;
+
+    diesel::table! {
+        use diesel::sql_types::*;
+        use stratasync::sql_types::*;
+
+        starred_todos (id) {
+            id -> PortableUuid,
+            title -> Text,
+            notes -> Nullable<Text>,
+            priority -> Integer,
+            estimate -> Nullable<Double>,
+            completed_at -> Nullable<Instant>,
+            due_on -> Nullable<Date>,
+            workspace_id -> Text,
+            created_at -> Instant,
+            archived_at -> Nullable<Instant>,
+            starred -> Bool,
+        }
+    }
+
+    #[derive(Debug, Clone, Queryable, Selectable, SyncModel)]
+    #[diesel(table_name = starred_todos)]
+    #[sync(
+        name = "Todo",
+        group = "workspace_id",
+        actions(insert, update, delete, archive, unarchive),
+        insert(title, notes, priority, estimate, completed_at, due_on, workspace_id, created_at = now, starred = default),
+        update(title, notes, priority, estimate, completed_at, due_on, starred),
+        indexed(workspace_id)
+    )]
+    pub struct Todo {
+        pub id: Uuid,
+        pub title: String,
+        pub notes: Option<String>,
+        pub priority: i32,
+        pub estimate: Option<f64>,
+        pub completed_at: Option<DateTime<Utc>>,
+        pub due_on: Option<NaiveDate>,
+        pub workspace_id: String,
+        pub created_at: DateTime<Utc>,
+        pub archived_at: Option<DateTime<Utc>>,
+        pub starred: bool,
+    }
 }
 
 #[test]
@@ -118,7 +124,7 @@ fn check_fails_on_a_changed_model_until_regenerated() {
     std::fs::copy(committed(), &scratch).unwrap();
     let changed = Registry::new()
         .model::<models::Label>()
-        .model::<Todo>()
+        .model::<changed::Todo>()
         .model::<models::TodoLabel>();
     assert_ne!(changed.schema_hash(), models::registry().schema_hash());
 
