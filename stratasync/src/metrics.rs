@@ -11,7 +11,7 @@
 //! |---|---|---|---|
 //! | `stratasync_http_requests_total` | counter | `route`, `status` | HTTP requests answered |
 //! | `stratasync_http_request_duration_seconds` | histogram | `route` | time to the response head |
-//! | `stratasync_mutations_total` | counter | `result` (`applied`, `duplicate`, `rejected`, `failed`) | mutations |
+//! | `stratasync_mutations_total` | counter | `result` (`applied`, `duplicate`, `moot`, `rejected`, `failed`) | mutations |
 //! | `stratasync_group_commit_size` | histogram | | mutations per group commit (PostgreSQL) |
 //! | `stratasync_sockets_open` | gauge | | live sockets |
 //! | `stratasync_subscriptions` | gauge | | subscribed live sockets |
@@ -22,6 +22,7 @@
 //! | `stratasync_redis_connected` | gauge | | 1 while subscribed to Redis, 0 when not (absent without Redis) |
 //! | `stratasync_log_head_id` / `stratasync_log_oldest_id` | gauge | | the log's newest and oldest ids (their difference approximates its size) |
 //! | `stratasync_log_trim_watermark` | gauge | | the highest trimmed id |
+//! | `stratasync_schema_mismatches_total` | counter | | clients whose `schemaHash` differs from the server's, once per user and hash |
 //!
 //! Gauges of the pool, Redis, the log and the tailer are read at each scrape.
 
@@ -134,6 +135,12 @@ pub(crate) async fn track(request: Request, next: Next) -> Response {
 /// Counts one mutation by its result.
 pub(crate) fn mutation(result: &'static str) {
     counter!("stratasync_mutations_total", "result" => result).increment(1);
+}
+
+/// Counts a client whose schema hash differs from the server's (once per
+/// user and hash).
+pub(crate) fn schema_mismatch() {
+    counter!("stratasync_schema_mismatches_total").increment(1);
 }
 
 /// Counts one delta frame sent.

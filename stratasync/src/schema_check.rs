@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::ApiError;
+use crate::limits::Clipped;
 
 /// How many (user, hash) pairs are remembered for "once per client"; past
 /// it, further mismatching clients are still counted and logged but a repeat
@@ -72,9 +73,10 @@ impl SchemaCheck {
         };
         if first {
             self.mismatched.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::schema_mismatch();
             tracing::warn!(
-                user,
-                client_schema_hash = client_hash,
+                user = %Clipped(user),
+                client_schema_hash = %Clipped(client_hash),
                 server_schema_hash = %self.expected,
                 refused = self.refuse,
                 "a client's schema differs from the server's models: regenerate the client schema"

@@ -242,6 +242,7 @@ pub(crate) const SLOW_CONSUMER_REASON: &str = "Outgoing queue limit exceeded";
 
 /// The final frames of a slow consumer (4008 `SLOW_CONSUMER`).
 pub(crate) fn slow_consumer_frames() -> Vec<Message> {
+    crate::metrics::socket_closed(frames::close_code::OVERFLOW);
     final_frames(
         Some(frames::error(SLOW_CONSUMER_REASON, Some("SLOW_CONSUMER"))),
         frames::close_code::OVERFLOW,
