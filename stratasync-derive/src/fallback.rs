@@ -103,6 +103,12 @@ pub fn expand(input: &DeriveInput, krate: &Path, errors: &[syn::Error]) -> Token
                         > {
                             ::core::unreachable!()
                         }
+                        fn find<'a>(
+                            _: &'a mut $conn,
+                            _: &'a (),
+                        ) -> __sp::BoxFuture<'a, __sp::diesel::QueryResult<::core::option::Option<Self>>> {
+                            ::core::unreachable!()
+                        }
                         fn insert<'a>(
                             _: &'a mut $conn,
                             _: &'a Self,

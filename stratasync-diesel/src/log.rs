@@ -22,6 +22,11 @@ pub(crate) struct NewAction<'a> {
     pub group_id: Option<&'a str>,
     /// The idempotency key of the client transaction that wrote it.
     pub key: Option<TxKey<'a>>,
+    /// Whether a retry of that client transaction is answered with this
+    /// action's id. Only then is the key's user recorded (the key is unique
+    /// in the log); the client ids are recorded either way, so the writing
+    /// client recognizes every action of its transaction as its own.
+    pub answers_retries: bool,
 }
 
 /// The idempotency key of a client transaction: a user's client and its
@@ -189,7 +194,10 @@ macro_rules! impl_log_conn {
                             a::action.eq(action.action),
                             a::data.eq($crate::Bind(action.data)),
                             a::group_id.eq(action.group_id),
-                            a::user_id.eq(action.key.map(|k| k.user_id)),
+                            a::user_id.eq(action
+                                .key
+                                .filter(|_| action.answers_retries)
+                                .map(|k| k.user_id)),
                             a::client_id.eq(action.key.map(|k| k.client_id)),
                             a::client_tx_id.eq(action.key.map(|k| k.client_tx_id)),
                             a::created_at.eq($crate::Bind(::chrono::Utc::now())),

@@ -38,6 +38,9 @@ pub trait DieselModel<C>: SyncModel {
         key: &'a Self::Key,
     ) -> BoxFuture<'a, QueryResult<Option<Option<String>>>>;
 
+    /// The row with `key`, if there is one.
+    fn find<'a>(conn: &'a mut C, key: &'a Self::Key) -> BoxFuture<'a, QueryResult<Option<Self>>>;
+
     /// Inserts `row`; returns the number of rows written.
     fn insert<'a>(conn: &'a mut C, row: &'a Self) -> BoxFuture<'a, QueryResult<usize>>;
 

@@ -31,7 +31,20 @@ pub struct Mutation {
 #[derive(Debug, Clone)]
 pub(crate) struct Change {
     pub(crate) model_id: String,
+    /// The action: the mutation's own, or an insert for a move.
+    pub(crate) action: ActionKind,
     pub(crate) group_id: Option<String>,
+    pub(crate) data: Value,
+    /// For a move between groups, the delete appended first, in the group
+    /// the row left.
+    pub(crate) left: Option<Left>,
+}
+
+/// The delete a move appends for the subscribers of the group the row left.
+#[derive(Debug, Clone)]
+pub(crate) struct Left {
+    pub(crate) group_id: String,
+    /// The row as it was, as a client's delete payload would carry it.
     pub(crate) data: Value,
 }
 
@@ -135,8 +148,10 @@ where
         T::insert(conn, &row).await?;
         return Ok(Change {
             model_id,
+            action: ActionKind::Insert,
             group_id,
             data: Value::Object(row.insert_data()),
+            left: None,
         });
     }
 
@@ -148,21 +163,43 @@ where
         None => return Err(missing_row(conn, mutation, &model_id, ctx).await),
     };
 
+    let mut action = mutation.action;
+    let mut left = None;
     let data = match mutation.action {
         ActionKind::Update => {
             let (changes, data) = T::decode_changes(&mutation.payload)?;
-            if let Some(moved_to) = T::changed_group(&changes) {
-                authorize(ctx, Some(&moved_to))?;
-                group_id = Some(moved_to);
+            let moved_to = T::changed_group(&changes).filter(|to| group_id.as_ref() != Some(to));
+            if let Some(moved_to) = &moved_to {
+                authorize(ctx, Some(moved_to))?;
             }
             hooks
                 .before_update(conn.tx(), ctx, &key, &data)
                 .await
                 .map_err(MutationError::Rejected)?;
+            // A move is logged as a delete in the old group and an insert of
+            // the whole row in the new one: a client drops an update of a row
+            // it does not hold, and keeps a row until told it is gone.
+            let before = match moved_to {
+                Some(_) => T::find(conn, &key).await?,
+                None => None,
+            };
             if !T::changes_nothing(&changes) && T::update(conn, &key, changes).await? == 0 {
                 return Err(missing_row(conn, mutation, &model_id, ctx).await);
             }
-            Value::Object(data)
+            match before.zip(moved_to) {
+                Some((before, moved_to)) => {
+                    let after = T::find(conn, &key)
+                        .await?
+                        .ok_or_else(MutationError::not_found)?;
+                    left = group_id.replace(moved_to).map(|group_id| Left {
+                        group_id,
+                        data: Value::Object(before.insert_data()),
+                    });
+                    action = ActionKind::Insert;
+                    Value::Object(after.insert_data())
+                }
+                None => Value::Object(data),
+            }
         }
         ActionKind::Delete => {
             // The payload becomes the action's data verbatim.
@@ -209,7 +246,9 @@ where
     };
     Ok(Change {
         model_id,
+        action,
         group_id,
         data,
+        left,
     })
 }

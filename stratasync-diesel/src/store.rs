@@ -566,6 +566,7 @@ impl Store {
                     data: serde_json::json!({ "subscribedSyncGroups": groups }),
                     group_id: Some(user_id),
                     key: None,
+                    answers_retries: false,
                 };
                 conn.lock_append_order().await?;
                 let (id, created_at) = conn.append(action.clone()).await?;

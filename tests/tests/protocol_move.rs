@@ -128,11 +128,14 @@ impl Moving {
         }
     }
 
+    /// The transaction of alice moving the note to w2.
+    fn move_tx(&self) -> Value {
+        note(&self.id, "UPDATE", json!({ "workspaceId": "w2" }))
+    }
+
     /// Alice moves the note to w2; returns the move's syncId.
     async fn move_to_w2(&self) -> String {
-        self.alice
-            .mutate_ok(note(&self.id, "UPDATE", json!({ "workspaceId": "w2" })))
-            .await
+        self.alice.mutate_ok(self.move_tx()).await
     }
 }
 
@@ -161,10 +164,13 @@ async fn a_move_between_held_groups_succeeds(db: &TestDb) {
 /// What each group's subscribers must be sent for a client to follow a move
 /// (the real client drops an update of a row it does not hold, and keeps a
 /// row until it is told it is gone): the new group the whole row as an
-/// insert, the old group a delete.
+/// insert, the old group a delete. Both carry the writer's `clientTxId` (the
+/// writing client takes a delete without it for a conflicting one and drops
+/// its pending update); the answer, and a retry's, is the insert's id.
 async fn a_move_reaches_the_subscribers_of_both_groups(db: &TestDb) {
     let mut moving = Moving::start(db).await;
-    let moved = moving.move_to_w2().await;
+    let tx = moving.move_tx();
+    let moved = moving.alice.mutate_ok(tx.clone()).await;
     let id = moving.id.as_str();
     let seen = actions_until(&mut moving.in_w2, &moved).await;
     let arrived = seen.last().expect("the move");
@@ -173,6 +179,7 @@ async fn a_move_reaches_the_subscribers_of_both_groups(db: &TestDb) {
         arrived["data"],
         json!({ "id": id, "title": "plan", "workspaceId": "w2" })
     );
+    assert_eq!(arrived["clientTxId"], tx["clientTxId"], "{arrived}");
     let left = moving
         .in_w1
         .next_within(Duration::from_secs(5))
@@ -182,33 +189,32 @@ async fn a_move_reaches_the_subscribers_of_both_groups(db: &TestDb) {
     assert_eq!(left["modelId"], id, "{left}");
     assert_eq!(left["groupId"], "w1", "{left}");
     assert_eq!(left["action"], "D", "{left}");
+    assert_eq!(
+        left["data"],
+        json!({ "id": id, "title": "plan", "workspaceId": "w1" })
+    );
+    assert_eq!(left["clientTxId"], tx["clientTxId"], "{left}");
+    assert_eq!(left["clientId"], tx["clientId"], "{left}");
     let polled = actions(&moving.bob).await;
     assert_eq!(polled.last().expect("an action")["action"], "D");
-}
 
-/// Known bug (issue 18): the server logs a move once, as an update of the
-/// changed fields in the new group, so neither group's clients can follow
-/// it. These run with `--ignored` until the write path logs both actions.
-mod a_move_reaches_the_subscribers_of_both_groups {
-    use stratasync_tests::harness::{Backend, run};
+    // Alice holds both groups: the delete, then the insert, answered last.
+    let both = actions(&moving.alice).await;
+    let tail: Vec<_> = both[both.len() - 2..]
+        .iter()
+        .map(|action| (action["action"].clone(), action["syncId"].clone()))
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            (json!("D"), left["syncId"].clone()),
+            (json!("I"), json!(moved))
+        ]
+    );
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    #[ignore = "known bug: a move is logged only as an update in the new group"]
-    async fn postgres() {
-        run(Backend::Postgres, |db| {
-            Box::pin(super::a_move_reaches_the_subscribers_of_both_groups(db))
-        })
-        .await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    #[ignore = "known bug: a move is logged only as an update in the new group"]
-    async fn sqlite() {
-        run(Backend::Sqlite, |db| {
-            Box::pin(super::a_move_reaches_the_subscribers_of_both_groups(db))
-        })
-        .await;
-    }
+    // A retry is answered with the same id and logs nothing.
+    assert_eq!(moving.alice.mutate_ok(tx).await, moved);
+    assert_eq!(actions(&moving.alice).await, both);
 }
 
 /// The refusals: into a group not held, and of a row whose group is not held.
@@ -275,5 +281,6 @@ async fn moves_outside_the_callers_groups_are_refused(db: &TestDb) {
 
 on_each_backend!(
     a_move_between_held_groups_succeeds,
+    a_move_reaches_the_subscribers_of_both_groups,
     moves_outside_the_callers_groups_are_refused,
 );

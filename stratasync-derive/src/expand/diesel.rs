@@ -299,6 +299,19 @@ pub fn diesel_model(spec: &Spec) -> TokenStream {
                             })
                         }
 
+                        fn find<'a>(
+                            conn: &'a mut $conn,
+                            key: &'a <Self as __sp::SyncModel>::Key,
+                        ) -> __sp::BoxFuture<'a, __sp::diesel::QueryResult<::core::option::Option<Self>>> {
+                            ::std::boxed::Box::pin(async move {
+                                #by_key
+                                    .select(<Self as __sp::diesel::SelectableHelper<$backend>>::as_select())
+                                    .first::<Self>(conn)
+                                    .await
+                                    .optional()
+                            })
+                        }
+
                         fn insert<'a>(
                             conn: &'a mut $conn,
                             row: &'a Self,

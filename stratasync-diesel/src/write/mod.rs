@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use diesel_async::pooled_connection::deadpool::Pool;
-use stratasync_core::{FilterContext, SyncAction, SyncId};
+use stratasync_core::{ActionKind, FilterContext, SyncAction, SyncId};
 
 use crate::error::{Fault, classify};
 use crate::log::{NewAction, TxKey, to_sync_action};
@@ -153,20 +153,36 @@ async fn apply_and_append<C: StoreConn>(
     Ok(append_change(conn, ctx, mutation, change).await?)
 }
 
-/// Appends the action of an applied `mutation` (the append lock is held).
+/// Appends the actions of an applied `mutation` (the append lock is held):
+/// its one action, or for a move the delete in the group the row left and
+/// then the insert in the new one. The last action appended is the one
+/// answered, now and to retries.
 pub(crate) async fn append_change<C: StoreConn>(
     conn: &mut C,
     ctx: &FilterContext,
     mutation: &Mutation,
     change: Change,
 ) -> Result<Applied, StoreError> {
+    if let Some(left) = change.left {
+        conn.append(NewAction {
+            model: &mutation.model,
+            model_id: &change.model_id,
+            action: ActionKind::Delete.letter(),
+            data: left.data,
+            group_id: Some(&left.group_id),
+            key: Some(key(ctx, mutation)),
+            answers_retries: false,
+        })
+        .await?;
+    }
     let action = NewAction {
         model: &mutation.model,
         model_id: &change.model_id,
-        action: mutation.action.letter(),
+        action: change.action.letter(),
         data: change.data,
         group_id: change.group_id.as_deref(),
         key: Some(key(ctx, mutation)),
+        answers_retries: true,
     };
     let (id, created_at) = conn.append(action.clone()).await?;
     Ok(Applied::New(to_sync_action(&action, id, created_at)))
