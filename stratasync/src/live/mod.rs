@@ -89,12 +89,15 @@ pub(crate) async fn ws_route(
         )
             .into_response();
     };
-    let Ok(user) = shared.auth.verify_token(&token).await else {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({ "error": "Invalid token" })),
-        )
-            .into_response();
+    let user = match shared.auth.verify_token(&token).await {
+        Ok(user) => user,
+        Err(refused) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({ "error": refused.to_string() })),
+            )
+                .into_response();
+        }
     };
     let Some(held) = shared.sockets.take(&user.user_id) else {
         return ApiError::TooMany {
