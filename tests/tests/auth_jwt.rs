@@ -137,6 +137,33 @@ async fn user_and_groups_claims_are_configurable() {
     );
 }
 
+/// A throwaway RSA key pair generated for these tests only.
+const RSA_PRIVATE: &str = include_str!("../fixtures/jwt-rs256-private.pem");
+const RSA_PUBLIC: &str = include_str!("../fixtures/jwt-rs256-public.pem");
+
+#[tokio::test]
+async fn rs256_with_a_pem_public_key() {
+    let auth = JwtAuth::rs256_pem(RSA_PUBLIC).unwrap().issuer(ISSUER);
+    let signing = EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap();
+    let sign = |claims: &Value| {
+        jsonwebtoken::encode(&Header::new(Algorithm::RS256), claims, &signing).unwrap()
+    };
+    let user = auth
+        .verify_token(&sign(&claims("alice", json!({}))))
+        .await
+        .unwrap();
+    assert_eq!(user.user_id, "alice");
+    assert_eq!(
+        auth.verify_token(&sign(&claims("alice", json!({ "exp": at(-60) }))))
+            .await,
+        Err(TokenError::Expired)
+    );
+    // An HS256 token keyed with the public key's PEM is refused.
+    let confused = hs256(RSA_PUBLIC.as_bytes(), &claims("eve", json!({})));
+    assert_eq!(auth.verify_token(&confused).await, Err(TokenError::Invalid));
+    assert!(JwtAuth::rs256_pem("not a key").is_err());
+}
+
 /// An ES256 key pair and its public JWK.
 struct EcKey {
     kid: String,
