@@ -13,6 +13,7 @@ pub mod live;
 mod log_page;
 mod membership;
 pub mod metrics;
+mod origins;
 mod quota;
 pub mod retention;
 mod schema_check;

@@ -70,12 +70,20 @@ impl Default for LiveConfig {
     }
 }
 
-/// `GET /sync/ws?token=...`: checks the token, then upgrades.
+/// `GET /sync/ws?token=...`: checks the origin and the token, then upgrades.
 pub(crate) async fn ws_route(
     State(shared): State<Arc<Shared>>,
     RawQuery(query): RawQuery,
+    headers: axum::http::HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    if !shared.ws_origins.allows(&headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({ "error": "Origin not allowed" })),
+        )
+            .into_response();
+    }
     let token = query.as_deref().and_then(|query| {
         form_urlencoded::parse(query.as_bytes())
             .find(|(key, _)| key == "token")
