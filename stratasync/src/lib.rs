@@ -5,12 +5,15 @@ mod error;
 pub mod fanout;
 mod health;
 mod http;
+#[cfg(feature = "jwt")]
+mod jwt;
 pub mod limits;
 mod listen;
 pub mod live;
 mod log_page;
 mod membership;
 pub mod metrics;
+mod origins;
 mod quota;
 pub mod retention;
 mod schema_check;
@@ -20,6 +23,8 @@ pub mod shutdown;
 
 pub use auth::{Auth, AuthUser, AuthorizeError, BoxError, Caller, TokenError};
 pub use error::{ApiError, Error, FieldIssue, RequestPart};
+#[cfg(feature = "jwt")]
+pub use jwt::{JwtAuth, JwtKeyError};
 pub use limits::{Limits, LimitsError};
 pub use live::{LiveContext, LiveHooks, LiveSocket};
 pub use serve::{DEFAULT_BIND, DEFAULT_DATABASE, ServeConfig, parse_duration, serve, serve_with};

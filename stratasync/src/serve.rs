@@ -34,6 +34,8 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
 /// | `STRATASYNC_RETAIN_FOR` | [`SyncServerBuilder::retain_for`] |
 /// | `STRATASYNC_RETAIN_ACTIONS` | [`SyncServerBuilder::retain_actions`] |
 /// | `STRATASYNC_RETENTION_INTERVAL` | [`SyncServerBuilder::retention_interval`] |
+/// | `STRATASYNC_CORS_ORIGINS` | [`SyncServerBuilder::cors_origins`] (comma-separated) |
+/// | `STRATASYNC_WS_ORIGINS` | [`SyncServerBuilder::ws_origins`] (comma-separated) |
 /// | `STRATASYNC_METRICS` | whether `/metrics` is served (default on) |
 /// | `STRATASYNC_METRICS_BIND` | serve `/metrics` on this address instead of [`bind`](ServeConfig::bind) |
 /// | the limits' variables ([`crate::limits::VARIABLES`]) | [`limits`](ServeConfig::limits), see [`Limits`] |
@@ -72,6 +74,10 @@ pub struct ServeConfig {
     pub retain_actions: Option<u64>,
     /// Between background trims (`STRATASYNC_RETENTION_INTERVAL`).
     pub retention_interval: Option<Duration>,
+    /// Browser origins allowed by CORS (`STRATASYNC_CORS_ORIGINS`).
+    pub cors_origins: Vec<String>,
+    /// Browser origins allowed to open live sockets (`STRATASYNC_WS_ORIGINS`).
+    pub ws_origins: Vec<String>,
     /// Whether `/metrics` is served (`STRATASYNC_METRICS`, default on).
     pub metrics: bool,
     /// A separate address for `/metrics` (`STRATASYNC_METRICS_BIND`).
@@ -100,6 +106,8 @@ impl Default for ServeConfig {
             retain_for: None,
             retain_actions: None,
             retention_interval: None,
+            cors_origins: Vec::new(),
+            ws_origins: Vec::new(),
             metrics: true,
             metrics_bind: None,
             limits: Limits::default(),
@@ -125,6 +133,8 @@ impl std::fmt::Debug for ServeConfig {
             .field("retain_for", &self.retain_for)
             .field("retain_actions", &self.retain_actions)
             .field("retention_interval", &self.retention_interval)
+            .field("cors_origins", &self.cors_origins)
+            .field("ws_origins", &self.ws_origins)
             .field("metrics", &self.metrics)
             .field("metrics_bind", &self.metrics_bind)
             .field("limits", &self.limits)
@@ -183,6 +193,12 @@ impl ServeConfig {
                 text.parse().map_err(|_| "a whole number")
             })?,
             retention_interval: env.parse("STRATASYNC_RETENTION_INTERVAL", parse_duration)?,
+            cors_origins: env
+                .parse("STRATASYNC_CORS_ORIGINS", parse_origins)?
+                .unwrap_or_default(),
+            ws_origins: env
+                .parse("STRATASYNC_WS_ORIGINS", parse_origins)?
+                .unwrap_or_default(),
             metrics: env
                 .parse("STRATASYNC_METRICS", parse_switch)?
                 .unwrap_or(defaults.metrics),
@@ -237,6 +253,8 @@ impl ServeConfig {
             builder = builder.retention_interval(interval);
         }
         builder
+            .cors_origins(self.cors_origins.iter().cloned())
+            .ws_origins(self.ws_origins.iter().cloned())
     }
 
     /// Binds [`bind`](ServeConfig::bind); a port in use fails at once.
@@ -341,6 +359,24 @@ fn parse_count(text: &str) -> Result<usize, &'static str> {
     text.parse().map_err(|_| "a whole number")
 }
 
+/// A comma-separated list of browser origins.
+fn parse_origins(text: &str) -> Result<Vec<String>, &'static str> {
+    let origins: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if origins
+        .iter()
+        .all(|origin| crate::origins::is_origin(origin))
+    {
+        Ok(origins)
+    } else {
+        Err("comma-separated origins such as https://app.example.com (or *)")
+    }
+}
+
 fn parse_switch(text: &str) -> Result<bool, &'static str> {
     match text.to_ascii_lowercase().as_str() {
         "1" | "true" | "on" | "yes" => Ok(true),
@@ -394,6 +430,20 @@ mod tests {
     }
 
     #[test]
+    fn a_malformed_origin_names_the_variable() {
+        let error = ServeConfig::from_lookup(|name| {
+            (name == "STRATASYNC_WS_ORIGINS").then(|| "https://a.example,a.example".to_owned())
+        })
+        .expect_err("a.example has no scheme");
+        assert!(
+            error
+                .to_string()
+                .contains("STRATASYNC_WS_ORIGINS=https://a.example,a.example"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn every_builder_setting_is_read() {
         let config = ServeConfig::from_lookup(|name| {
             Some(
@@ -406,6 +456,8 @@ mod tests {
                     "STRATASYNC_BASE_PATH" => "/api/sync",
                     "STRATASYNC_REDIS_CHANNEL" => "chan",
                     "STRATASYNC_METRICS_BIND" => "127.0.0.1:9100",
+                    "STRATASYNC_CORS_ORIGINS" => "https://a.example, http://localhost:5173",
+                    "STRATASYNC_WS_ORIGINS" => "https://a.example",
                     "BIND" | "DATABASE_URL" | "REDIS_URL" => return None,
                     _ => "3s",
                 }
@@ -431,6 +483,8 @@ mod tests {
                 retention_interval: three,
                 metrics: false,
                 metrics_bind: Some("127.0.0.1:9100".into()),
+                cors_origins: vec!["https://a.example".into(), "http://localhost:5173".into()],
+                ws_origins: vec!["https://a.example".into()],
                 ..ServeConfig::default()
             }
         );

@@ -56,6 +56,10 @@ pub(crate) struct Shared {
     pub(crate) shutdown_grace: Duration,
     /// The server's schema hash and the clients that differ from it.
     pub(crate) schema_check: SchemaCheck,
+    /// The CORS allowlist's layer, when one is configured.
+    cors: Option<tower_http::cors::CorsLayer>,
+    /// The origins that may open live sockets.
+    pub(crate) ws_origins: crate::origins::WsOrigins,
 }
 
 impl Shared {
@@ -133,6 +137,8 @@ impl SyncServer {
             limits: Limits::default(),
             retention: crate::retention::Policy::default(),
             refuse_schema_mismatch: false,
+            cors_origins: Vec::new(),
+            ws_origins: Vec::new(),
         }
     }
 
@@ -144,7 +150,7 @@ impl SyncServer {
     /// client sends `Accept-Encoding: gzip` (bootstrap and batch streams,
     /// delta pages); small bodies are left as they are.
     pub fn router(&self) -> axum::Router {
-        crate::http::routes(&self.base_path)
+        let router = crate::http::routes(&self.base_path)
             .merge(crate::health::routes(&self.base_path))
             .route_layer(axum::middleware::from_fn(crate::metrics::track))
             // The fastest level: the stream is produced faster than the
@@ -169,8 +175,12 @@ impl SyncServer {
             )
             .layer(axum::extract::DefaultBodyLimit::max(
                 self.shared.limits.request_body_bytes,
-            ))
-            .with_state(self.clone())
+            ));
+        match &self.shared.cors {
+            Some(cors) => router.layer(cors.clone()),
+            None => router,
+        }
+        .with_state(self.clone())
     }
 
     /// `GET /metrics`: this process's Prometheus metrics (see
@@ -276,6 +286,8 @@ pub struct SyncServerBuilder {
     limits: Limits,
     retention: crate::retention::Policy,
     refuse_schema_mismatch: bool,
+    cors_origins: Vec<String>,
+    ws_origins: Vec<String>,
 }
 
 impl std::fmt::Debug for SyncServerBuilder {
@@ -380,6 +392,29 @@ impl SyncServerBuilder {
     #[must_use]
     pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
         self.live.heartbeat_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Browser origins allowed to call the sync routes across origins
+    /// (CORS), each `scheme://host[:port]`, or `*` for any. Default none: no
+    /// CORS headers, so a browser only calls from the server's own origin.
+    /// Preflights are answered for `GET` and `POST` with `Authorization`
+    /// and `Content-Type`. An origin of another shape fails [`build`](Self::build).
+    #[must_use]
+    pub fn cors_origins<S: Into<String>>(mut self, origins: impl IntoIterator<Item = S>) -> Self {
+        self.cors_origins = origins.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Browser origins allowed to open live sockets (`GET {base}/ws`), each
+    /// `scheme://host[:port]`, or `*` for any. Default none: any origin. With
+    /// a list, an upgrade whose `Origin` header is not on it is answered
+    /// `403 {"error":"Origin not allowed"}`; an upgrade without `Origin`
+    /// (not a browser) proceeds. An origin of another shape fails
+    /// [`build`](Self::build).
+    #[must_use]
+    pub fn ws_origins<S: Into<String>>(mut self, origins: impl IntoIterator<Item = S>) -> Self {
+        self.ws_origins = origins.into_iter().map(Into::into).collect();
         self
     }
 
@@ -490,6 +525,8 @@ impl SyncServerBuilder {
             .ok_or_else(|| Error::Config("no auth configured: call .auth(...)".into()))?;
         crate::metrics::recorder();
         self.limits.validate()?;
+        let cors = crate::origins::cors_layer(&self.cors_origins)?;
+        let ws_origins = crate::origins::WsOrigins::new(self.ws_origins)?;
         let schema_check =
             SchemaCheck::new(self.registry.schema_hash(), self.refuse_schema_mismatch);
         let mut store =
@@ -518,6 +555,8 @@ impl SyncServerBuilder {
                 draining: AtomicBool::new(false),
                 shutdown_grace: self.shutdown_grace,
                 schema_check,
+                cors,
+                ws_origins,
             }),
             base_path: self.base_path.into(),
         })

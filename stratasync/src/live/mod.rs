@@ -70,12 +70,20 @@ impl Default for LiveConfig {
     }
 }
 
-/// `GET /sync/ws?token=...`: checks the token, then upgrades.
+/// `GET /sync/ws?token=...`: checks the origin and the token, then upgrades.
 pub(crate) async fn ws_route(
     State(shared): State<Arc<Shared>>,
     RawQuery(query): RawQuery,
+    headers: axum::http::HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    if !shared.ws_origins.allows(&headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({ "error": "Origin not allowed" })),
+        )
+            .into_response();
+    }
     let token = query.as_deref().and_then(|query| {
         form_urlencoded::parse(query.as_bytes())
             .find(|(key, _)| key == "token")
@@ -89,12 +97,15 @@ pub(crate) async fn ws_route(
         )
             .into_response();
     };
-    let Ok(user) = shared.auth.verify_token(&token).await else {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({ "error": "Invalid token" })),
-        )
-            .into_response();
+    let user = match shared.auth.verify_token(&token).await {
+        Ok(user) => user,
+        Err(refused) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({ "error": refused.to_string() })),
+            )
+                .into_response();
+        }
     };
     let Some(held) = shared.sockets.take(&user.user_id) else {
         return ApiError::TooMany {
