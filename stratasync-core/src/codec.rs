@@ -62,7 +62,7 @@ pub enum FieldProblem {
     /// Not an epoch-milliseconds number of a UTC day.
     InvalidDateOnly,
     /// A date or instant outside the years every backend stores
-    /// ([`MIN_YEAR`] to [`MAX_YEAR`]).
+    /// (the years 1 to 9999).
     OutOfRange,
     /// The group column of an insert is absent or empty.
     MissingGroup,

@@ -6,7 +6,7 @@
 //! (default `postgres://postgres@127.0.0.1:5432/postgres`); when it cannot
 //! be reached the PostgreSQL cases say so and pass, unless `CI` is set, where
 //! a missing service fails the run. Each case is counted in the
-//! [tally](crate::tally) as ran or skipped, so a run shows what it exercised.
+//! [tally] as ran or skipped, so a run shows what it exercised.
 
 use std::net::SocketAddr;
 use std::time::Duration;

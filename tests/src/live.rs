@@ -302,7 +302,7 @@ pub async fn all_log_ids(server: &stratasync::SyncServer) -> Vec<u64> {
 /// The Redis of the suites: `STRATASYNC_TEST_REDIS` (default
 /// `redis://127.0.0.1:6379`) as `host:port`, or `None` when it cannot be
 /// reached outside CI (the case then says so, passes and counts as skipped
-/// in the [tally](crate::tally)). Under CI a missing Redis fails the run.
+/// in the [tally]). Under CI a missing Redis fails the run.
 pub async fn redis_addr() -> Option<String> {
     let url = std::env::var("STRATASYNC_TEST_REDIS")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
