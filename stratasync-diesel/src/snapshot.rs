@@ -187,12 +187,37 @@ pub(crate) async fn stream_snapshot<C: StoreConn>(
     stall: Duration,
 ) -> Result<(), SnapshotError> {
     conn.batch_execute(C::BEGIN_SNAPSHOT).await?;
+    let mut open = OpenSnapshot {
+        conn,
+        closed: false,
+    };
     let sink = Sink { sink, stall };
-    let result = read_plan(conn, registry, plan, &sink).await;
-    // Read-only: nothing to commit. A failed rollback breaks the connection,
-    // and the pool drops broken connections.
-    let _ = conn.batch_execute("ROLLBACK").await;
+    let result = read_plan(open.conn, registry, plan, &sink).await;
+    // Read-only: nothing to commit.
+    open.closed = open.conn.batch_execute("ROLLBACK").await.is_ok();
     result
+}
+
+/// A connection inside the snapshot's raw `BEGIN`, which diesel's
+/// transaction manager does not track. Dropped before its `ROLLBACK`
+/// succeeded (a failed rollback, a panic while reading), it marks the
+/// connection's transaction state broken, so the pool closes the connection
+/// instead of lending it out again inside the open transaction.
+struct OpenSnapshot<'c, C: StoreConn> {
+    conn: &'c mut C,
+    closed: bool,
+}
+
+impl<C: StoreConn> Drop for OpenSnapshot<'_, C> {
+    fn drop(&mut self) {
+        use diesel_async::TransactionManager as _;
+        if !self.closed {
+            <C as diesel_async::AsyncConnection>::TransactionManager::transaction_manager_status_mut(
+                self.conn,
+            )
+            .set_in_error();
+        }
+    }
 }
 
 /// Where pages go, with the stall bound of one send.

@@ -362,12 +362,17 @@ impl Store {
         match &self.db {
             #[cfg(feature = "postgres")]
             Db::Postgres(pool) => {
-                let mut holder = connection!(pool)?;
-                if !crate::postgres::try_lock_retention(&mut holder).await? {
+                let mut holder = Leased::<crate::PgConn>::get(pool).await?;
+                if !crate::postgres::try_lock_retention(holder.conn()).await? {
                     return Ok(None);
                 }
+                // Until the unlock succeeds the holder counts as broken, so
+                // an error or a cancelled trim closes the session (releasing
+                // the lock) instead of pooling a connection that holds it.
+                crate::write::scope::mark_broken(holder.conn());
                 let trimmed = self.trim_before(before).await;
-                crate::postgres::unlock_retention(&mut holder).await?;
+                crate::postgres::unlock_retention(holder.conn()).await?;
+                crate::write::scope::mark_clean(holder.conn());
                 trimmed.map(Some)
             }
             #[cfg(feature = "sqlite")]

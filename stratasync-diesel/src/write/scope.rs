@@ -75,9 +75,21 @@ impl<C: StoreConn> Drop for Scope<'_, C> {
         if self.open {
             // Left without commit or rollback: nothing may run in this
             // transaction any more, and the connection is discarded.
-            Manager::<C>::transaction_manager_status_mut(self.conn).set_in_error();
+            mark_broken(self.conn);
         }
     }
+}
+
+/// Marks `conn` as not to be pooled again: a [`Leased`] connection so marked
+/// is closed when dropped (see [`mark_clean`]).
+pub(crate) fn mark_broken<C: StoreConn>(conn: &mut C) {
+    Manager::<C>::transaction_manager_status_mut(conn).set_in_error();
+}
+
+/// Undoes [`mark_broken`] on a connection that holds no transaction.
+pub(crate) fn mark_clean<C: StoreConn>(conn: &mut C) {
+    *Manager::<C>::transaction_manager_status_mut(conn) =
+        diesel::connection::TransactionManagerStatus::default();
 }
 
 /// Whether `conn` is inside a transaction or in an unknown transaction state.
