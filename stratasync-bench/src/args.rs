@@ -12,7 +12,8 @@ USAGE:
 
 OPTIONS:
     --out <FILE>             where the report goes (default: BENCHMARKS.md)
-    --postgres <URL>         admin URL of PostgreSQL (default: postgres://postgres@127.0.0.1:5432/postgres)
+    --postgres <URL>         admin URL of PostgreSQL (default: postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable;
+                             the server and the direct-SQL baseline both connect without TLS)
     --redis <URL>            Redis for the two-node fan-out (default: redis://127.0.0.1:6379)
     --database <NAME>        the database the bench creates and drops (default: stratasync_bench)
     --server-bin <FILE>      the server binary (default: todo-example next to this binary)
@@ -112,7 +113,7 @@ impl Args {
         let server_bin = exe.with_file_name("todo-example");
         Ok(Args {
             out: "BENCHMARKS.md".into(),
-            postgres: "postgres://postgres@127.0.0.1:5432/postgres".to_owned(),
+            postgres: "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".to_owned(),
             redis: "redis://127.0.0.1:6379".to_owned(),
             database: "stratasync_bench".to_owned(),
             server_bin,
@@ -135,12 +136,18 @@ impl Args {
         self.sections.iter().any(|s| s == section)
     }
 
-    /// The bench database's URL.
+    /// The bench database's URL: `--postgres` with its database name replaced
+    /// and its parameters (`?sslmode=...`) kept.
     pub fn database_url(&self) -> String {
-        match self.postgres.rsplit_once('/') {
-            Some((server, _)) => format!("{server}/{}", self.database),
-            None => format!("{}/{}", self.postgres, self.database),
-        }
+        let (location, query) = match self.postgres.split_once('?') {
+            Some((location, query)) => (location, format!("?{query}")),
+            None => (self.postgres.as_str(), String::new()),
+        };
+        let server = match location.rsplit_once('/') {
+            Some((server, _)) if server.contains("//") => server,
+            _ => location,
+        };
+        format!("{server}/{}{query}", self.database)
     }
 }
 
@@ -153,4 +160,33 @@ fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
 
 fn list<T: std::str::FromStr>(flag: &str, value: &str) -> Result<Vec<T>, String> {
     value.split(',').map(|v| number(flag, v.trim())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_postgres(url: &str) -> Args {
+        Args {
+            postgres: url.to_owned(),
+            ..Args::defaults().expect("defaults")
+        }
+    }
+
+    #[test]
+    fn the_bench_database_replaces_the_admin_database_and_keeps_the_parameters() {
+        let args = with_postgres("postgres://u@h:5432/postgres?sslmode=disable");
+        assert_eq!(
+            args.database_url(),
+            "postgres://u@h:5432/stratasync_bench?sslmode=disable"
+        );
+    }
+
+    #[test]
+    fn a_url_without_a_database_gains_one() {
+        assert_eq!(
+            with_postgres("postgres://u@h").database_url(),
+            "postgres://u@h/stratasync_bench"
+        );
+    }
 }
