@@ -18,6 +18,7 @@ compile_error!("stratasync-diesel needs at least one backend feature: `postgres`
 mod backend;
 mod bind;
 pub mod codegen;
+mod connection;
 mod error;
 mod hooks;
 mod log;
@@ -39,12 +40,12 @@ mod sqlite;
 mod store;
 mod write;
 
-#[cfg(feature = "postgres")]
-pub use backend::PgConn;
-#[cfg(feature = "sqlite")]
-pub use backend::SqliteConn;
 pub(crate) use backend::StoreConn;
 pub use bind::Bind;
+#[cfg(feature = "postgres")]
+pub use connection::PgConn;
+#[cfg(feature = "sqlite")]
+pub use connection::SqliteConn;
 pub use error::{MutationError, StoreError};
 pub use hooks::{HookResult, ModelHooks, Tx};
 pub use model::{DieselModel, RowScope};

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use stratasync_core::{
-    ActionKind, FieldCodec, FilterContext, GroupKey, JsonMap, SyncId, contains_nul,
+    ActionKind, FieldCodec, FilterContext, GroupKey, JsonMap, SyncId, map_contains_nul,
 };
 
 use crate::hooks::{DynModelHooks, HookConn};
@@ -203,11 +203,7 @@ where
         }
         ActionKind::Delete => {
             // The payload becomes the action's data verbatim.
-            if mutation
-                .payload
-                .iter()
-                .any(|(key, value)| key.contains('\0') || contains_nul(value))
-            {
+            if map_contains_nul(&mutation.payload) {
                 return Err(MutationError::rejected(
                     "Invalid mutation: the payload contains a NUL character",
                 ));

@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use diesel_async::pooled_connection::deadpool::Pool;
+use futures::Stream;
 use futures::future::BoxFuture;
 use stratasync_core::{ActionKind, FilterContext, SyncAction, SyncId};
 
@@ -12,8 +14,10 @@ use crate::log::{LogConn, NewAction, to_sync_action};
 use crate::mutate::Mutation;
 use crate::pool::{PoolOptions, SnapshotGate};
 use crate::registry::Registry;
+use crate::snapshot::{SnapshotCutOff, SnapshotPlan};
+use crate::write::Applied;
 use crate::write::scope::{Leased, Scope};
-use crate::write::{Applied, Writer};
+use crate::write::writer::Writer;
 use crate::{MutationError, StoreError};
 
 #[derive(Clone)]
@@ -622,7 +626,7 @@ impl SnapshotConn {
     pub(crate) async fn run(
         mut self,
         registry: Arc<Registry>,
-        plan: crate::snapshot::SnapshotPlan,
+        plan: SnapshotPlan,
         sink: tokio::sync::mpsc::Sender<bytes::Bytes>,
     ) -> Result<(), crate::snapshot::SnapshotError> {
         let stall = self.stall;
@@ -642,5 +646,25 @@ impl SnapshotConn {
 impl Store {
     pub(crate) fn registry_arc(&self) -> Arc<Registry> {
         Arc::clone(&self.registry)
+    }
+
+    /// Streams the rows `plan` asks for, read from one consistent snapshot
+    /// (see [`crate::snapshot`]).
+    ///
+    /// Waits for a slot of the snapshot share and a connection first; when
+    /// none frees up in time the answer is [`StoreError::Unavailable`].
+    /// The stream yields NDJSON chunks; a failure after the first chunk ends
+    /// it with a `{"message":...,"type":"error"}` line; a reader that
+    /// stalls past the stall timeout gets [`SnapshotCutOff`] as its last item.
+    pub async fn snapshot(
+        &self,
+        plan: SnapshotPlan,
+    ) -> Result<impl Stream<Item = Result<Bytes, SnapshotCutOff>> + Send + 'static, StoreError>
+    {
+        let conn = self.snapshot_conn().await?;
+        let registry = self.registry_arc();
+        Ok(crate::snapshot::stream(move |sink| {
+            conn.run(registry, plan, sink)
+        }))
     }
 }

@@ -18,9 +18,11 @@ mod quota;
 mod request_id;
 pub mod retention;
 mod schema_check;
+mod scrape;
 mod serve;
 mod server;
 pub mod shutdown;
+mod state;
 
 pub use auth::{Auth, AuthUser, AuthorizeError, BoxError, Caller, TokenError};
 pub use error::{ApiError, Error, FieldIssue, RequestPart};
@@ -29,7 +31,8 @@ pub use jwt::{JwtAuth, JwtKeyError};
 pub use limits::{Limits, LimitsError};
 pub use live::{LiveContext, LiveHooks, LiveSocket};
 pub use serve::{DEFAULT_BIND, DEFAULT_DATABASE, ServeConfig, parse_duration, serve, serve_with};
-pub use server::{MutationEvent, SyncServer, SyncServerBuilder};
+pub use server::SyncServerBuilder;
+pub use state::{MutationEvent, SyncServer};
 pub use stratasync_core::{
     ActionKind, ClientSchema, ClientType, FieldCodec, FieldError, FilterContext, GroupValue,
     JsonMap, LoadStrategy, ModelMeta, SyncAction, SyncId, SyncModel,

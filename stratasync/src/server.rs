@@ -1,124 +1,22 @@
-//! The sync server: its configuration, shared state and axum router.
+//! The sync server's builder and its axum router, on top of the routes and
+//! the shared state ([`crate::state`]) they use.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::extract::FromRef;
-use futures::future::BoxFuture;
 use stratasync_core::{SyncAction, SyncId};
 use stratasync_diesel::{Registry, Store};
 use tokio::sync::watch;
 
-use crate::auth::{Auth, AuthUser, BoxError, DynAuth};
+use crate::auth::{Auth, BoxError, DynAuth};
 use crate::error::Error;
 use crate::fanout::{Fanout, FanoutConfig};
 use crate::limits::{Clipped, Limits};
 use crate::live::{DynLiveHooks, LiveConfig, LiveHooks, NoHooks};
 use crate::quota::Quota;
 use crate::schema_check::SchemaCheck;
-
-/// What the after-mutation hook is told.
-#[derive(Debug, Clone)]
-pub struct MutationEvent {
-    /// Who wrote.
-    pub user: AuthUser,
-    /// The committed action.
-    pub action: SyncAction,
-}
-
-/// Runs after a mutation commits; a failure becomes a warning on its result.
-type AfterMutation =
-    Arc<dyn Fn(MutationEvent) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync>;
-
-/// State shared by every route and socket of one server.
-pub(crate) struct Shared {
-    pub(crate) store: Store,
-    pub(crate) auth: Arc<dyn DynAuth>,
-    /// The highest id this node has committed; live delivery watches it.
-    pub(crate) last_committed: watch::Sender<SyncId>,
-    /// The log tailer, memory bus and Redis link of this node.
-    pub(crate) fanout: Fanout,
-    /// How live sockets run.
-    pub(crate) live: LiveConfig,
-    /// The application's live-socket hooks.
-    pub(crate) hooks: Arc<dyn DynLiveHooks>,
-    /// The node's limits.
-    pub(crate) limits: Limits,
-    /// Bootstraps each user runs at once.
-    pub(crate) bootstraps: Quota,
-    /// Sockets each user holds at once.
-    pub(crate) sockets: Quota,
-    after_mutation: Option<AfterMutation>,
-    /// Set when shutdown begins: `/ready` answers 503 from then on.
-    pub(crate) draining: AtomicBool,
-    /// How long requests in flight may run once shutdown began.
-    pub(crate) shutdown_grace: Duration,
-    /// The server's schema hash and the clients that differ from it.
-    pub(crate) schema_check: SchemaCheck,
-    /// The CORS allowlist's layer, when one is configured.
-    cors: Option<tower_http::cors::CorsLayer>,
-    /// The origins that may open live sockets.
-    pub(crate) ws_origins: crate::origins::WsOrigins,
-}
-
-impl Shared {
-    /// Announces a committed action; returns the hook's warnings.
-    pub(crate) async fn committed(&self, user: &AuthUser, action: SyncAction) -> Vec<String> {
-        self.appended(&action);
-        let Some(hook) = &self.after_mutation else {
-            return Vec::new();
-        };
-        match hook(MutationEvent {
-            user: user.clone(),
-            action,
-        })
-        .await
-        {
-            Ok(()) => Vec::new(),
-            Err(error) => vec![format!("onAfterMutation hook failed: {error}")],
-        }
-    }
-
-    /// Pokes this node's log tailer and tells the other nodes that `action`
-    /// is in the log.
-    pub(crate) fn appended(&self, action: &SyncAction) {
-        self.last_committed.send_if_modified(|last| {
-            let advanced = action.id > *last;
-            *last = (*last).max(action.id);
-            advanced
-        });
-        self.fanout.announce(action);
-    }
-}
-
-/// A configured sync server: mount [`SyncServer::router`] into an axum app,
-/// or run it with [`crate::serve`].
-///
-/// It is cheap to clone, and it is the state of its own router: an
-/// application state holding one implements `axum::extract::FromRef` for it,
-/// so that its routes can extract [`Caller`](crate::Caller).
-#[derive(Clone)]
-pub struct SyncServer {
-    pub(crate) shared: Arc<Shared>,
-    base_path: Arc<str>,
-}
-
-/// The sync routes' handlers take the shared state out of the router's.
-impl FromRef<SyncServer> for Arc<Shared> {
-    fn from_ref(server: &SyncServer) -> Self {
-        Arc::clone(&server.shared)
-    }
-}
-
-impl std::fmt::Debug for SyncServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SyncServer")
-            .field("base_path", &self.base_path)
-            .field("store", &self.shared.store)
-            .finish()
-    }
-}
+use crate::state::{AfterMutation, MutationEvent, Shared, SyncServer};
 
 impl SyncServer {
     /// Starts configuring a server for the models of `registry`.
@@ -202,7 +100,7 @@ impl SyncServer {
     /// [`crate::metrics`]). Merge it into the application's router, or
     /// serve it on its own address so that it stays private.
     pub fn metrics_router(&self) -> axum::Router {
-        crate::metrics::routes().with_state(Arc::clone(&self.shared))
+        crate::scrape::routes().with_state(Arc::clone(&self.shared))
     }
 
     /// The limits this server runs with.

@@ -36,6 +36,7 @@ pub(crate) mod bus;
 pub(crate) mod large;
 #[cfg(feature = "redis")]
 mod redis;
+mod stop;
 mod tailer;
 
 use std::sync::Arc;
@@ -47,6 +48,7 @@ use stratasync_diesel::Store;
 use tokio::sync::{Notify, broadcast, watch};
 
 pub(crate) use bus::LiveAction;
+pub(crate) use stop::stopped;
 
 use crate::error::Error;
 
@@ -194,9 +196,4 @@ impl Drop for Fanout {
     fn drop(&mut self) {
         self.shut_down();
     }
-}
-
-/// Waits until `signal` says shutdown (or its sender is gone).
-pub(crate) async fn stopped(signal: &mut watch::Receiver<bool>) {
-    let _ = signal.wait_for(|stop| *stop).await;
 }
