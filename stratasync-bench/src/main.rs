@@ -9,7 +9,8 @@
 //!   first byte, server peak RSS, a slow reader; baseline `COPY ... TO STDOUT`
 //!   of the same rows as JSON;
 //! - (b) mutate: tx/s and p50/p99 latency at several concurrencies and batch
-//!   sizes; baseline the same SQL issued directly;
+//!   sizes; baselines the same SQL issued directly, committed per mutation
+//!   and per request;
 //! - (c) fan-out: WebSocket subscribers, delivery latency, RSS per idle
 //!   socket, one node and two nodes over Redis;
 //! - (d) catch-up: actions/s through `/sync/deltas` and WebSocket replay;
@@ -289,21 +290,28 @@ async fn mutate_section(
     let token = format!("user:{}", MUTATE_WORKSPACE.1);
     let node = Node::start(&args.server_bin, url, None).await?;
     let mut rows = Vec::new();
-    for &batch in &args.batches {
-        for &clients in &args.clients {
-            let run = format!("m{clients}x{batch}");
-            step!("mutate {clients} clients × {batch} tx/request: direct SQL");
-            let direct = mutate::direct_sql(
+    let configs = args
+        .batches
+        .iter()
+        .flat_map(|&batch| args.clients.iter().map(move |&clients| (clients, batch)));
+    for (index, (clients, batch)) in configs.enumerate() {
+        let run = format!("m{clients}x{batch}");
+        let direct_sql = async |commit: mutate::Commit, suffix: &str| {
+            step!("mutate {clients} clients × {batch} tx/request: direct SQL, {commit:?}");
+            mutate::direct_sql(
                 url,
                 Arc::clone(&ids),
                 clients,
                 batch,
                 args.mutate_time,
-                &format!("{run}d"),
+                &format!("{run}{suffix}"),
+                commit,
             )
-            .await?;
+            .await
+        };
+        let server = async || {
             step!("mutate {clients} clients × {batch} tx/request: server");
-            let server = mutate::through_server(
+            mutate::through_server(
                 &node,
                 &token,
                 Arc::clone(&ids),
@@ -312,14 +320,34 @@ async fn mutate_section(
                 args.mutate_time,
                 &run,
             )
-            .await?;
-            rows.push(MutateRow {
-                clients,
-                batch,
-                server,
-                direct,
-            });
-        }
+            .await
+        };
+        // Baselines and server alternate which runs first, so that a drift
+        // of the shared machine does not always favour the same side.
+        let server_first = index % 2 == 1;
+        let early = if server_first {
+            Some(server().await?)
+        } else {
+            None
+        };
+        let direct = direct_sql(mutate::Commit::PerMutation, "d").await?;
+        let per_request = if batch > 1 {
+            Some(direct_sql(mutate::Commit::PerRequest, "r").await?)
+        } else {
+            None
+        };
+        let server = match early {
+            Some(server) => server,
+            None => server().await?,
+        };
+        rows.push(MutateRow {
+            clients,
+            batch,
+            server,
+            direct,
+            per_request,
+            server_first,
+        });
     }
     node.stop().await;
     Ok(rows)
