@@ -6,13 +6,16 @@
 //! in the same run on the same machine, and writes `BENCHMARKS.md`:
 //!
 //! - (a) bootstrap: rows/s, bytes on the wire with and without gzip, time to
-//!   first byte, server peak RSS, a slow reader; baseline `COPY ... TO STDOUT`
-//!   of the same rows as JSON;
+//!   first byte, server peak RSS, a slow reader; baselines: binary `COPY`
+//!   of the same rows (the limit), a plain `SELECT` read to the end, and
+//!   `COPY` of them as JSON, before and after the server's reads;
 //! - (b) mutate: tx/s and p50/p99 latency at several concurrencies and batch
 //!   sizes; baselines the same SQL issued directly, committed per mutation
 //!   and per request;
-//! - (c) fan-out: WebSocket subscribers, delivery latency, RSS per idle
-//!   socket, one node and two nodes over Redis;
+//! - (c) fan-out: WebSocket subscribers, delivery latency, server CPU per
+//!   delivered frame, RSS per idle socket, one node and two nodes over Redis;
+//!   baseline a minimal tokio-tungstenite broadcast server (this binary run
+//!   with `--serve-broadcast`) sending the same frames to as many sockets;
 //! - (d) catch-up: actions/s through `/sync/deltas` and WebSocket replay;
 //!   baseline `COPY` of the same actions.
 //!
@@ -23,6 +26,7 @@
 
 mod args;
 mod bootstrap;
+mod broadcast;
 mod catchup;
 mod db;
 mod fanout;
@@ -57,7 +61,12 @@ const SLOW_PAUSE: Duration = Duration::from_secs(3);
 
 #[tokio::main]
 async fn main() {
-    if let Err(error) = run().await {
+    let outcome = if std::env::args().nth(1).as_deref() == Some(broadcast::SERVE) {
+        broadcast::serve().await
+    } else {
+        run().await
+    };
+    if let Err(error) = outcome {
         eprintln!("error: {error}");
         std::process::exit(1);
     }
@@ -232,8 +241,8 @@ async fn bootstrap_section(
         step!("seeding {size} todos");
         db::seed_todos(db, &workspace, &user, size).await?;
         let token = format!("user:{user}");
-        step!("bootstrap {size} rows: COPY baseline");
-        let copy = bootstrap::copy_baseline(db, &workspace).await?;
+        step!("bootstrap {size} rows: baselines (binary COPY, SELECT, JSON COPY)");
+        let before = bootstrap::baselines(db, &workspace).await?;
         let read = |gzip, pause| Reader {
             gzip,
             pause,
@@ -264,11 +273,13 @@ async fn bootstrap_section(
             .await?;
             *slow = Some((paused, plain));
         }
+        step!("bootstrap {size} rows: baselines again");
+        let after = bootstrap::baselines(db, &workspace).await?;
         rows.push(BootstrapRow {
             rows: size,
             plain,
             gzip,
-            copy,
+            baselines: before.best(after),
         });
     }
     Ok(rows)
@@ -415,8 +426,36 @@ async fn fanout_section(
     let ids = Arc::new(db::todo_ids(db, FANOUT_WORKSPACE.0, 1_000).await?);
     let token = format!("user:{}", FANOUT_WORKSPACE.1);
     let mut results = Vec::new();
+    let bench_bin = std::env::current_exe().map_err(|e| e.to_string())?;
     for &subscribers in &args.subscribers {
-        for nodes in [1usize, 2] {
+        let mut sample = None;
+        // The server on one node, the baseline, the server on two nodes.
+        for nodes in [1usize, 0, 2] {
+            let plan = |after, run| fanout::Plan {
+                subscribers,
+                mutations: args.fanout_mutations,
+                rate: args.fanout_rate,
+                token: token.clone(),
+                ids: Arc::clone(&ids),
+                after,
+                run,
+            };
+            if nodes == 0 {
+                let Some((template, template_run)) = sample.take() else {
+                    continue;
+                };
+                step!("fan-out: {subscribers} subscribers on the broadcast baseline");
+                let mut server = broadcast::Broadcaster::start(&bench_bin).await?;
+                let target = fanout::Target::Baseline {
+                    server: &mut server,
+                    template,
+                    template_run,
+                };
+                let result = fanout::run(target, plan(0, format!("b{subscribers}"))).await;
+                server.stop().await;
+                results.push(result?);
+                continue;
+            }
             step!("fan-out: {subscribers} subscribers on {nodes} node(s)");
             let redis = (nodes > 1).then_some(args.redis.as_str());
             let mut started = Vec::new();
@@ -428,20 +467,17 @@ async fn fanout_section(
                 .await
                 .map_err(|e| e.to_string())?
                 .get(0);
-            let plan = fanout::Plan {
-                subscribers,
-                mutations: args.fanout_mutations,
-                rate: args.fanout_rate,
-                token: token.clone(),
-                ids: Arc::clone(&ids),
-                after,
-                run: format!("f{subscribers}n{nodes}"),
-            };
-            let result = fanout::run(&started, plan).await;
+            let run = format!("f{subscribers}n{nodes}");
+            let result =
+                fanout::run(fanout::Target::Nodes(&started), plan(after, run.clone())).await;
             for node in started {
                 node.stop().await;
             }
-            results.push(result?);
+            let result = result?;
+            if nodes == 1 {
+                sample = result.sample.clone().map(|frame| (frame, run));
+            }
+            results.push(result);
         }
     }
     Ok(results)
