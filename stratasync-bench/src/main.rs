@@ -17,7 +17,10 @@
 //!   baseline a minimal tokio-tungstenite broadcast server (this binary run
 //!   with `--serve-broadcast`) sending the same frames to as many sockets;
 //! - (d) catch-up: actions/s through `/sync/deltas` and WebSocket replay;
-//!   baseline `COPY` of the same actions.
+//!   baseline `COPY` of the same actions;
+//! - (e) nodes: PostgreSQL transactions and tuples, and Redis commands, per
+//!   mutation with 1 to 8 nodes (the streams topology), and a model of 100
+//!   nodes; `--only nodes` rewrites only that section of the report.
 //!
 //! The server is the `todo-example` binary (built in release mode by this
 //! command), run as a child process on loopback ports against a database
@@ -33,6 +36,7 @@ mod fanout;
 mod machine;
 mod mutate;
 mod node;
+mod nodes;
 mod report;
 mod stats;
 mod ws;
@@ -56,6 +60,8 @@ const FANOUT_WORKSPACE: (&str, &str) = ("wfan", "ufan");
 const CATCHUP_WORKSPACE: (&str, &str) = ("wcat", "ucat");
 /// `/sync/deltas` page size of the catch-up benchmark (the protocol's default).
 const DELTAS_LIMIT: u32 = 1000;
+/// Concurrent clients of the nodes section's writer.
+const NODES_CLIENTS: usize = 4;
 /// How long the slow reader pauses.
 const SLOW_PAUSE: Duration = Duration::from_secs(3);
 
@@ -111,7 +117,7 @@ async fn run() -> Result<(), String> {
     if args.runs("bootstrap") {
         report.bootstrap = bootstrap_section(&args, &db, &url, &mut report.slow).await?;
     }
-    if args.runs("mutate") || args.runs("fanout") || args.runs("catchup") {
+    if args.runs("mutate") || args.runs("fanout") || args.runs("catchup") || args.runs("nodes") {
         step!("seeding {MUTATE_ROWS} todos for mutate and fan-out");
         db::seed_todos(&db, MUTATE_WORKSPACE.0, MUTATE_WORKSPACE.1, MUTATE_ROWS).await?;
         db::seed_todos(&db, FANOUT_WORKSPACE.0, FANOUT_WORKSPACE.1, 1_000).await?;
@@ -137,10 +143,22 @@ async fn run() -> Result<(), String> {
         }
     }
 
+    if args.runs("nodes") {
+        report.nodes = nodes_section(&args, &db, &url).await?;
+    }
+
     report.total_secs = started.elapsed().as_secs_f64();
     drop(db);
     db::drop_database(&args.postgres, &args.database).await?;
-    std::fs::write(&args.out, report.render(&machine))
+    let existing = std::fs::read_to_string(&args.out).ok();
+    let page = match existing {
+        // Only the nodes section ran: the rest of the report stays.
+        Some(existing) if args.sections == ["nodes"] => {
+            report::splice_nodes(&existing, &report.render_nodes())
+        }
+        _ => report.render(&machine),
+    };
+    std::fs::write(&args.out, page)
         .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
     step!("wrote {} in {:.0} s", args.out.display(), report.total_secs);
     Ok(())
@@ -481,4 +499,29 @@ async fn fanout_section(
         }
     }
     Ok(results)
+}
+
+async fn nodes_section(
+    args: &Args,
+    db: &tokio_postgres::Client,
+    url: &str,
+) -> Result<Vec<nodes::NodesRow>, String> {
+    let ids = Arc::new(db::todo_ids(db, MUTATE_WORKSPACE.0, 1_000).await?);
+    let token = format!("user:{}", MUTATE_WORKSPACE.1);
+    let admin = db::connect(&args.postgres).await?;
+    let redis = nodes::OwnRedis::start().await?;
+    let mut rows = Vec::new();
+    for &count in &args.nodes {
+        step!("nodes: {count} node(s), one writer of {NODES_CLIENTS} clients");
+        let plan = nodes::Plan {
+            nodes: count,
+            clients: NODES_CLIENTS,
+            time: args.nodes_time,
+            token: token.clone(),
+            ids: Arc::clone(&ids),
+            run: format!("n{count}-{}", uuid::Uuid::new_v4().simple()),
+        };
+        rows.push(nodes::run(&args.server_bin, url, &admin, &args.database, &redis, plan).await?);
+    }
+    Ok(rows)
 }
