@@ -123,6 +123,13 @@ impl SyncServer {
         &self.shared.store
     }
 
+    /// Whether this node is the leader that publishes the log to the Redis
+    /// streams (README "Several nodes"); `None` when the node does not use
+    /// the streams (no Redis, or SQLite).
+    pub fn is_stream_leader(&self) -> Option<bool> {
+        self.shared.fanout.stream_leader()
+    }
+
     /// The `schemaHash` a client generated from the server's models sends
     /// ([`Registry::schema_hash`]).
     pub fn schema_hash(&self) -> &str {
@@ -282,6 +289,44 @@ impl SyncServerBuilder {
     #[must_use]
     pub fn redis_channel(mut self, channel: impl Into<String>) -> Self {
         self.fanout.redis_channel = channel.into();
+        self
+    }
+
+    /// Shard streams the groups are spread over when several nodes share
+    /// PostgreSQL and Redis (default 16; README "Several nodes"). Every node
+    /// of one deployment must use the same. Needs the `redis` feature.
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub fn stream_shards(mut self, shards: u32) -> Self {
+        self.fanout.streams.shards = shards.max(1);
+        self
+    }
+
+    /// The key prefix of the shard streams (default: the Redis channel
+    /// followed by `:log`, `sync:deltas:log`); one deployment, one prefix,
+    /// one leader. Needs the `redis` feature.
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub fn stream_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.fanout.streams.prefix = prefix.into();
+        self
+    }
+
+    /// Entries each shard stream keeps, about (default 10 000; `MAXLEN ~`).
+    /// Nodes further behind read the log. Needs the `redis` feature.
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub fn stream_max_len(mut self, entries: u64) -> Self {
+        self.fanout.streams.max_len = entries.max(1);
+        self
+    }
+
+    /// Also trims stream entries older than `age` (each stream keeps its
+    /// newest). Unset by default. Needs the `redis` feature.
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub fn stream_max_age(mut self, age: Duration) -> Self {
+        self.fanout.streams.max_age = Some(age);
         self
     }
 
@@ -450,7 +495,7 @@ impl SyncServerBuilder {
         let (last_committed, committed) = watch::channel(SyncId::ZERO);
         let mut fanout_config = self.fanout;
         fanout_config.page_bytes = self.limits.delta_page_bytes;
-        let fanout = Fanout::start(store.clone(), fanout_config, committed).await?;
+        let fanout = Fanout::start(store.clone(), &url, fanout_config, committed).await?;
         crate::retention::start(store.clone(), self.retention, fanout.shutdown_signal());
         let hooks = self.hooks.unwrap_or_else(|| Arc::new(NoHooks));
         Ok(SyncServer {

@@ -279,6 +279,8 @@ impl Session {
             Err(error) => return self.replay_failed(&ReplayError::Store(error)),
         }
 
+        // The node reads the groups' streams before the socket reads the bus.
+        let interest = shared.fanout.interest(&groups).await;
         let mut sub = Subscription::new(
             subscribe.token,
             caller.user,
@@ -286,6 +288,7 @@ impl Session {
             groups,
             subscribe.after,
             shared.fanout.subscribe(),
+            interest,
         );
         match replay::catch_up(
             &mut sub,
@@ -366,6 +369,15 @@ impl Session {
                     .close(None, close_code::GOING_AWAY, "Server shutting down");
                 return Flow::Stop;
             }
+        };
+        // New groups: what the bus carried of them before this socket held
+        // them (a node reading only its sockets' streams did not read them)
+        // is read from the log.
+        let outcome = match outcome {
+            Ok(Delivered::Regrouped) => replay::catch_up(sub, &self.shared, &self.outbox, None)
+                .await
+                .map(|()| Delivered::Sent),
+            other => other,
         };
         match outcome {
             Ok(_) => {

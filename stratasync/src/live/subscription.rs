@@ -8,7 +8,7 @@ use tokio::sync::broadcast;
 
 use super::outbox::{Outbox, SendError};
 use crate::auth::{AuthUser, Caller, caller_groups};
-use crate::fanout::{LiveAction, bus::visible};
+use crate::fanout::{self, LiveAction, bus::visible};
 use crate::state::Shared;
 
 /// A subscribed socket's state.
@@ -25,6 +25,8 @@ pub(crate) struct Subscription {
     pub(crate) cursor: SyncId,
     /// The memory bus.
     pub(crate) rx: broadcast::Receiver<Arc<LiveAction>>,
+    /// Keeps the node reading the streams of `groups` (several nodes).
+    _interest: fanout::Interest,
     /// Counts this subscription in the metrics while it lives.
     _counted: crate::metrics::Held,
 }
@@ -42,7 +44,8 @@ pub(crate) enum Delivered {
 
 impl Subscription {
     /// A subscription of `user` (with `token`) to `groups` of those it
-    /// `requested`, delivering from `cursor` on what `rx` receives.
+    /// `requested`, delivering from `cursor` on what `rx` receives, while
+    /// `interest` keeps the node reading the groups' streams.
     pub(crate) fn new(
         token: String,
         user: AuthUser,
@@ -50,6 +53,7 @@ impl Subscription {
         groups: Vec<String>,
         cursor: SyncId,
         rx: broadcast::Receiver<Arc<LiveAction>>,
+        interest: fanout::Interest,
     ) -> Subscription {
         Subscription {
             token,
@@ -58,6 +62,7 @@ impl Subscription {
             groups,
             cursor,
             rx,
+            _interest: interest,
             _counted: crate::metrics::Held::subscription(),
         }
     }
@@ -104,6 +109,7 @@ impl Subscription {
                 let changed = groups != self.groups;
                 if changed {
                     tracing::info!(?groups, "groups changed");
+                    self._interest = shared.fanout.interest(&groups).await;
                 }
                 self.groups = groups;
                 changed
