@@ -148,11 +148,15 @@ impl SyncServer {
     /// answers within a second, Redis is subscribed when configured, and the
     /// server is not shutting down). Responses are gzip-compressed when the
     /// client sends `Accept-Encoding: gzip` (bootstrap and batch streams,
-    /// delta pages); small bodies are left as they are.
+    /// delta pages); small bodies are left as they are. Every request has
+    /// an id (the client's sane `x-request-id`, or a fresh UUID): it is
+    /// answered in `x-request-id`, carried by the request's tracing span as
+    /// `request_id`, and written as `requestId` into every error body.
     pub fn router(&self) -> axum::Router {
         let router = crate::http::routes(&self.base_path)
             .merge(crate::health::routes(&self.base_path))
             .route_layer(axum::middleware::from_fn(crate::metrics::track))
+            .layer(axum::middleware::from_fn(crate::request_id::stamp_errors))
             // The fastest level: the stream is produced faster than the
             // default level can compress it (BENCHMARKS.md, bootstrap).
             .layer(
@@ -166,6 +170,7 @@ impl SyncServer {
                         let uri = request.uri().to_string();
                         tracing::debug_span!(
                             "request",
+                            request_id = crate::request_id::of(request).unwrap_or_default(),
                             method = %request.method(),
                             uri = %Clipped(&uri),
                             version = ?request.version(),
@@ -173,6 +178,16 @@ impl SyncServer {
                     },
                 ),
             )
+            .layer(tower_http::request_id::PropagateRequestIdLayer::new(
+                crate::request_id::REQUEST_ID,
+            ))
+            .layer(tower_http::request_id::SetRequestIdLayer::new(
+                crate::request_id::REQUEST_ID,
+                tower_http::request_id::MakeRequestUuid,
+            ))
+            .layer(axum::middleware::map_request(
+                crate::request_id::drop_insane,
+            ))
             .layer(axum::extract::DefaultBodyLimit::max(
                 self.shared.limits.request_body_bytes,
             ));

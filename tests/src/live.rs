@@ -65,7 +65,8 @@ impl Ws {
         }
     }
 
-    /// Connects; on refusal returns the HTTP status and body.
+    /// Connects; on refusal returns the HTTP status and the body less its
+    /// `requestId` ([`error_body`](crate::protocol::error_body)).
     pub async fn try_connect(http_base: &str, token: Option<&str>) -> Result<Ws, (u16, Value)> {
         match tokio_tungstenite::connect_async(ws_url(http_base, token)).await {
             Ok((stream, _)) => Ok(Ws { stream }),
@@ -76,7 +77,7 @@ impl Ws {
                     .as_ref()
                     .and_then(|b| serde_json::from_slice(b).ok())
                     .unwrap_or(Value::Null);
-                Err((status, body))
+                Err((status, crate::protocol::error_body(&body)))
             }
             Err(error) => panic!("connect failed: {error}"),
         }
