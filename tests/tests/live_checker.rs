@@ -273,6 +273,10 @@ async fn checker_run(
     disturbance: Disturbance,
     mut own: Option<&mut OwnRedis>,
 ) -> Verdict {
+    // One run at a time: each is three nodes and their sockets, and the
+    // suite's runs share the machine.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
     let (writers_n, sockets_n) = (writers(), sockets());
     // One proxy per node, so each node's Redis subscriber can be watched.
     let mut proxies = Vec::new();
