@@ -21,6 +21,7 @@ pub mod codegen;
 mod error;
 mod hooks;
 mod log;
+mod members;
 mod migrate;
 mod model;
 mod mutate;
