@@ -22,6 +22,7 @@ mod connection;
 mod error;
 mod hooks;
 mod log;
+mod members;
 mod migrate;
 mod model;
 mod mutate;
