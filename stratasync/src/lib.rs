@@ -37,6 +37,10 @@ pub use stratasync_core::{
     ActionKind, ClientSchema, ClientType, FieldCodec, FieldError, FilterContext, GroupValue,
     JsonMap, LoadStrategy, ModelMeta, SyncAction, SyncId, SyncModel,
 };
+// What a `ModelMeta` is made of (its group key, its action set, its fields),
+// so applications can read and compare a model's description; and PROTOCOL's
+// composite id, the id a client computes for a join-table row.
+pub use stratasync_core::{ActionSet, FieldMeta, GroupKey, composite_id};
 pub use stratasync_derive::SyncModel;
 pub use stratasync_diesel::codegen;
 pub use stratasync_diesel::{

@@ -28,9 +28,9 @@ use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 use serde_json::{Value, json};
 use stratasync::{FilterContext, HookResult, JsonMap, ModelHooks, Registry, SyncId, SyncModel, Tx};
-use stratasync_tests::handwritten::{Task, TaskLabel};
 use stratasync_tests::harness::{Backend, TestDb, new_id, run};
 use stratasync_tests::live::{CuttableProxy, Frame, Ws, delta_id};
+use stratasync_tests::models::{Task, TaskLabel};
 
 /// The groups the writers write into; one live subscriber each.
 const GROUPS: [&str; 2] = ["w1", "w2"];

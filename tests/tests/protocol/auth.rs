@@ -1,9 +1,8 @@
 //! PROTOCOL §2: authentication, group resolution and effective groups, on
 //! every route.
-#![allow(clippy::unwrap_used)] // a test's unwrap is an assertion
 
 use serde_json::{Value, json};
-use stratasync_tests::harness::{Reply, TestDb, TestServer, new_id, tx};
+use stratasync_tests::harness::{Fixture, Reply, TestDb, TestServer, new_id, tx};
 use stratasync_tests::on_each_backend;
 use stratasync_tests::protocol::error_body;
 
@@ -194,10 +193,10 @@ fn workspaces(rows: &[Value]) -> Vec<String> {
 }
 
 async fn groups_are_resolved_memberships_and_personal(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
-    server.add_member("alice", "w2").await;
-    server.add_member("bob", "w3").await;
+    let server = Fixture::on(db)
+        .members(&[("alice", "w1"), ("alice", "w2"), ("bob", "w3")])
+        .start()
+        .await;
     let alice = server.client("user:alice");
     let bob = server.client("user:bob");
     alice.insert_task("w1", "a").await;
@@ -232,10 +231,10 @@ async fn groups_are_resolved_memberships_and_personal(db: &TestDb) {
 }
 
 async fn sync_groups_narrow_and_never_widen(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
-    server.add_member("alice", "w2").await;
-    server.add_member("bob", "w3").await;
+    let server = Fixture::on(db)
+        .members(&[("alice", "w1"), ("alice", "w2"), ("bob", "w3")])
+        .start()
+        .await;
     let alice = server.client("user:alice");
     let bob = server.client("user:bob");
     let (_, w1_sync) = alice.insert_task("w1", "a").await;
