@@ -1,6 +1,8 @@
 //! (a) Bootstrap: rows/s, bytes on the wire with and without gzip, time to
-//! first byte and server memory, against PostgreSQL's own
-//! `COPY (SELECT row_to_json(t) ...) TO STDOUT` of the same rows.
+//! first byte and server memory, against what PostgreSQL alone does with
+//! the same rows: `COPY (SELECT ...) TO STDOUT (FORMAT binary)` (the limit
+//! the targets compare with), a plain `SELECT` read to the end, and
+//! `COPY (SELECT row_to_json(t) ...) TO STDOUT` (JSON built in one backend).
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};
@@ -144,15 +146,38 @@ pub async fn fetch(node: &Node, token: &str, reader: Reader) -> Result<Fetched, 
     })
 }
 
-/// The baseline: the same rows as JSON straight from PostgreSQL, best of two.
-pub async fn copy_baseline(db: &Client, workspace: &str) -> Result<db::Copied, String> {
-    let query = format!("SELECT row_to_json(t) FROM todos t WHERE t.workspace_id = '{workspace}'");
-    let first = db::copy_out(db, &query).await?;
-    let second = db::copy_out(db, &query).await?;
-    Ok(if second.elapsed < first.elapsed {
-        second
-    } else {
-        first
+/// The database's own reads of the same rows.
+#[derive(Debug, Clone, Copy)]
+pub struct Baselines {
+    /// `COPY (SELECT * ...) TO STDOUT (FORMAT binary)`: the limit.
+    pub binary: db::Copied,
+    /// `SELECT * ...` read to the end.
+    pub select: db::Copied,
+    /// `COPY (SELECT row_to_json(t) ...) TO STDOUT`.
+    pub json: db::Copied,
+}
+
+impl Baselines {
+    /// The faster of two runs, baseline by baseline.
+    pub fn best(self, other: Baselines) -> Baselines {
+        let faster = |a: db::Copied, b: db::Copied| if a.elapsed <= b.elapsed { a } else { b };
+        Baselines {
+            binary: faster(self.binary, other.binary),
+            select: faster(self.select, other.select),
+            json: faster(self.json, other.json),
+        }
+    }
+}
+
+/// Reads `workspace`'s todos once each as binary `COPY`, plain `SELECT` and
+/// JSON `COPY`.
+pub async fn baselines(db: &Client, workspace: &str) -> Result<Baselines, String> {
+    let rows = format!("SELECT t.* FROM todos t WHERE t.workspace_id = '{workspace}'");
+    let json = format!("SELECT row_to_json(t) FROM todos t WHERE t.workspace_id = '{workspace}'");
+    Ok(Baselines {
+        binary: db::copy_out_binary(db, &rows).await?,
+        select: db::select_all(db, &rows).await?,
+        json: db::copy_out(db, &json).await?,
     })
 }
 

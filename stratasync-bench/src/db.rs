@@ -1,9 +1,11 @@
 //! The bench's own PostgreSQL database: creation, seeding with
-//! `INSERT ... SELECT generate_series`, and the `COPY` baselines.
+//! `INSERT ... SELECT generate_series`, and the `COPY` and `SELECT`
+//! baselines.
 
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt as _, pin_mut};
+use tokio_postgres::binary_copy::BinaryCopyOutStream;
 use tokio_postgres::{Client, NoTls};
 
 /// Opens a connection; its driver runs on a spawned task.
@@ -120,9 +122,9 @@ pub async fn todo_ids(db: &Client, workspace: &str, limit: i64) -> Result<Vec<St
 /// What a `COPY ... TO STDOUT` delivered.
 #[derive(Debug, Clone, Copy)]
 pub struct Copied {
-    /// Lines (rows).
+    /// Rows (lines of text output).
     pub rows: u64,
-    /// Bytes.
+    /// Bytes: of the text output; for binary reads, of the fields' values.
     pub bytes: u64,
     /// From the statement to the last byte.
     pub elapsed: Duration,
@@ -147,6 +149,85 @@ pub async fn copy_out(db: &Client, query: &str) -> Result<Copied, String> {
         bytes,
         elapsed: start.elapsed(),
     })
+}
+
+/// Runs `COPY (<query>) TO STDOUT (FORMAT binary)` and counts the rows as
+/// they arrive (each row's fields are located, none is decoded).
+pub async fn copy_out_binary(db: &Client, query: &str) -> Result<Copied, String> {
+    let start = Instant::now();
+    let types: Vec<_> = db
+        .prepare(query)
+        .await
+        .map_err(|e| format!("prepare: {e}"))?
+        .columns()
+        .iter()
+        .map(|column| column.type_().clone())
+        .collect();
+    let stream = db
+        .copy_out(&format!("COPY ({query}) TO STDOUT (FORMAT binary)"))
+        .await
+        .map_err(|e| format!("binary copy: {e}"))?;
+    let rows = BinaryCopyOutStream::new(stream, &types);
+    pin_mut!(rows);
+    let (mut count, mut bytes) = (0u64, 0u64);
+    while let Some(row) = rows.next().await {
+        let row = row.map_err(|e| format!("binary copy: {e}"))?;
+        count += 1;
+        bytes += (0..types.len())
+            .map(|i| row.try_get::<RawField>(i).map_or(0, |f| f.0 as u64))
+            .sum::<u64>();
+    }
+    Ok(Copied {
+        rows: count,
+        bytes,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Runs `query` as a plain `SELECT` (extended protocol, binary results) and
+/// reads every row to the end without decoding it.
+pub async fn select_all(db: &Client, query: &str) -> Result<Copied, String> {
+    let start = Instant::now();
+    let rows = db
+        .query_raw(query, std::iter::empty::<i32>())
+        .await
+        .map_err(|e| format!("select: {e}"))?;
+    pin_mut!(rows);
+    let (mut count, mut bytes) = (0u64, 0u64);
+    while let Some(row) = rows.next().await {
+        let row = row.map_err(|e| format!("select: {e}"))?;
+        count += 1;
+        bytes += (0..row.len())
+            .map(|i| row.try_get::<_, RawField>(i).map_or(0, |f| f.0 as u64))
+            .sum::<u64>();
+    }
+    Ok(Copied {
+        rows: count,
+        bytes,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// The length of a field's raw bytes, whatever its type (nothing decoded).
+struct RawField(usize);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for RawField {
+    fn from_sql(
+        _: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(RawField(raw.len()))
+    }
+
+    fn from_sql_null(
+        _: &tokio_postgres::types::Type,
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(RawField(0))
+    }
+
+    fn accepts(_: &tokio_postgres::types::Type) -> bool {
+        true
+    }
 }
 
 /// Newlines in `bytes`.

@@ -24,6 +24,16 @@ impl Node {
         database_url: &str,
         redis: Option<&str>,
     ) -> Result<Node, String> {
+        Node::start_with(bin, database_url, redis, &[]).await
+    }
+
+    /// [`Node::start`] with more environment variables (`STRATASYNC_*`).
+    pub async fn start_with(
+        bin: &Path,
+        database_url: &str,
+        redis: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Result<Node, String> {
         let port = free_port()?;
         let mut command = Command::new(bin);
         command
@@ -31,6 +41,8 @@ impl Node {
             .env("BIND", format!("127.0.0.1:{port}"))
             .env("TODO_SEED", "0")
             .env("RUST_LOG", "warn")
+            // The fan-out subscribes thousands of sockets as one user.
+            .env("STRATASYNC_SOCKETS_PER_USER", "1000000")
             .env_remove("REDIS_URL")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -38,6 +50,9 @@ impl Node {
             .kill_on_drop(true);
         if let Some(redis) = redis {
             command.env("REDIS_URL", redis);
+        }
+        for (name, value) in env {
+            command.env(name, value);
         }
         let child = command.spawn().map_err(|e| {
             format!(
@@ -99,12 +114,12 @@ impl Node {
     }
 
     fn status_kib(&self, key: &str) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.pid))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|line| line.strip_prefix(key))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
+        status_kib(self.pid, key)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
     }
 
     /// Stops the process and waits for it.
@@ -113,7 +128,40 @@ impl Node {
     }
 }
 
-fn free_port() -> Result<u16, String> {
+/// A `/proc/<pid>/status` line's figure in KiB (`VmRSS:`, `VmHWM:`); 0 when
+/// unreadable.
+pub fn status_kib(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix(key))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU time the process has used, user and system (`utime + stime` of
+/// `/proc/<pid>/stat`), in seconds; 0 when unreadable.
+pub fn cpu_secs(pid: u32) -> f64 {
+    // The kernel reports these in USER_HZ ticks, 100 per second on Linux
+    // whatever the kernel's own tick rate.
+    const TICKS_PER_SEC: f64 = 100.0;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) may hold spaces; fields count from after it.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15, i.e. the 12th and 13th after
+    // the command name.
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / TICKS_PER_SEC
+}
+
+/// A free loopback port.
+pub fn free_port() -> Result<u16, String> {
     let listener =
         std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
     listener

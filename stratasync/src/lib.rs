@@ -15,6 +15,7 @@ mod membership;
 pub mod metrics;
 mod origins;
 mod quota;
+mod request_id;
 pub mod retention;
 mod schema_check;
 mod serve;

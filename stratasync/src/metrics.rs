@@ -23,6 +23,9 @@
 //! | `stratasync_log_head_id` / `stratasync_log_oldest_id` | gauge | | the log's newest and oldest ids (their difference approximates its size) |
 //! | `stratasync_log_trim_watermark` | gauge | | the highest trimmed id |
 //! | `stratasync_schema_mismatches_total` | counter | | clients whose `schemaHash` differs from the server's, once per user and hash |
+//! | `stratasync_stream_leader` | gauge | | 1 while this node publishes the log to the Redis streams (several nodes) |
+//! | `stratasync_stream_published_total` | counter | | actions the leader added to the streams |
+//! | `stratasync_stream_repairs_total` | counter | `kind` (`gap`, `full`) | reads of the log by a stream consumer: a shard's missing range, or everything after its position |
 //!
 //! Gauges of the pool, Redis, the log and the tailer are read at each scrape.
 
@@ -146,6 +149,21 @@ pub(crate) fn schema_mismatch() {
 /// Counts one delta frame sent.
 pub(crate) fn delta_delivered() {
     counter!("stratasync_deltas_delivered_total").increment(1);
+}
+
+/// Whether this node leads the Redis streams.
+pub(crate) fn stream_leader(leading: bool) {
+    gauge!("stratasync_stream_leader").set(if leading { 1.0 } else { 0.0 });
+}
+
+/// Counts actions the leader added to the streams.
+pub(crate) fn stream_published(count: usize) {
+    counter!("stratasync_stream_published_total").increment(count as u64);
+}
+
+/// Counts a stream consumer's read of the log (`gap` or `full`).
+pub(crate) fn stream_repair(kind: &'static str) {
+    counter!("stratasync_stream_repairs_total", "kind" => kind).increment(1);
 }
 
 /// Counts a socket the server closed with `code`.

@@ -148,11 +148,15 @@ impl SyncServer {
     /// answers within a second, Redis is subscribed when configured, and the
     /// server is not shutting down). Responses are gzip-compressed when the
     /// client sends `Accept-Encoding: gzip` (bootstrap and batch streams,
-    /// delta pages); small bodies are left as they are.
+    /// delta pages); small bodies are left as they are. Every request has
+    /// an id (the client's sane `x-request-id`, or a fresh UUID): it is
+    /// answered in `x-request-id`, carried by the request's tracing span as
+    /// `request_id`, and written as `requestId` into every error body.
     pub fn router(&self) -> axum::Router {
         let router = crate::http::routes(&self.base_path)
             .merge(crate::health::routes(&self.base_path))
             .route_layer(axum::middleware::from_fn(crate::metrics::track))
+            .layer(axum::middleware::from_fn(crate::request_id::stamp_errors))
             // The fastest level: the stream is produced faster than the
             // default level can compress it (BENCHMARKS.md, bootstrap).
             .layer(
@@ -166,6 +170,7 @@ impl SyncServer {
                         let uri = request.uri().to_string();
                         tracing::debug_span!(
                             "request",
+                            request_id = crate::request_id::of(request).unwrap_or_default(),
                             method = %request.method(),
                             uri = %Clipped(&uri),
                             version = ?request.version(),
@@ -173,6 +178,16 @@ impl SyncServer {
                     },
                 ),
             )
+            .layer(tower_http::request_id::PropagateRequestIdLayer::new(
+                crate::request_id::REQUEST_ID,
+            ))
+            .layer(tower_http::request_id::SetRequestIdLayer::new(
+                crate::request_id::REQUEST_ID,
+                tower_http::request_id::MakeRequestUuid,
+            ))
+            .layer(axum::middleware::map_request(
+                crate::request_id::drop_insane,
+            ))
             .layer(axum::extract::DefaultBodyLimit::max(
                 self.shared.limits.request_body_bytes,
             ));
@@ -208,6 +223,13 @@ impl SyncServer {
     /// The store, for application code that trims the log or reads it.
     pub fn store(&self) -> &Store {
         &self.shared.store
+    }
+
+    /// Whether this node is the leader that publishes the log to the Redis
+    /// streams (README "Several nodes"); `None` when the node does not use
+    /// the streams (no Redis, or SQLite).
+    pub fn is_stream_leader(&self) -> Option<bool> {
+        self.shared.fanout.stream_leader()
     }
 
     /// The `schemaHash` a client generated from the server's models sends
@@ -369,6 +391,44 @@ impl SyncServerBuilder {
     #[must_use]
     pub fn redis_channel(mut self, channel: impl Into<String>) -> Self {
         self.fanout.redis_channel = channel.into();
+        self
+    }
+
+    /// Shard streams the groups are spread over when several nodes share
+    /// PostgreSQL and Redis (default 16; README "Several nodes"). Every node
+    /// of one deployment must use the same. Needs the `redis` feature.
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub fn stream_shards(mut self, shards: u32) -> Self {
+        self.fanout.streams.shards = shards.max(1);
+        self
+    }
+
+    /// The key prefix of the shard streams (default: the Redis channel
+    /// followed by `:log`, `sync:deltas:log`); one deployment, one prefix,
+    /// one leader. Needs the `redis` feature.
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub fn stream_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.fanout.streams.prefix = prefix.into();
+        self
+    }
+
+    /// Entries each shard stream keeps, about (default 10 000; `MAXLEN ~`).
+    /// Nodes further behind read the log. Needs the `redis` feature.
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub fn stream_max_len(mut self, entries: u64) -> Self {
+        self.fanout.streams.max_len = entries.max(1);
+        self
+    }
+
+    /// Also trims stream entries older than `age` (each stream keeps its
+    /// newest). Unset by default. Needs the `redis` feature.
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub fn stream_max_age(mut self, age: Duration) -> Self {
+        self.fanout.streams.max_age = Some(age);
         self
     }
 
@@ -537,7 +597,7 @@ impl SyncServerBuilder {
         let (last_committed, committed) = watch::channel(SyncId::ZERO);
         let mut fanout_config = self.fanout;
         fanout_config.page_bytes = self.limits.delta_page_bytes;
-        let fanout = Fanout::start(store.clone(), fanout_config, committed).await?;
+        let fanout = Fanout::start(store.clone(), &url, fanout_config, committed).await?;
         crate::retention::start(store.clone(), self.retention, fanout.shutdown_signal());
         let hooks = self.hooks.unwrap_or_else(|| Arc::new(NoHooks));
         Ok(SyncServer {

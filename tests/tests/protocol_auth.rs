@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 use stratasync_tests::harness::{Reply, TestDb, TestServer, new_id, tx};
 use stratasync_tests::on_each_backend;
+use stratasync_tests::protocol::error_body;
 
 /// Every route with a request that is valid once authenticated.
 fn routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
@@ -57,7 +58,7 @@ async fn assert_every_route(
             reply.text
         );
         assert_eq!(
-            reply.json,
+            error_body(&reply.json),
             json!({ "error": error }),
             "{method} {path} with {authorization:?}"
         );
@@ -143,12 +144,12 @@ async fn authentication_is_checked_before_validation(db: &TestDb) {
         let reply = raw(&server, method, path, body.as_ref(), None).await;
         assert_eq!(reply.status, 401, "{method} {path}: {}", reply.text);
         assert_eq!(
-            reply.json,
+            error_body(&reply.json),
             json!({ "error": "Authorization header required" })
         );
         let reply = raw(&server, method, path, body.as_ref(), Some("Bearer garbage")).await;
         assert_eq!(reply.status, 401, "{method} {path}: {}", reply.text);
-        assert_eq!(reply.json, json!({ "error": "Invalid token" }));
+        assert_eq!(error_body(&reply.json), json!({ "error": "Invalid token" }));
         assert!(!reply.text.contains("Validation"), "{}", reply.text);
         // And authenticated, the same request is a validation failure.
         let reply = raw(

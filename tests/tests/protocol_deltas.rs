@@ -5,7 +5,7 @@ use serde_json::json;
 use stratasync::SyncId;
 use stratasync_tests::harness::{Client, Reply, TestDb, TestServer, tx};
 use stratasync_tests::on_each_backend;
-use stratasync_tests::protocol::assert_invalid_query;
+use stratasync_tests::protocol::{assert_invalid_query, error_body};
 
 fn sync_ids(reply: &Reply) -> Vec<u64> {
     assert_eq!(reply.status, 200, "{}", reply.text);
@@ -185,7 +185,7 @@ async fn query_validation(db: &TestDb) {
 fn assert_stale(reply: &Reply) {
     assert_eq!(reply.status, 409, "{}", reply.text);
     assert_eq!(
-        reply.json,
+        error_body(&reply.json),
         json!({ "error": "BOOTSTRAP_REQUIRED", "message": "A fresh bootstrap is required before fetching deltas" })
     );
 }

@@ -39,6 +39,7 @@ use axum::extract::{RawQuery, State, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use tracing::Instrument;
 
 pub(crate) use hooks::{DynLiveHooks, NoHooks};
 pub use hooks::{LiveContext, LiveHooks, LiveSocket};
@@ -124,9 +125,14 @@ pub(crate) async fn ws_route(
     // Messages over the limit fail the read as soon as their header is in
     // (nothing of them is buffered) and close the socket with 1009.
     let max = shared.limits.ws_message_bytes;
+    // The socket's span is a child of the upgrade request's, so that its
+    // log lines carry the request's id.
+    let request = tracing::Span::current();
     upgrade
         .read_buffer_size(4 * 1024)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| session::run(shared, socket, connection_id, held))
+        .on_upgrade(move |socket| {
+            session::run(shared, socket, connection_id, held).instrument(request)
+        })
 }

@@ -34,6 +34,8 @@ pub(crate) struct Subscription {
     pub(crate) cursor: SyncId,
     /// The memory bus.
     pub(crate) rx: broadcast::Receiver<Arc<LiveAction>>,
+    /// Keeps the node reading the streams of `groups` (several nodes).
+    _interest: fanout::Interest,
     /// Counts this subscription in the metrics while it lives.
     _counted: crate::metrics::Held,
 }
@@ -92,6 +94,7 @@ impl Subscription {
                 let changed = groups != self.groups;
                 if changed {
                     tracing::info!(?groups, "groups changed");
+                    self._interest = shared.fanout.interest(&groups).await;
                 }
                 self.groups = groups;
                 changed
@@ -363,6 +366,8 @@ impl Session {
             Err(error) => return self.replay_failed(&ReplayError::Store(error)),
         }
 
+        // The node reads the groups' streams before the socket reads the bus.
+        let interest = shared.fanout.interest(&groups).await;
         let mut sub = Subscription {
             token: subscribe.token,
             user: caller.user,
@@ -370,6 +375,7 @@ impl Session {
             groups,
             cursor: subscribe.after,
             rx: shared.fanout.subscribe(),
+            _interest: interest,
             _counted: crate::metrics::Held::subscription(),
         };
         match replay::catch_up(
@@ -451,6 +457,15 @@ impl Session {
                     .close(None, close_code::GOING_AWAY, "Server shutting down");
                 return Flow::Stop;
             }
+        };
+        // New groups: what the bus carried of them before this socket held
+        // them (a node reading only its sockets' streams did not read them)
+        // is read from the log.
+        let outcome = match outcome {
+            Ok(Delivered::Regrouped) => replay::catch_up(sub, &self.shared, &self.outbox, None)
+                .await
+                .map(|()| Delivered::Sent),
+            other => other,
         };
         match outcome {
             Ok(_) => {
