@@ -228,6 +228,11 @@ impl FieldCodec for bool {
             .as_bool()
             .ok_or(FieldError::expected(field, "a boolean"))
     }
+    /// Absent is `false`, as absent numbers are 0 (a flag a client leaves
+    /// out is not set).
+    fn when_absent() -> Option<Self> {
+        Some(false)
+    }
 }
 
 macro_rules! integer_codec {

@@ -32,8 +32,10 @@ mod pool;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod redact;
+pub mod references;
 mod registry;
 mod schema;
+pub mod scope;
 mod snapshot;
 pub mod sql_types;
 #[cfg(feature = "sqlite")]
@@ -55,7 +57,9 @@ pub use pool::PoolOptions;
 #[cfg(feature = "postgres")]
 pub use postgres::{RETENTION_LOCK_KEY, connect_postgres};
 pub use redact::Redacted;
+pub use references::REFERENCE_NOT_FOUND;
 pub use registry::{RegisteredModel, Registry, StoreModel, backends};
+pub use scope::{ReadScope, ScopeExpression, ScopeFn};
 pub use snapshot::{
     BootstrapHeader, DEFAULT_SNAPSHOT_PAGE_BYTES, SnapshotCutOff, SnapshotPart, SnapshotPlan,
 };

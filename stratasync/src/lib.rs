@@ -45,8 +45,8 @@ pub use stratasync_derive::SyncModel;
 pub use stratasync_diesel::codegen;
 pub use stratasync_diesel::{
     Applied, Bind, DieselModel, GroupLog, HookResult, LogBounds, LogStats, ModelHooks, Mutation,
-    MutationError, PoolOptions, PoolStatus, Redacted, Registry, RowScope, Store, StoreError,
-    StoreModel, Tx, sql_types,
+    MutationError, PoolOptions, PoolStatus, REFERENCE_NOT_FOUND, ReadScope, Redacted, Registry,
+    RowScope, ScopeExpression, ScopeFn, Store, StoreError, StoreModel, Tx, sql_types,
 };
 #[cfg(feature = "postgres")]
 pub use stratasync_diesel::{PgConn, RETENTION_LOCK_KEY, connect_postgres};
@@ -60,8 +60,12 @@ pub mod __private {
     pub use futures::future::BoxFuture;
     pub use serde_json;
     pub use stratasync_core::{
-        ActionKind, ActionSet, FieldCodec, FieldError, FieldMeta, GroupKey, GroupValue, JsonMap,
-        LoadStrategy, ModelMeta, SyncModel, composite_id, write_json_string,
+        ActionKind, ActionSet, FieldCodec, FieldError, FieldMeta, FilterContext, GroupKey,
+        GroupValue, JsonMap, LoadStrategy, ModelMeta, SyncModel, composite_id, write_json_string,
     };
+    pub use stratasync_diesel::references::{
+        Grouped, ReferenceCheck, ReferenceTarget, ReferenceValue, assert_grouped,
+    };
+    pub use stratasync_diesel::scope::scope_filter;
     pub use stratasync_diesel::{Bind, DieselModel, RowScope, for_each_backend};
 }

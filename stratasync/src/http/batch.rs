@@ -92,6 +92,7 @@ pub(crate) async fn batch(
                 model,
                 scope: RowScope {
                     groups: caller.groups.clone(),
+                    user_id: caller.user.user_id.clone(),
                     index: Some((key, value)),
                 },
                 max_rows: Some(MAX_INDEXED_ROWS),
@@ -108,6 +109,7 @@ pub(crate) async fn batch(
                     model,
                     scope: RowScope {
                         groups: vec![group],
+                        user_id: caller.user.user_id.clone(),
                         index: None,
                     },
                     max_rows: None,

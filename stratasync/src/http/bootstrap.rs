@@ -68,6 +68,7 @@ pub(crate) async fn bootstrap(
             model,
             scope: RowScope {
                 groups: groups.clone(),
+                user_id: caller.user.user_id.clone(),
                 index: None,
             },
             max_rows: None,
