@@ -12,7 +12,7 @@ use diesel::{BoolExpressionMethods, ExpressionMethods, Queryable, QueryableByNam
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde_json::{Value, json};
 use stratasync::{FilterContext, REFERENCE_NOT_FOUND, ReadScope, Registry, SyncModel};
-use stratasync_tests::harness::{Backend, Client, Reply, TestDb, TestServer, new_id, tx};
+use stratasync_tests::harness::{Backend, Client, Fixture, Reply, TestDb, TestServer, new_id, tx};
 use stratasync_tests::on_each_backend;
 use uuid::Uuid;
 
@@ -169,11 +169,11 @@ async fn start(db: &TestDb) -> TestServer {
         .model::<Doc>()
         .model::<Tag>()
         .model::<DocTag>();
-    let server = TestServer::start_with_registry(db, registry, |builder| builder).await;
-    server.add_member("alice", "w1").await;
-    server.add_member("alice", "w2").await;
-    server.add_member("bob", "w1").await;
-    server
+    Fixture::on(db)
+        .registry(registry)
+        .members(&[("alice", "w1"), ("alice", "w2"), ("bob", "w1")])
+        .start()
+        .await
 }
 
 /// Inserts a document; returns its id.
