@@ -25,7 +25,10 @@ OPTIONS:
     --fanout-mutations <N>   mutations per fan-out run (default: 100)
     --fanout-rate <N>        fan-out mutations per second (default: 20)
     --actions <N>            catch-up log size (default: 100000)
-    --only <a,b,c,d>         run only these sections (bootstrap, mutate, fanout, catchup)
+    --nodes <N,N,..>         node counts of the nodes section (default: 1,2,4,8)
+    --nodes-secs <S>         seconds of writes per node count (default: 4)
+    --only <a,b,..>          run only these sections (bootstrap, mutate, fanout, catchup, nodes);
+                             `--only nodes` replaces that section of an existing report
     --quick                  small sizes for a smoke run (10k rows, 1 s, 200 sockets, 10k actions)
     -h, --help               this text
 ";
@@ -59,6 +62,10 @@ pub struct Args {
     pub fanout_rate: u32,
     /// Catch-up log size.
     pub actions: u64,
+    /// Node counts of the nodes section.
+    pub nodes: Vec<usize>,
+    /// Writes per node count.
+    pub nodes_time: Duration,
     /// Sections to run.
     pub sections: Vec<String>,
 }
@@ -80,6 +87,8 @@ impl Args {
                 args.subscribers = vec![200];
                 args.fanout_mutations = 20;
                 args.actions = 10_000;
+                args.nodes = vec![1, 2];
+                args.nodes_time = Duration::from_secs(1);
                 continue;
             }
             let value = words
@@ -101,6 +110,8 @@ impl Args {
                 "--fanout-mutations" => args.fanout_mutations = number(&flag, &value)?,
                 "--fanout-rate" => args.fanout_rate = number(&flag, &value)?,
                 "--actions" => args.actions = number(&flag, &value)?,
+                "--nodes" => args.nodes = list(&flag, &value)?,
+                "--nodes-secs" => args.nodes_time = Duration::from_secs_f64(number(&flag, &value)?),
                 "--only" => args.sections = value.split(',').map(str::to_owned).collect(),
                 _ => return Err(format!("unknown option {flag}\n\n{USAGE}")),
             }
@@ -125,7 +136,9 @@ impl Args {
             fanout_mutations: 100,
             fanout_rate: 20,
             actions: 100_000,
-            sections: ["bootstrap", "mutate", "fanout", "catchup"]
+            nodes: vec![1, 2, 4, 8],
+            nodes_time: Duration::from_secs(4),
+            sections: ["bootstrap", "mutate", "fanout", "catchup", "nodes"]
                 .map(str::to_owned)
                 .to_vec(),
         })

@@ -10,13 +10,17 @@
 //!   of the same rows (the limit), a plain `SELECT` read to the end, and
 //!   `COPY` of them as JSON, before and after the server's reads;
 //! - (b) mutate: tx/s and p50/p99 latency at several concurrencies and batch
-//!   sizes; baseline the same SQL issued directly;
+//!   sizes; baselines the same SQL issued directly, committed per mutation
+//!   and per request;
 //! - (c) fan-out: WebSocket subscribers, delivery latency, server CPU per
 //!   delivered frame, RSS per idle socket, one node and two nodes over Redis;
 //!   baseline a minimal tokio-tungstenite broadcast server (this binary run
 //!   with `--serve-broadcast`) sending the same frames to as many sockets;
 //! - (d) catch-up: actions/s through `/sync/deltas` and WebSocket replay;
-//!   baseline `COPY` of the same actions.
+//!   baseline `COPY` of the same actions;
+//! - (e) nodes: PostgreSQL transactions and tuples, and Redis commands, per
+//!   mutation with 1 to 8 nodes (the streams topology), and a model of 100
+//!   nodes; `--only nodes` rewrites only that section of the report.
 //!
 //! The server is the `todo-example` binary (built in release mode by this
 //! command), run as a child process on loopback ports against a database
@@ -32,6 +36,7 @@ mod fanout;
 mod machine;
 mod mutate;
 mod node;
+mod nodes;
 mod report;
 mod stats;
 mod ws;
@@ -55,6 +60,8 @@ const FANOUT_WORKSPACE: (&str, &str) = ("wfan", "ufan");
 const CATCHUP_WORKSPACE: (&str, &str) = ("wcat", "ucat");
 /// `/sync/deltas` page size of the catch-up benchmark (the protocol's default).
 const DELTAS_LIMIT: u32 = 1000;
+/// Concurrent clients of the nodes section's writer.
+const NODES_CLIENTS: usize = 4;
 /// How long the slow reader pauses.
 const SLOW_PAUSE: Duration = Duration::from_secs(3);
 
@@ -110,7 +117,7 @@ async fn run() -> Result<(), String> {
     if args.runs("bootstrap") {
         report.bootstrap = bootstrap_section(&args, &db, &url, &mut report.slow).await?;
     }
-    if args.runs("mutate") || args.runs("fanout") || args.runs("catchup") {
+    if args.runs("mutate") || args.runs("fanout") || args.runs("catchup") || args.runs("nodes") {
         step!("seeding {MUTATE_ROWS} todos for mutate and fan-out");
         db::seed_todos(&db, MUTATE_WORKSPACE.0, MUTATE_WORKSPACE.1, MUTATE_ROWS).await?;
         db::seed_todos(&db, FANOUT_WORKSPACE.0, FANOUT_WORKSPACE.1, 1_000).await?;
@@ -136,10 +143,22 @@ async fn run() -> Result<(), String> {
         }
     }
 
+    if args.runs("nodes") {
+        report.nodes = nodes_section(&args, &db, &url).await?;
+    }
+
     report.total_secs = started.elapsed().as_secs_f64();
     drop(db);
     db::drop_database(&args.postgres, &args.database).await?;
-    std::fs::write(&args.out, report.render(&machine))
+    let existing = std::fs::read_to_string(&args.out).ok();
+    let page = match existing {
+        // Only the nodes section ran: the rest of the report stays.
+        Some(existing) if args.sections == ["nodes"] => {
+            report::splice_nodes(&existing, &report.render_nodes())
+        }
+        _ => report.render(&machine),
+    };
+    std::fs::write(&args.out, page)
         .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
     step!("wrote {} in {:.0} s", args.out.display(), report.total_secs);
     Ok(())
@@ -300,21 +319,28 @@ async fn mutate_section(
     let token = format!("user:{}", MUTATE_WORKSPACE.1);
     let node = Node::start(&args.server_bin, url, None).await?;
     let mut rows = Vec::new();
-    for &batch in &args.batches {
-        for &clients in &args.clients {
-            let run = format!("m{clients}x{batch}");
-            step!("mutate {clients} clients × {batch} tx/request: direct SQL");
-            let direct = mutate::direct_sql(
+    let configs = args
+        .batches
+        .iter()
+        .flat_map(|&batch| args.clients.iter().map(move |&clients| (clients, batch)));
+    for (index, (clients, batch)) in configs.enumerate() {
+        let run = format!("m{clients}x{batch}");
+        let direct_sql = async |commit: mutate::Commit, suffix: &str| {
+            step!("mutate {clients} clients × {batch} tx/request: direct SQL, {commit:?}");
+            mutate::direct_sql(
                 url,
                 Arc::clone(&ids),
                 clients,
                 batch,
                 args.mutate_time,
-                &format!("{run}d"),
+                &format!("{run}{suffix}"),
+                commit,
             )
-            .await?;
+            .await
+        };
+        let server = async || {
             step!("mutate {clients} clients × {batch} tx/request: server");
-            let server = mutate::through_server(
+            mutate::through_server(
                 &node,
                 &token,
                 Arc::clone(&ids),
@@ -323,14 +349,34 @@ async fn mutate_section(
                 args.mutate_time,
                 &run,
             )
-            .await?;
-            rows.push(MutateRow {
-                clients,
-                batch,
-                server,
-                direct,
-            });
-        }
+            .await
+        };
+        // Baselines and server alternate which runs first, so that a drift
+        // of the shared machine does not always favour the same side.
+        let server_first = index % 2 == 1;
+        let early = if server_first {
+            Some(server().await?)
+        } else {
+            None
+        };
+        let direct = direct_sql(mutate::Commit::PerMutation, "d").await?;
+        let per_request = if batch > 1 {
+            Some(direct_sql(mutate::Commit::PerRequest, "r").await?)
+        } else {
+            None
+        };
+        let server = match early {
+            Some(server) => server,
+            None => server().await?,
+        };
+        rows.push(MutateRow {
+            clients,
+            batch,
+            server,
+            direct,
+            per_request,
+            server_first,
+        });
     }
     node.stop().await;
     Ok(rows)
@@ -453,4 +499,29 @@ async fn fanout_section(
         }
     }
     Ok(results)
+}
+
+async fn nodes_section(
+    args: &Args,
+    db: &tokio_postgres::Client,
+    url: &str,
+) -> Result<Vec<nodes::NodesRow>, String> {
+    let ids = Arc::new(db::todo_ids(db, MUTATE_WORKSPACE.0, 1_000).await?);
+    let token = format!("user:{}", MUTATE_WORKSPACE.1);
+    let admin = db::connect(&args.postgres).await?;
+    let redis = nodes::OwnRedis::start().await?;
+    let mut rows = Vec::new();
+    for &count in &args.nodes {
+        step!("nodes: {count} node(s), one writer of {NODES_CLIENTS} clients");
+        let plan = nodes::Plan {
+            nodes: count,
+            clients: NODES_CLIENTS,
+            time: args.nodes_time,
+            token: token.clone(),
+            ids: Arc::clone(&ids),
+            run: format!("n{count}-{}", uuid::Uuid::new_v4().simple()),
+        };
+        rows.push(nodes::run(&args.server_bin, url, &admin, &args.database, &redis, plan).await?);
+    }
+    Ok(rows)
 }

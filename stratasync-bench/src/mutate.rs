@@ -1,7 +1,7 @@
 //! (b) Mutate: transactions per second and request latency through
 //! `POST /sync/mutate`, against the same SQL (the UPDATE and the INSERT into
-//! `sync_actions`, one database transaction per mutation, no ordering lock)
-//! issued directly by as many connections as there are clients.
+//! `sync_actions`, no ordering lock) issued directly by as many connections
+//! as there are clients, committed per mutation or per request ([`Commit`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -94,8 +94,19 @@ pub async fn through_server(
     collect(workers, start).await
 }
 
+/// How often the direct-SQL baseline commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// One database transaction per mutation.
+    PerMutation,
+    /// One database transaction per request: the work of a whole batch, as
+    /// the server commits a request's batch.
+    PerRequest,
+}
+
 /// The baseline: `clients` PostgreSQL connections each running, per
-/// mutation, `BEGIN; UPDATE todos ...; INSERT INTO sync_actions ...; COMMIT`.
+/// mutation, `UPDATE todos ...; INSERT INTO sync_actions ...`, inside
+/// `BEGIN ... COMMIT` per mutation or per batch as `commit` says.
 pub async fn direct_sql(
     database_url: &str,
     ids: Arc<Vec<String>>,
@@ -103,6 +114,7 @@ pub async fn direct_sql(
     batch: usize,
     time: Duration,
     run: &str,
+    commit: Commit,
 ) -> Result<Throughput, String> {
     let mut connections = Vec::with_capacity(clients);
     for _ in 0..clients {
@@ -124,21 +136,37 @@ pub async fn direct_sql(
                 let mut n = 0usize;
                 while Instant::now() < deadline {
                     let sent = Instant::now();
+                    let mut request = Vec::with_capacity(batch);
                     for i in 0..batch {
                         n += 1;
-                        let id = row_of(&ids, worker, clients, n);
-                        let title = format!("Renamed {n} by {worker}");
-                        mutate_directly(
-                            &mut conn,
-                            &statements,
-                            id,
-                            &title,
-                            i,
-                            &format!("{run}-{worker}-{n}"),
-                        )
-                        .await
-                        .map_err(|e| format!("direct mutate: {e}"))?;
+                        request.push(Direct {
+                            id: row_of(&ids, worker, clients, n),
+                            title: format!("Renamed {n} by {worker}"),
+                            priority: i32::try_from(i % 4).unwrap_or(0),
+                            tx_id: format!("{run}-{worker}-{n}"),
+                        });
                     }
+                    let done = match commit {
+                        Commit::PerMutation => {
+                            let mut done = Ok(());
+                            for one in &request {
+                                done = mutate_directly(
+                                    &mut conn,
+                                    &statements,
+                                    std::slice::from_ref(one),
+                                )
+                                .await;
+                                if done.is_err() {
+                                    break;
+                                }
+                            }
+                            done
+                        }
+                        Commit::PerRequest => {
+                            mutate_directly(&mut conn, &statements, &request).await
+                        }
+                    };
+                    done.map_err(|e| format!("direct mutate: {e}"))?;
                     tally.latencies.push(sent.elapsed());
                     tally.transactions += batch as u64;
                 }
@@ -171,27 +199,34 @@ async fn prepare(conn: &Client) -> Result<Statements, String> {
     Ok(Statements { update, append })
 }
 
+/// One mutation of the baseline.
+struct Direct<'a> {
+    id: &'a str,
+    title: String,
+    priority: i32,
+    tx_id: String,
+}
+
+/// Applies `mutations` in one database transaction.
 async fn mutate_directly(
     conn: &mut Client,
     statements: &Statements,
-    id: &str,
-    title: &str,
-    priority: usize,
-    tx_id: &str,
+    mutations: &[Direct<'_>],
 ) -> Result<(), tokio_postgres::Error> {
-    let priority = i32::try_from(priority % 4).unwrap_or(0);
     let tx = conn.transaction().await?;
-    let row = tx
-        .query_one(&statements.update, &[&title, &priority, &id])
+    for m in mutations {
+        let row = tx
+            .query_one(&statements.update, &[&m.title, &m.priority, &m.id])
+            .await?;
+        let group: String = row.get(0);
+        let data = json!({"title": m.title, "priority": m.priority}).to_string();
+        let client_id = "direct";
+        tx.query_one(
+            &statements.append,
+            &[&m.id, &data, &group, &client_id, &m.tx_id],
+        )
         .await?;
-    let group: String = row.get(0);
-    let data = json!({"title": title, "priority": priority}).to_string();
-    let client_id = "direct";
-    tx.query_one(
-        &statements.append,
-        &[&id, &data, &group, &client_id, &tx_id],
-    )
-    .await?;
+    }
     tx.commit().await
 }
 

@@ -24,6 +24,16 @@ impl Node {
         database_url: &str,
         redis: Option<&str>,
     ) -> Result<Node, String> {
+        Node::start_with(bin, database_url, redis, &[]).await
+    }
+
+    /// [`Node::start`] with more environment variables (`STRATASYNC_*`).
+    pub async fn start_with(
+        bin: &Path,
+        database_url: &str,
+        redis: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Result<Node, String> {
         let port = free_port()?;
         let mut command = Command::new(bin);
         command
@@ -40,6 +50,9 @@ impl Node {
             .kill_on_drop(true);
         if let Some(redis) = redis {
             command.env("REDIS_URL", redis);
+        }
+        for (name, value) in env {
+            command.env(name, value);
         }
         let child = command.spawn().map_err(|e| {
             format!(

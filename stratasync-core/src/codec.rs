@@ -12,6 +12,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::ClientType;
+use crate::nul::{contains_nul, text_contains_nul};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -182,7 +183,7 @@ impl FieldCodec for String {
         let text = value
             .as_str()
             .ok_or(FieldError::expected(field, "a string"))?;
-        if text.contains('\0') {
+        if text_contains_nul(text) {
             return Err(FieldError::expected(
                 field,
                 "a string without NUL characters",
@@ -226,6 +227,11 @@ impl FieldCodec for bool {
         value
             .as_bool()
             .ok_or(FieldError::expected(field, "a boolean"))
+    }
+    /// Absent is `false`, as absent numbers are 0 (a flag a client leaves
+    /// out is not set).
+    fn when_absent() -> Option<Self> {
+        Some(false)
     }
 }
 
@@ -289,17 +295,6 @@ impl FieldCodec for Value {
             return Err(FieldError::expected(field, "JSON without NUL characters"));
         }
         Ok(value.clone())
-    }
-}
-
-/// Whether any string or key in `value` holds a NUL character, which no text
-/// or JSON column of PostgreSQL can store.
-pub fn contains_nul(value: &Value) -> bool {
-    match value {
-        Value::String(text) => text.contains('\0'),
-        Value::Array(items) => items.iter().any(contains_nul),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
-        Value::Null | Value::Bool(_) | Value::Number(_) => false,
     }
 }
 

@@ -14,18 +14,18 @@ mod codec;
 mod composite;
 mod id;
 mod model;
+mod nul;
 mod scope;
 mod typescript;
 
 pub use action::{ActionKind, SyncAction, write_iso_millis};
 pub use client::{ClientType, LoadStrategy};
 pub use client_schema::{ClientField, ClientModel, ClientSchema};
-pub use codec::{
-    FieldCodec, FieldError, FieldProblem, GroupValue, contains_nul, write_json_string,
-};
+pub use codec::{FieldCodec, FieldError, FieldProblem, GroupValue, write_json_string};
 pub use composite::composite_id;
 pub use id::{SyncId, SyncIdError};
 pub use model::{ActionSet, FieldMeta, GroupKey, ModelMeta, SyncModel};
+pub use nul::{contains_nul, map_contains_nul, text_contains_nul};
 pub use scope::FilterContext;
 pub use typescript::typescript;
 

@@ -151,4 +151,10 @@ pub trait SyncModel: Sized + Send + Sync + 'static {
 
     /// Whether an update changes nothing.
     fn changes_nothing(changes: &Self::Changes) -> bool;
+
+    /// Whether an update changes a field of `#[sync(references(...))]` or
+    /// the group, so that the references must be checked again.
+    fn touches_references(_changes: &Self::Changes) -> bool {
+        false
+    }
 }

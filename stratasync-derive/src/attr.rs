@@ -98,6 +98,14 @@ pub struct InsertItem {
     pub fill_token: Option<Ident>,
 }
 
+/// One entry of `references(...)`: a field and the model it references.
+pub struct Reference {
+    /// The field holding the referenced id.
+    pub field: Ident,
+    /// The referenced model's type.
+    pub model: Path,
+}
+
 /// The container attributes: `#[sync(...)]` on the struct, plus the
 /// `#[diesel(table_name = ...)]` the derive reads.
 pub struct Container {
@@ -123,6 +131,10 @@ pub struct Container {
     pub indexed: Option<Vec<Ident>>,
     /// `load_strategy = "lazy"`
     pub load_strategy: Option<LitStr>,
+    /// `scope = visible_todos`: the scope function's path.
+    pub scope: Option<Path>,
+    /// `references(task_id = Task, ...)` with the span of the key.
+    pub references: Option<(Span, Vec<Reference>)>,
     /// `crate = path`
     pub krate: Option<Path>,
     /// `#[diesel(table_name = path)]`
@@ -163,6 +175,8 @@ impl Container {
         let mut update = Attr::none(cx, UPDATE);
         let mut indexed = Attr::none(cx, INDEXED);
         let mut load_strategy = Attr::none(cx, LOAD_STRATEGY);
+        let mut scope = Attr::none(cx, SCOPE);
+        let mut references = Attr::none(cx, REFERENCES);
         let mut krate = Attr::none(cx, CRATE);
         let mut table_name = None;
         let mut broken = Vec::new();
@@ -253,6 +267,14 @@ impl Container {
                     {
                         load_strategy.set(&path, v);
                     }
+                } else if path == SCOPE {
+                    if let Some(v) = value!(SCOPE, fn_path(&meta)) {
+                        scope.set(&path, v);
+                    }
+                } else if path == REFERENCES {
+                    if let Some(list) = value!(REFERENCES, reference_list(&meta)) {
+                        references.set(&path, (path.span(), list));
+                    }
                 } else if path == CRATE {
                     if let Some(v) = value!(CRATE, crate_path(&meta)) {
                         krate.set(&path, v);
@@ -280,6 +302,8 @@ impl Container {
             update: update.get(),
             indexed: indexed.get(),
             load_strategy: load_strategy.get(),
+            scope: scope.get(),
+            references: references.get(),
             krate: krate.get(),
             table_name,
             broken,
@@ -448,6 +472,51 @@ fn no_value(meta: &ParseNestedMeta, key: &str) -> syn::Result<()> {
     } else {
         Err(wrong_form(meta, "no value", key))
     }
+}
+
+/// The entries of `references(task_id = Task, ...)`.
+fn reference_list(meta: &ParseNestedMeta) -> syn::Result<Vec<Reference>> {
+    const FORM: &str = "references(task_id = Task, label_id = Label)";
+    let mut references = Vec::new();
+    for_each_entry(meta, FORM, |field, item| {
+        if !item.input.peek(Token![=]) {
+            return Err(syn::Error::new(
+                field.span(),
+                format!(
+                    "`{field}` needs the model it references\nhelp: the correct form is `#[sync({FORM})]`"
+                ),
+            ));
+        }
+        let value = item.value()?;
+        let model = value.parse::<Path>().map_err(|_| {
+            syn::Error::new(
+                value.span(),
+                format!("expected a model type\nhelp: the correct form is `#[sync({FORM})]`"),
+            )
+        })?;
+        references.push(Reference { field, model });
+        Ok(())
+    })?;
+    Ok(references)
+}
+
+/// The path of a function: `scope = visible_todos`.
+fn fn_path(meta: &ParseNestedMeta) -> syn::Result<Path> {
+    const FORM: &str = "group = \"workspace_id\", scope = visible_todos";
+    if !meta.input.peek(Token![=]) {
+        return Err(wrong_form(meta, "the path of a function", FORM));
+    }
+    let value = meta.value()?;
+    if value.peek(LitStr) {
+        return Err(wrong_form(
+            meta,
+            "the path of a function, not a string",
+            FORM,
+        ));
+    }
+    value
+        .call(Path::parse_mod_style)
+        .map_err(|_| wrong_form(meta, "the path of a function", FORM))
 }
 
 fn crate_path(meta: &ParseNestedMeta) -> syn::Result<Path> {

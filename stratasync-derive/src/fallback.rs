@@ -74,6 +74,11 @@ pub fn expand(input: &DeriveInput, krate: &Path, errors: &[syn::Error]) -> Token
                 }
             }
 
+            // Models referencing this one see it as grouped: its own
+            // errors are the ones to read.
+            #[automatically_derived]
+            impl __sp::Grouped for #ident {}
+
             macro_rules! __stratasync_backend {
                 ($conn:ty, $backend:ty) => {
                     #[automatically_derived]

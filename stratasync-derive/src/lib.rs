@@ -77,6 +77,8 @@
 //! | `update(title, priority)` | the fields an update may change | none |
 //! | `indexed(workspace_id)` | the fields batch loads may select rows by | none |
 //! | `load_strategy = "lazy"` | when the TypeScript client loads the rows (its schema's `loadStrategy`) | `"instant"` |
+//! | `scope = visible_todos` | a function narrowing which rows of their groups a user reads | every row of the user's groups |
+//! | `references(task_id = Task)` | fields holding ids of rows of other models, which must be in the row's group | none |
 //! | `crate = ::my::stratasync` | where the runtime crate is | `::stratasync` |
 //!
 //! **`name`**: `#[sync(name = "Issue")]` syncs `struct IssueRow` as `Issue`.
@@ -129,7 +131,8 @@
 //! and `update(...)` needs `update`; likewise `insert(...)` needs `insert`.
 //!
 //! **`insert(...)`**: each entry is a field read from the payload through its
-//! codec (`title`; absent integers and floats are 0, absent options `null`),
+//! codec (`title`; absent integers and floats are 0, absent booleans `false`,
+//! absent options `null`),
 //! or `field = now` (a `DateTime<Utc>` or `Option<DateTime<Utc>>` set to the
 //! mutation's time), or `field = default` (`Default::default()`). The `id`
 //! of a standard model is the mutation's model id and is not listed; the key
@@ -147,6 +150,54 @@
 //! schema (`Registry::typescript`): `"instant"` (loaded by the bootstrap),
 //! `"lazy"`, `"partial"` or `"explicitlyRequested"`. The client's `"local"`
 //! is refused: a local model never reaches the server.
+//!
+//! **`scope`**: names a function that narrows which rows a user reads, in
+//! Rust, checked by the compiler. It receives the request's
+//! `FilterContext` (the user, the groups the request reads) and returns a
+//! `ReadScope` of the model's diesel table: a boolean expression that works
+//! on every backend the `stratasync` crate is built with.
+//!
+//! ```ignore
+//! #[sync(group = "workspace_id", scope = visible_todos, actions(update, delete))]
+//! pub struct Todo { /* ... */ }
+//!
+//! /// Private todos load only for their owner.
+//! fn visible_todos(ctx: &FilterContext) -> ReadScope<todos::table> {
+//!     ReadScope::new(todos::private.eq(false).or(todos::owner.eq(ctx.user_id.clone())))
+//! }
+//! ```
+//!
+//! The scope is ANDed with the group filter: it narrows, never widens. It
+//! applies to bootstraps (full and partial), batch loads, and the row
+//! lookups of update, delete, archive and unarchive, where a row out of
+//! scope is answered like a missing row. Inserts are not scoped, and deltas
+//! are still routed by group: every member of a group receives the changes
+//! of its rows. A missing function or a wrong signature is a compile error
+//! at the path. A `global` model cannot have a scope: its rows and their
+//! changes reach every user, so a per-user rule there would look like
+//! access control it is not; give such rows a group (`group = self` for rows
+//! of one user).
+//!
+//! **`references(...)`**: each entry names a field and the model whose ids
+//! it holds; the referenced rows must be rows of the same group as the row
+//! itself. On an insert, and on an update that changes one of the fields (or
+//! moves the row), the server checks every reference with one query in the
+//! mutation's transaction; a missing row and a row of another group are the
+//! same rejection, `Invalid mutation: referenced record not found`. On
+//! PostgreSQL the referenced rows stay locked (`FOR SHARE`) until the
+//! transaction ends, so a concurrent move of one to another group is ordered
+//! after the mutation, or makes it fail; SQLite runs one write at a time.
+//!
+//! ```ignore
+//! #[sync(composite(todo_id, label_id), group = "workspace_id",
+//!        references(todo_id = Todo, label_id = Label),
+//!        actions(insert, delete), insert(todo_id, label_id, workspace_id))]
+//! ```
+//!
+//! The field's type must be the referenced model's id type, or an `Option`
+//! of it (`None` references nothing). The referenced model must have groups
+//! (`group = "..."` or `group = self`), and so must the referencing one.
+//! Each of these is a compile error at the attribute or the field.
 //!
 //! **`crate`**: for crates that re-export stratasync:
 //! `#[sync(crate = ::my_app::stratasync)]` (a string is accepted too).

@@ -46,6 +46,10 @@ pub const UNARCHIVE: Symbol = Symbol("unarchive");
 pub const INDEXED: Symbol = Symbol("indexed");
 /// `load_strategy = "lazy"`
 pub const LOAD_STRATEGY: Symbol = Symbol("load_strategy");
+/// `scope = visible_todos`
+pub const SCOPE: Symbol = Symbol("scope");
+/// `references(task_id = Task)`
+pub const REFERENCES: Symbol = Symbol("references");
 /// `crate = path`
 pub const CRATE: Symbol = Symbol("crate");
 /// `insert(created_at = now)`
@@ -71,6 +75,8 @@ pub const CONTAINER_KEYS: &[Symbol] = &[
     UPDATE,
     INDEXED,
     LOAD_STRATEGY,
+    SCOPE,
+    REFERENCES,
     CRATE,
 ];
 

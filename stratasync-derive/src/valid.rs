@@ -168,6 +168,10 @@ pub struct Spec<'a> {
     pub archived_at: Option<usize>,
     /// When the client loads the rows.
     pub load_strategy: LoadStrategy,
+    /// The scope function (`scope = ...`).
+    pub scope: Option<Path>,
+    /// The referencing fields and the models they reference.
+    pub references: Vec<(usize, Path)>,
 }
 
 impl Spec<'_> {
@@ -201,6 +205,8 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
     let (fills, insert_data) = check_insert(cx, model, &fields, &key, &group, actions, &tokens);
     let indexed = check_indexed(model, &fields);
     let load_strategy = load_strategy(cx, model.attrs.load_strategy.as_ref());
+    let scope = check_scope(cx, model, &group);
+    let references = check_references(cx, model, &fields, &group);
 
     if cx.has_errors() {
         return None;
@@ -220,6 +226,8 @@ pub fn check<'a>(cx: &Ctxt, model: &'a Model<'a>) -> Option<Spec<'a>> {
         indexed,
         archived_at,
         load_strategy,
+        scope,
+        references,
     })
 }
 
@@ -559,6 +567,59 @@ fn check_group(cx: &Ctxt, model: &Model, fields: &Fields, key: &Key, update: &[u
         );
     }
     group
+}
+
+/// The scope function: only on a model with groups. A global model's rows
+/// are the same for every user and every change to them reaches every user,
+/// so a per-user scope there would look like access control it is not; rows
+/// whose visibility depends on the user belong to a group.
+fn check_scope(cx: &Ctxt, model: &Model, group: &Group) -> Option<Path> {
+    let scope = model.attrs.scope.as_ref()?;
+    if matches!(group, Group::Global) && model.attrs.global.is_some() {
+        cx.error_spanned_by(
+            scope,
+            "`scope` narrows what each user reads of their groups, and a `global` model has no \
+             groups: its rows and every change to them reach every user\n\
+             help: give the model a group: `#[sync(group = \"workspace_id\", scope = visible_todos)]` \
+             (or `group = self` for rows of one user), or remove `scope`",
+        );
+    }
+    Some(scope.clone())
+}
+
+/// The fields of `references(...)`, each once, on a model with groups (the
+/// referenced rows must be in the row's group). Whether each referenced
+/// model has groups and whether the field can hold its id is left to rustc
+/// (see `expand::assertions`).
+fn check_references(
+    cx: &Ctxt,
+    model: &Model,
+    fields: &Fields,
+    group: &Group,
+) -> Vec<(usize, Path)> {
+    let Some((span, entries)) = &model.attrs.references else {
+        return Vec::new();
+    };
+    if matches!(group, Group::Global) && model.attrs.global.is_some() {
+        cx.error_at(
+            *span,
+            "`references(...)` keeps references within the row's group, and a `global` model's \
+             rows have no group\n\
+             help: give the model a group: `#[sync(group = \"workspace_id\", references(task_id = Task))]`, \
+             or remove `references(...)`",
+        );
+    }
+    let names: Vec<Ident> = entries.iter().map(|entry| entry.field.clone()).collect();
+    fields
+        .find_all(&names, "references")
+        .into_iter()
+        .filter_map(|index| {
+            let entry = entries
+                .iter()
+                .find(|e| model.fields[index].ident == &e.field)?;
+            Some((index, entry.model.clone()))
+        })
+        .collect()
 }
 
 /// The group column, when a column holds the group.

@@ -1,4 +1,5 @@
-//! The database backends and their connection types.
+//! What the store needs of a backend's connection, and the macros that
+//! expand code once per backend.
 
 use diesel_async::AsyncConnection;
 
@@ -7,15 +8,6 @@ use futures::future::BoxFuture;
 use crate::StoreError;
 use crate::log::LogConn;
 use crate::registry::{ModelOps, RegisteredModel};
-
-/// A PostgreSQL connection (diesel-async over tokio-postgres).
-#[cfg(feature = "postgres")]
-pub type PgConn = diesel_async::AsyncPgConnection;
-
-/// A SQLite connection (diesel's, run on a blocking thread by diesel-async).
-#[cfg(feature = "sqlite")]
-pub type SqliteConn =
-    diesel_async::sync_connection_wrapper::SyncConnectionWrapper<diesel::SqliteConnection>;
 
 /// A backend connection the store can drive.
 pub(crate) trait StoreConn:

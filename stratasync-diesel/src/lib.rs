@@ -18,9 +18,11 @@ compile_error!("stratasync-diesel needs at least one backend feature: `postgres`
 mod backend;
 mod bind;
 pub mod codegen;
+mod connection;
 mod error;
 mod hooks;
 mod log;
+mod members;
 mod migrate;
 mod model;
 mod mutate;
@@ -30,8 +32,10 @@ mod pool;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod redact;
+pub mod references;
 mod registry;
 mod schema;
+pub mod scope;
 mod snapshot;
 pub mod sql_types;
 #[cfg(feature = "sqlite")]
@@ -39,12 +43,12 @@ mod sqlite;
 mod store;
 mod write;
 
-#[cfg(feature = "postgres")]
-pub use backend::PgConn;
-#[cfg(feature = "sqlite")]
-pub use backend::SqliteConn;
 pub(crate) use backend::StoreConn;
 pub use bind::Bind;
+#[cfg(feature = "postgres")]
+pub use connection::PgConn;
+#[cfg(feature = "sqlite")]
+pub use connection::SqliteConn;
 pub use error::{MutationError, StoreError};
 pub use hooks::{HookResult, ModelHooks, Tx};
 pub use model::{DieselModel, RowScope};
@@ -53,7 +57,9 @@ pub use pool::PoolOptions;
 #[cfg(feature = "postgres")]
 pub use postgres::{RETENTION_LOCK_KEY, connect_postgres};
 pub use redact::Redacted;
+pub use references::REFERENCE_NOT_FOUND;
 pub use registry::{RegisteredModel, Registry, StoreModel, backends};
+pub use scope::{ReadScope, ScopeExpression, ScopeFn};
 pub use snapshot::{
     BootstrapHeader, DEFAULT_SNAPSHOT_PAGE_BYTES, SnapshotCutOff, SnapshotPart, SnapshotPlan,
 };

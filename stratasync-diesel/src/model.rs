@@ -3,15 +3,28 @@
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 use futures::future::BoxFuture;
-use stratasync_core::SyncModel;
+use stratasync_core::{FilterContext, SyncModel};
+
+use crate::references::ReferenceTarget;
 
 /// Which rows of a model a read may return.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RowScope {
     /// The groups whose rows are visible (ignored by global models).
     pub groups: Vec<String>,
+    /// The reading user: with `groups`, the [`FilterContext`] a model's
+    /// scope function receives (see [`RowScope::context`]).
+    pub user_id: String,
     /// An indexed-key restriction: rows whose wire field `.0` equals `.1`.
     pub index: Option<(String, String)>,
+}
+
+impl RowScope {
+    /// What a model's scope function receives for this read: the user and
+    /// the groups read.
+    pub fn context(&self) -> FilterContext {
+        FilterContext::new(self.user_id.clone(), self.groups.clone())
+    }
 }
 
 /// The typed diesel queries of a [`SyncModel`] on the connection type `C`.
@@ -37,6 +50,42 @@ pub trait DieselModel<C>: SyncModel {
         conn: &'a mut C,
         key: &'a Self::Key,
     ) -> BoxFuture<'a, QueryResult<Option<Option<String>>>>;
+
+    /// Whether a row with `key` is in the read scope of the caller of `ctx`
+    /// (`#[sync(scope = ...)]`). Models without a scope answer `true`
+    /// without a query: callers ask about a row they have found.
+    fn in_scope<'a>(
+        _conn: &'a mut C,
+        _key: &'a Self::Key,
+        _ctx: &'a FilterContext,
+    ) -> BoxFuture<'a, QueryResult<bool>> {
+        Box::pin(async { Ok(true) })
+    }
+
+    /// For a model whose rows belong to groups, with an own id: the part of
+    /// a reference check that finds its rows with `keys` in `group` (see
+    /// [`references`](crate::references)). `None` when `group` cannot be a
+    /// group of this model, and for other models.
+    fn reference_target(
+        _keys: Vec<Self::Key>,
+        _group: &str,
+    ) -> Option<ReferenceTarget<<C as diesel_async::AsyncConnectionCore>::Backend>>
+    where
+        C: diesel_async::AsyncConnectionCore,
+    {
+        None
+    }
+
+    /// Whether every row `row` references (`#[sync(references(...))]`) is
+    /// in `row`'s group, checked with one query that, on PostgreSQL, locks
+    /// the rows found until the transaction ends. Models without references
+    /// answer `true` without a query.
+    fn references_in_group<'a>(
+        _conn: &'a mut C,
+        _row: &'a Self,
+    ) -> BoxFuture<'a, QueryResult<bool>> {
+        Box::pin(async { Ok(true) })
+    }
 
     /// The row with `key`, if there is one.
     fn find<'a>(conn: &'a mut C, key: &'a Self::Key) -> BoxFuture<'a, QueryResult<Option<Self>>>;

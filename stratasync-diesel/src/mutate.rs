@@ -3,11 +3,12 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use stratasync_core::{
-    ActionKind, FieldCodec, FilterContext, GroupKey, JsonMap, SyncId, contains_nul,
+    ActionKind, FieldCodec, FilterContext, GroupKey, JsonMap, SyncId, map_contains_nul,
 };
 
 use crate::hooks::{DynModelHooks, HookConn};
 use crate::log::LogConn;
+use crate::references;
 use crate::{DieselModel, MutationError};
 
 /// One client transaction of a mutate request.
@@ -145,6 +146,7 @@ where
             .map_err(MutationError::Rejected)?;
         let group_id = row.group_id();
         authorize(ctx, group_id.as_deref())?;
+        references::check_row(conn, &row).await?;
         T::insert(conn, &row).await?;
         return Ok(Change {
             model_id,
@@ -162,6 +164,10 @@ where
         Some(_) => return Err(MutationError::not_found()),
         None => return Err(missing_row(conn, mutation, &model_id, ctx).await),
     };
+    // So are rows outside the caller's read scope.
+    if !T::in_scope(conn, &key, ctx).await? {
+        return Err(missing_row(conn, mutation, &model_id, ctx).await);
+    }
 
     let mut action = mutation.action;
     let mut left = None;
@@ -183,8 +189,15 @@ where
                 Some(_) => T::find(conn, &key).await?,
                 None => None,
             };
+            let recheck = T::touches_references(&changes);
             if !T::changes_nothing(&changes) && T::update(conn, &key, changes).await? == 0 {
                 return Err(missing_row(conn, mutation, &model_id, ctx).await);
+            }
+            if recheck {
+                let row = T::find(conn, &key)
+                    .await?
+                    .ok_or_else(MutationError::not_found)?;
+                references::check_row(conn, &row).await?;
             }
             match before.zip(moved_to) {
                 Some((before, moved_to)) => {
@@ -203,11 +216,7 @@ where
         }
         ActionKind::Delete => {
             // The payload becomes the action's data verbatim.
-            if mutation
-                .payload
-                .iter()
-                .any(|(key, value)| key.contains('\0') || contains_nul(value))
-            {
+            if map_contains_nul(&mutation.payload) {
                 return Err(MutationError::rejected(
                     "Invalid mutation: the payload contains a NUL character",
                 ));

@@ -27,7 +27,7 @@ use stratasync_core::SyncId;
 use tokio::sync::mpsc;
 
 use crate::registry::Registry;
-use crate::{RowScope, Store, StoreConn, StoreError};
+use crate::{RowScope, StoreConn, StoreError};
 
 /// Rows read per query at most (PROTOCOL §4: keyset pages of 1000).
 const PAGE_ROWS: i64 = 1000;
@@ -114,67 +114,66 @@ impl From<diesel::result::Error> for SnapshotError {
 #[error("the snapshot was cut off")]
 pub struct SnapshotCutOff;
 
-impl Store {
-    /// Streams the rows `plan` asks for, read from one consistent snapshot.
-    ///
-    /// Waits for a slot of the snapshot share and a connection first; when
-    /// none frees up in time the answer is [`StoreError::Unavailable`].
-    /// The stream yields NDJSON chunks; a failure after the first chunk ends
-    /// it with a `{"message":...,"type":"error"}` line; a reader that
-    /// stalls past the stall timeout gets [`SnapshotCutOff`] as its last item.
-    pub async fn snapshot(
-        &self,
-        plan: SnapshotPlan,
-    ) -> Result<impl Stream<Item = Result<Bytes, SnapshotCutOff>> + Send + 'static, StoreError>
-    {
-        let conn = self.snapshot_conn().await?;
-        let (sink, mut chunks) = mpsc::channel::<Bytes>(PAGES_IN_FLIGHT);
-        let registry = self.registry_arc();
-        let (ended, mut end) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let failure = match conn.run(registry, plan, sink.clone()).await {
-                Ok(()) => {
-                    let _ = ended.send(());
-                    return;
-                }
-                Err(SnapshotError::ClientGone) => return,
-                Err(SnapshotError::Stalled(after)) => {
-                    tracing::info!(?after, "snapshot reader stalled; cut off");
-                    return;
-                }
-                Err(SnapshotError::Store(error)) => {
-                    tracing::error!(%error, "snapshot read failed");
-                    "Bootstrap failed".to_owned()
-                }
-                Err(too_many) => too_many.to_string(),
-            };
-            let mut line = json!({ "message": failure, "type": "error" })
-                .to_string()
-                .into_bytes();
-            line.push(b'\n');
-            if sink.send(Bytes::from(line)).await.is_ok() {
+/// The NDJSON stream of a snapshot that `read` writes into the sink it is
+/// given (run on a task of its own, so that the reading goes on while the
+/// stream is handed on).
+///
+/// A failure after the first chunk ends the stream with a
+/// `{"message":...,"type":"error"}` line; a reader that stalled, or one that
+/// ended without saying it finished, leaves [`SnapshotCutOff`] as the
+/// stream's last item.
+pub(crate) fn stream<F>(
+    read: impl FnOnce(mpsc::Sender<Bytes>) -> F,
+) -> impl Stream<Item = Result<Bytes, SnapshotCutOff>> + Send + 'static
+where
+    F: Future<Output = Result<(), SnapshotError>> + Send + 'static,
+{
+    let (sink, mut chunks) = mpsc::channel::<Bytes>(PAGES_IN_FLIGHT);
+    let reading = read(sink.clone());
+    let (ended, mut end) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let failure = match reading.await {
+            Ok(()) => {
                 let _ = ended.send(());
+                return;
             }
-        });
-        let mut done = false;
-        Ok(futures::stream::poll_fn(move |cx| {
-            if done {
-                return std::task::Poll::Ready(None);
+            Err(SnapshotError::ClientGone) => return,
+            Err(SnapshotError::Stalled(after)) => {
+                tracing::info!(?after, "snapshot reader stalled; cut off");
+                return;
             }
-            match chunks.poll_recv(cx) {
-                std::task::Poll::Ready(Some(chunk)) => std::task::Poll::Ready(Some(Ok(chunk))),
-                std::task::Poll::Ready(None) => {
-                    done = true;
-                    // The reader ended: cleanly only if it said so.
-                    match end.try_recv() {
-                        Ok(()) => std::task::Poll::Ready(None),
-                        Err(_) => std::task::Poll::Ready(Some(Err(SnapshotCutOff))),
-                    }
+            Err(SnapshotError::Store(error)) => {
+                tracing::error!(%error, "snapshot read failed");
+                "Bootstrap failed".to_owned()
+            }
+            Err(too_many) => too_many.to_string(),
+        };
+        let mut line = json!({ "message": failure, "type": "error" })
+            .to_string()
+            .into_bytes();
+        line.push(b'\n');
+        if sink.send(Bytes::from(line)).await.is_ok() {
+            let _ = ended.send(());
+        }
+    });
+    let mut done = false;
+    futures::stream::poll_fn(move |cx| {
+        if done {
+            return std::task::Poll::Ready(None);
+        }
+        match chunks.poll_recv(cx) {
+            std::task::Poll::Ready(Some(chunk)) => std::task::Poll::Ready(Some(Ok(chunk))),
+            std::task::Poll::Ready(None) => {
+                done = true;
+                // The reader ended: cleanly only if it said so.
+                match end.try_recv() {
+                    Ok(()) => std::task::Poll::Ready(None),
+                    Err(_) => std::task::Poll::Ready(Some(Err(SnapshotCutOff))),
                 }
-                std::task::Poll::Pending => std::task::Poll::Pending,
             }
-        }))
-    }
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    })
 }
 
 /// Reads `plan` on `conn` inside one snapshot transaction; a send that waits

@@ -3,17 +3,22 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use diesel_async::pooled_connection::deadpool::Pool;
+use futures::Stream;
 use futures::future::BoxFuture;
 use stratasync_core::{ActionKind, FilterContext, SyncAction, SyncId};
 
 use crate::log::{LogConn, NewAction, to_sync_action};
+use crate::members::MemberCache;
 use crate::mutate::Mutation;
 use crate::pool::{PoolOptions, SnapshotGate};
 use crate::registry::Registry;
+use crate::snapshot::{SnapshotCutOff, SnapshotPlan};
+use crate::write::Applied;
 use crate::write::scope::{Leased, Scope};
-use crate::write::{Applied, Writer};
+use crate::write::writer::Writer;
 use crate::{MutationError, StoreError};
 
 #[derive(Clone)]
@@ -123,6 +128,8 @@ pub struct Store {
     snapshots: SnapshotGate,
     /// How long a snapshot waits for its reader.
     snapshot_stall: std::time::Duration,
+    /// Memberships per user.
+    members: Arc<MemberCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -169,6 +176,7 @@ impl Store {
                     registry,
                     snapshots,
                     snapshot_stall,
+                    members: Arc::default(),
                 });
             }
             #[cfg(not(feature = "postgres"))]
@@ -196,6 +204,7 @@ impl Store {
                 registry,
                 snapshots,
                 snapshot_stall,
+                members: Arc::default(),
             })
         }
         #[cfg(not(feature = "sqlite"))]
@@ -220,11 +229,29 @@ impl Store {
     }
 
     /// The groups `user_id` holds through `sync_group_memberships`.
+    ///
+    /// Answered from a per-user cache when it can be: a change through this
+    /// store shows at once, a change another node announces with a `G`
+    /// action once [`Store::forget_member_groups`] is called for it, any
+    /// other within two seconds.
     pub async fn member_groups(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
-        on_backend!(&self.db, pool => {
+        let epoch = match self.members.get(user_id) {
+            Ok(groups) => return Ok(groups),
+            Err(epoch) => epoch,
+        };
+        let groups = on_backend!(&self.db, pool => {
             let mut conn = connection!(pool)?;
-            Ok(conn.member_groups(user_id).await?)
-        })
+            conn.member_groups(user_id).await?
+        });
+        self.members.insert(user_id, &groups, epoch);
+        Ok(groups)
+    }
+
+    /// Drops what [`Store::member_groups`] cached for `user_id`: called for
+    /// every `G` action read from the log, so that a membership changed on
+    /// another node shows here as soon as its action does.
+    pub fn forget_member_groups(&self, user_id: &str) {
+        self.members.forget(user_id);
     }
 
     /// Whether a cursor at `after` has lost actions of `groups` to trimming.
@@ -515,18 +542,22 @@ impl Store {
         group_id: &str,
         group_type: &str,
     ) -> Result<bool, StoreError> {
-        on_backend!(&self.db, pool => {
+        let added = on_backend!(&self.db, pool => {
             let mut conn = connection!(pool)?;
-            Ok(conn.add_member(user_id, group_id, group_type).await?)
-        })
+            conn.add_member(user_id, group_id, group_type).await
+        });
+        self.members.forget(user_id);
+        Ok(added?)
     }
 
     /// Removes `user_id` from `group_id`; returns whether they were a member.
     pub async fn remove_member(&self, user_id: &str, group_id: &str) -> Result<bool, StoreError> {
-        on_backend!(&self.db, pool => {
+        let removed = on_backend!(&self.db, pool => {
             let mut conn = connection!(pool)?;
-            Ok(conn.remove_member(user_id, group_id).await?)
-        })
+            conn.remove_member(user_id, group_id).await
+        });
+        self.members.forget(user_id);
+        Ok(removed?)
     }
 
     /// Adds (`join`) or removes a membership of `user_id` in `group_id` and,
@@ -550,7 +581,7 @@ impl Store {
             #[cfg(feature = "postgres")]
             Db::Postgres(_) => None,
         };
-        on_backend!(&self.db, pool as Conn => {
+        let changed = on_backend!(&self.db, pool as Conn => {
             let mut conn = Leased::<Conn>::get(pool).await?;
             let mut tx = Scope::begin(conn.conn()).await?;
             let conn = tx.conn();
@@ -579,7 +610,10 @@ impl Store {
             }
             .await;
             tx.finish(outcome.map_err(StoreError::from)).await
-        })
+        });
+        // Whatever the outcome: a commit whose answer was lost changed it too.
+        self.members.forget(user_id);
+        changed
     }
 
     /// A slot of the snapshot share and a connection for a snapshot reader,
@@ -622,7 +656,7 @@ impl SnapshotConn {
     pub(crate) async fn run(
         mut self,
         registry: Arc<Registry>,
-        plan: crate::snapshot::SnapshotPlan,
+        plan: SnapshotPlan,
         sink: tokio::sync::mpsc::Sender<bytes::Bytes>,
     ) -> Result<(), crate::snapshot::SnapshotError> {
         let stall = self.stall;
@@ -642,5 +676,25 @@ impl SnapshotConn {
 impl Store {
     pub(crate) fn registry_arc(&self) -> Arc<Registry> {
         Arc::clone(&self.registry)
+    }
+
+    /// Streams the rows `plan` asks for, read from one consistent snapshot
+    /// (see [`crate::snapshot`]).
+    ///
+    /// Waits for a slot of the snapshot share and a connection first; when
+    /// none frees up in time the answer is [`StoreError::Unavailable`].
+    /// The stream yields NDJSON chunks; a failure after the first chunk ends
+    /// it with a `{"message":...,"type":"error"}` line; a reader that
+    /// stalls past the stall timeout gets [`SnapshotCutOff`] as its last item.
+    pub async fn snapshot(
+        &self,
+        plan: SnapshotPlan,
+    ) -> Result<impl Stream<Item = Result<Bytes, SnapshotCutOff>> + Send + 'static, StoreError>
+    {
+        let conn = self.snapshot_conn().await?;
+        let registry = self.registry_arc();
+        Ok(crate::snapshot::stream(move |sink| {
+            conn.run(registry, plan, sink)
+        }))
     }
 }

@@ -1,4 +1,7 @@
 //! Errors of the runtime and their wire shapes (PROTOCOL §2–7).
+//!
+//! The sync router adds the request's id to every error body as
+//! `requestId` (see `crate::request_id`).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -133,7 +136,6 @@ impl IntoResponse for ApiError {
                     json!({
                         "error": "Validation failed",
                         "details": details,
-                        "requestId": uuid::Uuid::new_v4().to_string(),
                         "source": source,
                     }),
                 )

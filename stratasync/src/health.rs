@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// How long the database may take to answer a readiness probe.
 const DATABASE_DEADLINE: Duration = Duration::from_secs(1);

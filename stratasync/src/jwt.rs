@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
@@ -64,7 +64,43 @@ pub struct JwtAuth {
     groups_claim: Option<String>,
     leeway: Duration,
     /// Groups of each user's most recently verified token.
-    groups: Mutex<HashMap<String, Vec<String>>>,
+    groups: Mutex<TokenGroups>,
+}
+
+/// The groups claim of each user's most recently verified token, kept until
+/// that token expires. Expired entries are swept whenever the map has doubled
+/// since the last sweep, so it holds about the users with live tokens.
+struct TokenGroups {
+    by_user: HashMap<String, (Vec<String>, SystemTime)>,
+    sweep_at: usize,
+}
+
+impl TokenGroups {
+    /// The size below which the map is never swept.
+    const MIN_SWEEP: usize = 1024;
+
+    fn new() -> Self {
+        TokenGroups {
+            by_user: HashMap::new(),
+            sweep_at: Self::MIN_SWEEP,
+        }
+    }
+
+    fn insert(&mut self, user_id: String, groups: Vec<String>, expires: SystemTime) {
+        self.by_user.insert(user_id, (groups, expires));
+        if self.by_user.len() >= self.sweep_at {
+            let now = SystemTime::now();
+            self.by_user.retain(|_, (_, expires)| *expires > now);
+            self.sweep_at = (self.by_user.len() * 2).max(Self::MIN_SWEEP);
+        }
+    }
+
+    fn get(&self, user_id: &str) -> Vec<String> {
+        match self.by_user.get(user_id) {
+            Some((groups, expires)) if *expires > SystemTime::now() => groups.clone(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// Where verification keys come from.
@@ -149,7 +185,7 @@ impl JwtAuth {
             user_claim: "sub".to_owned(),
             groups_claim: None,
             leeway: Duration::ZERO,
-            groups: Mutex::new(HashMap::new()),
+            groups: Mutex::new(TokenGroups::new()),
         }
     }
 
@@ -371,10 +407,14 @@ impl Auth for JwtAuth {
                     .ok_or(TokenError::Invalid)?,
                 Some(_) => return Err(TokenError::Invalid),
             };
+            let expires = claims
+                .get("exp")
+                .and_then(Value::as_u64)
+                .map_or(UNIX_EPOCH, |exp| UNIX_EPOCH + Duration::from_secs(exp));
             self.groups
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(user_id.clone(), groups);
+                .insert(user_id.clone(), groups, expires);
         }
         Ok(AuthUser {
             user_id,
@@ -388,8 +428,29 @@ impl Auth for JwtAuth {
             .groups
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&user.user_id)
-            .cloned()
-            .unwrap_or_default())
+            .get(&user.user_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_of_expired_tokens_are_not_answered_and_are_swept() {
+        let mut groups = TokenGroups::new();
+        let past = SystemTime::now() - Duration::from_secs(60);
+        let future = SystemTime::now() + Duration::from_secs(3600);
+        groups.insert("live".into(), vec!["w1".into()], future);
+        for user in 0..TokenGroups::MIN_SWEEP * 4 {
+            groups.insert(format!("gone-{user}"), vec!["w2".into()], past);
+        }
+        assert_eq!(groups.get("live"), vec!["w1".to_owned()]);
+        assert!(groups.get("gone-0").is_empty(), "an expired token's groups");
+        assert!(
+            groups.by_user.len() < TokenGroups::MIN_SWEEP,
+            "expired entries swept, {} kept",
+            groups.by_user.len()
+        );
     }
 }

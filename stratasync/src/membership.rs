@@ -5,7 +5,7 @@ use stratasync_core::SyncAction;
 
 use crate::auth::{AuthUser, union_groups};
 use crate::error::Error;
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// Adds a membership and announces it.
 pub(crate) async fn add(

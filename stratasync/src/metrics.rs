@@ -23,20 +23,21 @@
 //! | `stratasync_log_head_id` / `stratasync_log_oldest_id` | gauge | | the log's newest and oldest ids (their difference approximates its size) |
 //! | `stratasync_log_trim_watermark` | gauge | | the highest trimmed id |
 //! | `stratasync_schema_mismatches_total` | counter | | clients whose `schemaHash` differs from the server's, once per user and hash |
+//! | `stratasync_stream_leader` | gauge | | 1 while this node publishes the log to the Redis streams (several nodes) |
+//! | `stratasync_stream_published_total` | counter | | actions the leader added to the streams |
+//! | `stratasync_stream_repairs_total` | counter | `kind` (`gap`, `full`) | reads of the log by a stream consumer: a shard's missing range, or everything after its position |
 //!
-//! Gauges of the pool, Redis, the log and the tailer are read at each scrape.
+//! Gauges of the pool, Redis, the log and the tailer are read at each scrape
+//! (`crate::scrape`).
 
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use crate::server::Shared;
 
 /// Latency buckets (seconds) of the HTTP histogram.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -72,51 +73,6 @@ pub(crate) fn recorder() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// `GET /metrics`.
-pub(crate) fn routes() -> axum::Router<Arc<Shared>> {
-    axum::Router::new().route("/metrics", axum::routing::get(scrape))
-}
-
-async fn scrape(State(shared): State<Arc<Shared>>) -> Response {
-    let Some(recorder) = recorder() else {
-        return (
-            StatusCode::NOT_FOUND,
-            "metrics go to the application's own recorder",
-        )
-            .into_response();
-    };
-    record_state(&shared).await;
-    recorder.run_upkeep();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        recorder.render(),
-    )
-        .into_response()
-}
-
-/// Sets the gauges read at scrape time.
-async fn record_state(shared: &Shared) {
-    let pool = shared.store.pool_status();
-    gauge!("stratasync_pool_connections_in_use").set(pool.in_use as f64);
-    gauge!("stratasync_pool_connections_idle").set(pool.idle as f64);
-    gauge!("stratasync_pool_waiting").set(pool.waiting as f64);
-    if let Some(connected) = shared.fanout.redis_connected() {
-        gauge!("stratasync_redis_connected").set(if connected { 1.0 } else { 0.0 });
-    }
-    match tokio::time::timeout(Duration::from_secs(1), shared.store.log_bounds()).await {
-        Ok(Ok(bounds)) => {
-            let head = bounds.head.get();
-            gauge!("stratasync_log_head_id").set(head as f64);
-            gauge!("stratasync_log_oldest_id").set(bounds.oldest.map_or(0, |id| id.get()) as f64);
-            gauge!("stratasync_log_trim_watermark").set(bounds.trimmed_through.get() as f64);
-            let lag = head.saturating_sub(shared.fanout.position().get());
-            gauge!("stratasync_tailer_lag").set(lag as f64);
-        }
-        Ok(Err(error)) => tracing::warn!(%error, "metrics: reading the log bounds failed"),
-        Err(_) => tracing::warn!("metrics: reading the log bounds timed out"),
-    }
-}
-
 /// Counts each request by route and status, and times it to its head.
 pub(crate) async fn track(request: Request, next: Next) -> Response {
     let route = request
@@ -146,6 +102,21 @@ pub(crate) fn schema_mismatch() {
 /// Counts one delta frame sent.
 pub(crate) fn delta_delivered() {
     counter!("stratasync_deltas_delivered_total").increment(1);
+}
+
+/// Whether this node leads the Redis streams.
+pub(crate) fn stream_leader(leading: bool) {
+    gauge!("stratasync_stream_leader").set(if leading { 1.0 } else { 0.0 });
+}
+
+/// Counts actions the leader added to the streams.
+pub(crate) fn stream_published(count: usize) {
+    counter!("stratasync_stream_published_total").increment(count as u64);
+}
+
+/// Counts a stream consumer's read of the log (`gap` or `full`).
+pub(crate) fn stream_repair(kind: &'static str) {
+    counter!("stratasync_stream_repairs_total", "kind" => kind).increment(1);
 }
 
 /// Counts a socket the server closed with `code`.

@@ -51,6 +51,7 @@ pub(crate) fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, Error>
             .allow_origin(allow)
             .allow_methods([Method::GET, Method::POST])
             .allow_headers([AUTHORIZATION, CONTENT_TYPE])
+            .expose_headers([crate::request_id::REQUEST_ID])
             .max_age(PREFLIGHT_MAX_AGE),
     ))
 }

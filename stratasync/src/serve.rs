@@ -23,6 +23,10 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
 /// | `DATABASE_URL` | [`database_url`](ServeConfig::database_url) |
 /// | `REDIS_URL` | [`redis_url`](ServeConfig::redis_url) |
 /// | `STRATASYNC_REDIS_CHANNEL` | [`SyncServerBuilder::redis_channel`] |
+/// | `STRATASYNC_STREAM_SHARDS` | `SyncServerBuilder::stream_shards` (feature `redis`) |
+/// | `STRATASYNC_STREAM_PREFIX` | `SyncServerBuilder::stream_prefix` (feature `redis`) |
+/// | `STRATASYNC_STREAM_MAX_LEN` | `SyncServerBuilder::stream_max_len` (feature `redis`) |
+/// | `STRATASYNC_STREAM_MAX_AGE` | `SyncServerBuilder::stream_max_age` (feature `redis`) |
 /// | `STRATASYNC_BASE_PATH` | [`SyncServerBuilder::base_path`] |
 /// | `STRATASYNC_POLL_INTERVAL` | [`SyncServerBuilder::poll_interval`] |
 /// | `STRATASYNC_BUS_CAPACITY` | [`SyncServerBuilder::bus_capacity`] |
@@ -52,6 +56,14 @@ pub struct ServeConfig {
     pub redis_url: Option<String>,
     /// The Redis channel (`STRATASYNC_REDIS_CHANNEL`).
     pub redis_channel: Option<String>,
+    /// Shard streams of several nodes (`STRATASYNC_STREAM_SHARDS`).
+    pub stream_shards: Option<u32>,
+    /// The key prefix of the streams (`STRATASYNC_STREAM_PREFIX`).
+    pub stream_prefix: Option<String>,
+    /// Entries each stream keeps, about (`STRATASYNC_STREAM_MAX_LEN`).
+    pub stream_max_len: Option<u64>,
+    /// Stream entries older than this are trimmed (`STRATASYNC_STREAM_MAX_AGE`).
+    pub stream_max_age: Option<Duration>,
     /// Where the routes live (`STRATASYNC_BASE_PATH`).
     pub base_path: Option<String>,
     /// The log tailer's poll (`STRATASYNC_POLL_INTERVAL`).
@@ -95,6 +107,10 @@ impl Default for ServeConfig {
             database_url: DEFAULT_DATABASE.to_owned(),
             redis_url: None,
             redis_channel: None,
+            stream_shards: None,
+            stream_prefix: None,
+            stream_max_len: None,
+            stream_max_age: None,
             base_path: None,
             poll_interval: None,
             bus_capacity: None,
@@ -122,6 +138,10 @@ impl std::fmt::Debug for ServeConfig {
             .field("database_url", &Redacted(&self.database_url))
             .field("redis_url", &self.redis_url.as_deref().map(Redacted))
             .field("redis_channel", &self.redis_channel)
+            .field("stream_shards", &self.stream_shards)
+            .field("stream_prefix", &self.stream_prefix)
+            .field("stream_max_len", &self.stream_max_len)
+            .field("stream_max_age", &self.stream_max_age)
             .field("base_path", &self.base_path)
             .field("poll_interval", &self.poll_interval)
             .field("bus_capacity", &self.bus_capacity)
@@ -179,6 +199,20 @@ impl ServeConfig {
             database_url: env.text("DATABASE_URL").unwrap_or(defaults.database_url),
             redis_url: env.text("REDIS_URL"),
             redis_channel: env.text("STRATASYNC_REDIS_CHANNEL"),
+            stream_shards: env.parse("STRATASYNC_STREAM_SHARDS", |text| {
+                text.parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or("a whole number above 0")
+            })?,
+            stream_prefix: env.text("STRATASYNC_STREAM_PREFIX"),
+            stream_max_len: env.parse("STRATASYNC_STREAM_MAX_LEN", |text| {
+                text.parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or("a whole number above 0")
+            })?,
+            stream_max_age: env.parse("STRATASYNC_STREAM_MAX_AGE", parse_duration)?,
             base_path: env.text("STRATASYNC_BASE_PATH"),
             poll_interval: env.parse("STRATASYNC_POLL_INTERVAL", parse_duration)?,
             bus_capacity: env.parse("STRATASYNC_BUS_CAPACITY", parse_count)?,
@@ -218,6 +252,21 @@ impl ServeConfig {
         }
         if let Some(channel) = &self.redis_channel {
             builder = builder.redis_channel(channel);
+        }
+        #[cfg(feature = "redis")]
+        {
+            if let Some(shards) = self.stream_shards {
+                builder = builder.stream_shards(shards);
+            }
+            if let Some(prefix) = &self.stream_prefix {
+                builder = builder.stream_prefix(prefix);
+            }
+            if let Some(entries) = self.stream_max_len {
+                builder = builder.stream_max_len(entries);
+            }
+            if let Some(age) = self.stream_max_age {
+                builder = builder.stream_max_age(age);
+            }
         }
         if let Some(path) = &self.base_path {
             builder = builder.base_path(path);
@@ -450,7 +499,10 @@ mod tests {
                 match name {
                     "STRATASYNC_BUS_CAPACITY"
                     | "STRATASYNC_REPLAY_BUFFER_LIMIT"
-                    | "STRATASYNC_RETAIN_ACTIONS" => "7",
+                    | "STRATASYNC_RETAIN_ACTIONS"
+                    | "STRATASYNC_STREAM_SHARDS"
+                    | "STRATASYNC_STREAM_MAX_LEN" => "7",
+                    "STRATASYNC_STREAM_PREFIX" => "app:log",
                     name if crate::limits::VARIABLES.contains(&name) => return None,
                     "STRATASYNC_GROUP_COMMIT" | "STRATASYNC_METRICS" => "off",
                     "STRATASYNC_BASE_PATH" => "/api/sync",
@@ -470,6 +522,10 @@ mod tests {
             config,
             ServeConfig {
                 redis_channel: Some("chan".into()),
+                stream_shards: Some(7),
+                stream_prefix: Some("app:log".into()),
+                stream_max_len: Some(7),
+                stream_max_age: three,
                 base_path: Some("/api/sync".into()),
                 poll_interval: three,
                 bus_capacity: Some(7),

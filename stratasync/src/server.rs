@@ -1,124 +1,22 @@
-//! The sync server: its configuration, shared state and axum router.
+//! The sync server's builder and its axum router, on top of the routes and
+//! the shared state ([`crate::state`]) they use.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::extract::FromRef;
-use futures::future::BoxFuture;
 use stratasync_core::{SyncAction, SyncId};
 use stratasync_diesel::{Registry, Store};
 use tokio::sync::watch;
 
-use crate::auth::{Auth, AuthUser, BoxError, DynAuth};
+use crate::auth::{Auth, BoxError, DynAuth};
 use crate::error::Error;
 use crate::fanout::{Fanout, FanoutConfig};
 use crate::limits::{Clipped, Limits};
 use crate::live::{DynLiveHooks, LiveConfig, LiveHooks, NoHooks};
 use crate::quota::Quota;
 use crate::schema_check::SchemaCheck;
-
-/// What the after-mutation hook is told.
-#[derive(Debug, Clone)]
-pub struct MutationEvent {
-    /// Who wrote.
-    pub user: AuthUser,
-    /// The committed action.
-    pub action: SyncAction,
-}
-
-/// Runs after a mutation commits; a failure becomes a warning on its result.
-type AfterMutation =
-    Arc<dyn Fn(MutationEvent) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync>;
-
-/// State shared by every route and socket of one server.
-pub(crate) struct Shared {
-    pub(crate) store: Store,
-    pub(crate) auth: Arc<dyn DynAuth>,
-    /// The highest id this node has committed; live delivery watches it.
-    pub(crate) last_committed: watch::Sender<SyncId>,
-    /// The log tailer, memory bus and Redis link of this node.
-    pub(crate) fanout: Fanout,
-    /// How live sockets run.
-    pub(crate) live: LiveConfig,
-    /// The application's live-socket hooks.
-    pub(crate) hooks: Arc<dyn DynLiveHooks>,
-    /// The node's limits.
-    pub(crate) limits: Limits,
-    /// Bootstraps each user runs at once.
-    pub(crate) bootstraps: Quota,
-    /// Sockets each user holds at once.
-    pub(crate) sockets: Quota,
-    after_mutation: Option<AfterMutation>,
-    /// Set when shutdown begins: `/ready` answers 503 from then on.
-    pub(crate) draining: AtomicBool,
-    /// How long requests in flight may run once shutdown began.
-    pub(crate) shutdown_grace: Duration,
-    /// The server's schema hash and the clients that differ from it.
-    pub(crate) schema_check: SchemaCheck,
-    /// The CORS allowlist's layer, when one is configured.
-    cors: Option<tower_http::cors::CorsLayer>,
-    /// The origins that may open live sockets.
-    pub(crate) ws_origins: crate::origins::WsOrigins,
-}
-
-impl Shared {
-    /// Announces a committed action; returns the hook's warnings.
-    pub(crate) async fn committed(&self, user: &AuthUser, action: SyncAction) -> Vec<String> {
-        self.appended(&action);
-        let Some(hook) = &self.after_mutation else {
-            return Vec::new();
-        };
-        match hook(MutationEvent {
-            user: user.clone(),
-            action,
-        })
-        .await
-        {
-            Ok(()) => Vec::new(),
-            Err(error) => vec![format!("onAfterMutation hook failed: {error}")],
-        }
-    }
-
-    /// Pokes this node's log tailer and tells the other nodes that `action`
-    /// is in the log.
-    pub(crate) fn appended(&self, action: &SyncAction) {
-        self.last_committed.send_if_modified(|last| {
-            let advanced = action.id > *last;
-            *last = (*last).max(action.id);
-            advanced
-        });
-        self.fanout.announce(action);
-    }
-}
-
-/// A configured sync server: mount [`SyncServer::router`] into an axum app,
-/// or run it with [`crate::serve`].
-///
-/// It is cheap to clone, and it is the state of its own router: an
-/// application state holding one implements `axum::extract::FromRef` for it,
-/// so that its routes can extract [`Caller`](crate::Caller).
-#[derive(Clone)]
-pub struct SyncServer {
-    pub(crate) shared: Arc<Shared>,
-    base_path: Arc<str>,
-}
-
-/// The sync routes' handlers take the shared state out of the router's.
-impl FromRef<SyncServer> for Arc<Shared> {
-    fn from_ref(server: &SyncServer) -> Self {
-        Arc::clone(&server.shared)
-    }
-}
-
-impl std::fmt::Debug for SyncServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SyncServer")
-            .field("base_path", &self.base_path)
-            .field("store", &self.shared.store)
-            .finish()
-    }
-}
+use crate::state::{AfterMutation, MutationEvent, Shared, SyncServer};
 
 impl SyncServer {
     /// Starts configuring a server for the models of `registry`.
@@ -148,11 +46,15 @@ impl SyncServer {
     /// answers within a second, Redis is subscribed when configured, and the
     /// server is not shutting down). Responses are gzip-compressed when the
     /// client sends `Accept-Encoding: gzip` (bootstrap and batch streams,
-    /// delta pages); small bodies are left as they are.
+    /// delta pages); small bodies are left as they are. Every request has
+    /// an id (the client's sane `x-request-id`, or a fresh UUID): it is
+    /// answered in `x-request-id`, carried by the request's tracing span as
+    /// `request_id`, and written as `requestId` into every error body.
     pub fn router(&self) -> axum::Router {
         let router = crate::http::routes(&self.base_path)
             .merge(crate::health::routes(&self.base_path))
             .route_layer(axum::middleware::from_fn(crate::metrics::track))
+            .layer(axum::middleware::from_fn(crate::request_id::stamp_errors))
             // The fastest level: the stream is produced faster than the
             // default level can compress it (BENCHMARKS.md, bootstrap).
             .layer(
@@ -166,6 +68,7 @@ impl SyncServer {
                         let uri = request.uri().to_string();
                         tracing::debug_span!(
                             "request",
+                            request_id = %crate::request_id::of(request).unwrap_or_default(),
                             method = %request.method(),
                             uri = %Clipped(&uri),
                             version = ?request.version(),
@@ -173,6 +76,16 @@ impl SyncServer {
                     },
                 ),
             )
+            .layer(tower_http::request_id::PropagateRequestIdLayer::new(
+                crate::request_id::REQUEST_ID,
+            ))
+            .layer(tower_http::request_id::SetRequestIdLayer::new(
+                crate::request_id::REQUEST_ID,
+                tower_http::request_id::MakeRequestUuid,
+            ))
+            .layer(axum::middleware::map_request(
+                crate::request_id::drop_insane,
+            ))
             .layer(axum::extract::DefaultBodyLimit::max(
                 self.shared.limits.request_body_bytes,
             ));
@@ -187,7 +100,7 @@ impl SyncServer {
     /// [`crate::metrics`]). Merge it into the application's router, or
     /// serve it on its own address so that it stays private.
     pub fn metrics_router(&self) -> axum::Router {
-        crate::metrics::routes().with_state(Arc::clone(&self.shared))
+        crate::scrape::routes().with_state(Arc::clone(&self.shared))
     }
 
     /// The limits this server runs with.
@@ -208,6 +121,13 @@ impl SyncServer {
     /// The store, for application code that trims the log or reads it.
     pub fn store(&self) -> &Store {
         &self.shared.store
+    }
+
+    /// Whether this node is the leader that publishes the log to the Redis
+    /// streams (README "Several nodes"); `None` when the node does not use
+    /// the streams (no Redis, or SQLite).
+    pub fn is_stream_leader(&self) -> Option<bool> {
+        self.shared.fanout.stream_leader()
     }
 
     /// The `schemaHash` a client generated from the server's models sends
@@ -369,6 +289,44 @@ impl SyncServerBuilder {
     #[must_use]
     pub fn redis_channel(mut self, channel: impl Into<String>) -> Self {
         self.fanout.redis_channel = channel.into();
+        self
+    }
+
+    /// Shard streams the groups are spread over when several nodes share
+    /// PostgreSQL and Redis (default 16; README "Several nodes"). Every node
+    /// of one deployment must use the same. Needs the `redis` feature.
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub fn stream_shards(mut self, shards: u32) -> Self {
+        self.fanout.streams.shards = shards.max(1);
+        self
+    }
+
+    /// The key prefix of the shard streams (default: the Redis channel
+    /// followed by `:log`, `sync:deltas:log`); one deployment, one prefix,
+    /// one leader. Needs the `redis` feature.
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub fn stream_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.fanout.streams.prefix = prefix.into();
+        self
+    }
+
+    /// Entries each shard stream keeps, about (default 10 000; `MAXLEN ~`).
+    /// Nodes further behind read the log. Needs the `redis` feature.
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub fn stream_max_len(mut self, entries: u64) -> Self {
+        self.fanout.streams.max_len = entries.max(1);
+        self
+    }
+
+    /// Also trims stream entries older than `age` (each stream keeps its
+    /// newest). Unset by default. Needs the `redis` feature.
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub fn stream_max_age(mut self, age: Duration) -> Self {
+        self.fanout.streams.max_age = Some(age);
         self
     }
 
@@ -537,7 +495,7 @@ impl SyncServerBuilder {
         let (last_committed, committed) = watch::channel(SyncId::ZERO);
         let mut fanout_config = self.fanout;
         fanout_config.page_bytes = self.limits.delta_page_bytes;
-        let fanout = Fanout::start(store.clone(), fanout_config, committed).await?;
+        let fanout = Fanout::start(store.clone(), &url, fanout_config, committed).await?;
         crate::retention::start(store.clone(), self.retention, fanout.shutdown_signal());
         let hooks = self.hooks.unwrap_or_else(|| Arc::new(NoHooks));
         Ok(SyncServer {

@@ -16,7 +16,7 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 use stratasync::{Auth, AuthUser, BoxError, Registry, SyncServer, SyncServerBuilder, TokenError};
 
-use crate::handwritten::{Note, Task, TaskLabel};
+use crate::models::{Note, Task, TaskLabel};
 use crate::tally::{self, Service};
 
 /// A database backend of the suites.
@@ -311,31 +311,103 @@ pub struct TestServer {
     task: tokio::task::JoinHandle<()>,
 }
 
-impl TestServer {
-    /// Starts a server on `db`.
-    pub async fn start(db: &TestDb) -> TestServer {
-        TestServer::start_with(db, |builder| builder).await
+/// A test server about to start on a database: its models, its builder
+/// settings and the memberships the store holds before the first request,
+/// as in `Fixture::on(db).members(&[("alice", "w1"), ("bob", "w2")]).start().await`.
+pub struct Fixture<'a> {
+    db: &'a TestDb,
+    registry: Registry,
+    configure: Configure<'a>,
+    members: Vec<(String, String)>,
+}
+
+/// Builder settings of a [`Fixture`], applied after the database and auth.
+type Configure<'a> = Box<dyn FnOnce(SyncServerBuilder) -> SyncServerBuilder + Send + 'a>;
+
+impl std::fmt::Debug for Fixture<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fixture")
+            .field("db", &self.db)
+            .field("registry", &self.registry)
+            .field("members", &self.members)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Fixture<'a> {
+    /// A server on `db` for the models of [`registry`], with [`TestAuth`]
+    /// and no members yet.
+    pub fn on(db: &'a TestDb) -> Fixture<'a> {
+        Fixture {
+            db,
+            registry: registry(),
+            configure: Box::new(|builder| builder),
+            members: Vec::new(),
+        }
     }
 
-    /// Starts a server on `db`, letting `configure` adjust the builder
-    /// (hooks, base path) after the database and auth are set.
-    pub async fn start_with(
-        db: &TestDb,
-        configure: impl FnOnce(SyncServerBuilder) -> SyncServerBuilder,
-    ) -> TestServer {
-        TestServer::start_with_registry(db, registry(), configure).await
+    /// Serves the models of `registry` instead (e.g. [`registry_with_notes`]).
+    pub fn registry(mut self, registry: Registry) -> Fixture<'a> {
+        self.registry = registry;
+        self
     }
 
-    /// Starts a server for the models of `registry` on `db` (see [`TestServer::start_with`]).
-    pub async fn start_with_registry(
-        db: &TestDb,
-        registry: Registry,
-        configure: impl FnOnce(SyncServerBuilder) -> SyncServerBuilder,
-    ) -> TestServer {
-        let builder = SyncServer::builder(registry)
-            .database_url(&db.url)
+    /// Adjusts the builder (hooks, limits, intervals, another auth) after
+    /// the database and auth are set; later calls apply after earlier ones.
+    pub fn configure(
+        mut self,
+        configure: impl FnOnce(SyncServerBuilder) -> SyncServerBuilder + Send + 'a,
+    ) -> Fixture<'a> {
+        let earlier = self.configure;
+        self.configure = Box::new(move |builder| configure(earlier(builder)));
+        self
+    }
+
+    /// Puts each `(user, group)` membership in the store before the server
+    /// answers its first request.
+    pub fn members(mut self, members: &[(&str, &str)]) -> Fixture<'a> {
+        self.members.extend(
+            members
+                .iter()
+                .map(|(user, group)| ((*user).to_owned(), (*group).to_owned())),
+        );
+        self
+    }
+
+    /// Builds the server, adds the members and serves it on a loopback port.
+    pub async fn start(self) -> TestServer {
+        let builder = SyncServer::builder(self.registry)
+            .database_url(&self.db.url)
             .auth(TestAuth);
-        let server = configure(builder).build().await.expect("build the server");
+        let server = (self.configure)(builder)
+            .build()
+            .await
+            .expect("build the server");
+        let test_server = TestServer::serve(server).await;
+        for (user, group) in &self.members {
+            test_server.add_member(user, group).await;
+        }
+        test_server
+    }
+}
+
+impl TestServer {
+    /// Starts a server on `db` with no members: `Fixture::on(db).start()`.
+    pub async fn start(db: &TestDb) -> TestServer {
+        Fixture::on(db).start().await
+    }
+
+    /// Starts a server on `db` with no members, letting `configure` adjust
+    /// the builder: `Fixture::on(db).configure(configure).start()`.
+    pub async fn start_with<'a>(
+        db: &'a TestDb,
+        configure: impl FnOnce(SyncServerBuilder) -> SyncServerBuilder + Send + 'a,
+    ) -> TestServer {
+        Fixture::on(db).configure(configure).start().await
+    }
+
+    /// Serves `server` on a loopback port.
+    async fn serve(server: SyncServer) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

@@ -1,6 +1,6 @@
 //! Shared helpers of the integration suites.
-pub mod handwritten;
 pub mod harness;
 pub mod live;
+pub mod models;
 pub mod protocol;
 pub mod tally;

@@ -65,7 +65,8 @@ impl Ws {
         }
     }
 
-    /// Connects; on refusal returns the HTTP status and body.
+    /// Connects; on refusal returns the HTTP status and the body less its
+    /// `requestId` ([`error_body`](crate::protocol::error_body)).
     pub async fn try_connect(http_base: &str, token: Option<&str>) -> Result<Ws, (u16, Value)> {
         match tokio_tungstenite::connect_async(ws_url(http_base, token)).await {
             Ok((stream, _)) => Ok(Ws { stream }),
@@ -76,7 +77,7 @@ impl Ws {
                     .as_ref()
                     .and_then(|b| serde_json::from_slice(b).ok())
                     .unwrap_or(Value::Null);
-                Err((status, body))
+                Err((status, crate::protocol::error_body(&body)))
             }
             Err(error) => panic!("connect failed: {error}"),
         }
@@ -350,6 +351,9 @@ pub struct CuttableProxy {
 #[derive(Debug, Default)]
 struct ProxyState {
     down: AtomicBool,
+    /// While set, nothing is forwarded (connections stay open).
+    paused: AtomicBool,
+    resumed: tokio::sync::Notify,
     links: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// `SUBSCRIBE` commands clients sent through the proxy.
     subscribes: AtomicU64,
@@ -371,6 +375,7 @@ async fn forward_commands(
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
+        state.wait_unpaused().await;
         let mut seen = std::mem::take(&mut tail);
         seen.extend_from_slice(&buf[..n]);
         let found = seen
@@ -379,6 +384,38 @@ async fn forward_commands(
             .count();
         state.subscribes.fetch_add(found as u64, Ordering::SeqCst);
         tail = seen[seen.len().saturating_sub(NEEDLE.len() - 1)..].to_vec();
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+impl ProxyState {
+    /// Returns once the proxy is not paused.
+    async fn wait_unpaused(&self) {
+        loop {
+            let resumed = self.resumed.notified();
+            if !self.paused.load(Ordering::SeqCst) {
+                return;
+            }
+            resumed.await;
+        }
+    }
+}
+
+/// Copies what the server replies to the client, holding it while paused.
+async fn forward_replies(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    state: Arc<ProxyState>,
+) {
+    let mut buf = vec![0_u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        state.wait_unpaused().await;
         if to.write_all(&buf[..n]).await.is_err() {
             return;
         }
@@ -404,13 +441,14 @@ impl CuttableProxy {
                 let state = Arc::clone(&accept_state);
                 let link = tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(&upstream).await {
-                        let (client_read, mut client_write) = client.into_split();
-                        let (mut server_read, server_write) = server.into_split();
-                        let commands = forward_commands(client_read, server_write, state);
-                        let replies = tokio::io::copy(&mut server_read, &mut client_write);
+                        let (client_read, client_write) = client.into_split();
+                        let (server_read, server_write) = server.into_split();
+                        let commands =
+                            forward_commands(client_read, server_write, Arc::clone(&state));
+                        let replies = forward_replies(server_read, client_write, state);
                         tokio::select! {
                             () = commands => {}
-                            _ = replies => {}
+                            () = replies => {}
                         }
                     }
                 });
@@ -426,6 +464,18 @@ impl CuttableProxy {
         for link in self.state.links.lock().expect("links").drain(..) {
             link.abort();
         }
+    }
+
+    /// Holds everything in both directions, keeping the connections open
+    /// (the clients behind the proxy lag).
+    pub fn pause(&self) {
+        self.state.paused.store(true, Ordering::SeqCst);
+    }
+
+    /// Forwards again what [`CuttableProxy::pause`] held.
+    pub fn resume(&self) {
+        self.state.paused.store(false, Ordering::SeqCst);
+        self.state.resumed.notify_waiters();
     }
 
     /// Accepts connections again.
@@ -459,6 +509,98 @@ impl Drop for CuttableProxy {
         self.cut();
         self.task.abort();
     }
+}
+
+/// A Redis server of a test's own, on a free loopback port, that the test
+/// may kill and start again (the shared Redis is never restarted). Killed
+/// when dropped.
+#[derive(Debug)]
+pub struct OwnRedis {
+    /// `127.0.0.1:<port>`.
+    pub addr: String,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    /// Starts `redis-server` without persistence on a free port; panics
+    /// when it cannot (CI installs it).
+    pub async fn start() -> OwnRedis {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+            listener.local_addr().expect("address").port()
+        };
+        let mut redis = OwnRedis {
+            addr: format!("127.0.0.1:{port}"),
+            port,
+            child: None,
+        };
+        redis.restart().await;
+        redis
+    }
+
+    /// Kills the server at once (SIGKILL: whatever it held is lost).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again (empty) and waits until it answers.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("redis-server must be installed: {e}"));
+        self.child = Some(child);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut stream) = TcpStream::connect(&self.addr).await {
+                let _ = stream.write_all(b"PING\r\n").await;
+                let mut reply = [0_u8; 7];
+                if stream.read_exact(&mut reply).await.is_ok() && &reply == b"+PONG\r\n" {
+                    return;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis-server on port {} did not start",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Sends one command to the Redis at `addr` (`host:port`) and returns its
+/// raw reply (a test's direct access, without a client library).
+pub async fn redis_command(addr: &str, args: &[&str]) -> String {
+    let mut command = format!("*{}\r\n", args.len());
+    for arg in args {
+        command.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    let mut stream = TcpStream::connect(addr).await.expect("connect to Redis");
+    stream
+        .write_all(command.as_bytes())
+        .await
+        .expect("send to Redis");
+    let mut reply = vec![0_u8; 64 * 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut reply))
+        .await
+        .expect("Redis replies")
+        .expect("read from Redis");
+    String::from_utf8_lossy(&reply[..n]).into_owned()
 }
 
 /// Inserts `count` actions of group `group` straight into the log, each

@@ -34,6 +34,22 @@ fn assert_invalid(reply: &Reply, source: &str, field: &str) {
     );
 }
 
+/// An error body less its `requestId`, which every error body carries (a
+/// non-empty string, asserted): what is left is the body PROTOCOL gives.
+pub fn error_body(body: &Value) -> Value {
+    let mut body = body.clone();
+    let id = body
+        .as_object_mut()
+        .and_then(|object| object.remove("requestId"));
+    assert!(
+        id.as_ref()
+            .and_then(Value::as_str)
+            .is_some_and(|id| !id.is_empty()),
+        "no requestId in {body}"
+    );
+    body
+}
+
 /// The `details` of a validation failure.
 pub fn details(reply: &Reply) -> &[Value] {
     reply.json["details"].as_array().expect("details")

@@ -18,6 +18,7 @@ use stratasync::{Auth, AuthUser, JwtAuth, TokenError};
 use stratasync_tests::harness::{TestDb, TestServer, new_id, tx};
 use stratasync_tests::live::Ws;
 use stratasync_tests::on_each_backend;
+use stratasync_tests::protocol::error_body;
 
 const SECRET: &[u8] = b"a test secret of reasonable length";
 const ISSUER: &str = "https://issuer.test/";
@@ -327,7 +328,7 @@ async fn jwt_groups_and_expiry_on_http_and_websocket(db: &TestDb) {
     let expired = hs256(SECRET, &claims("bob", json!({ "exp": at(-60) })));
     let reply = server.client(&expired).get("/sync/bootstrap").await;
     assert_eq!(reply.status, 401);
-    assert_eq!(reply.json, json!({ "error": "Token expired" }));
+    assert_eq!(error_body(&reply.json), json!({ "error": "Token expired" }));
 
     let refused = Ws::try_connect(&server.url, Some(&expired)).await.err();
     assert_eq!(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use stratasync::{RETENTION_LOCK_KEY, SyncId};
-use stratasync_tests::harness::{Backend, TestDb, TestServer};
+use stratasync_tests::harness::{Backend, Fixture, TestDb, TestServer};
 use stratasync_tests::on_each_backend;
 
 /// Waits until the oldest action kept is `oldest` (up to five seconds).
@@ -29,12 +29,14 @@ async fn until_oldest(node: &TestServer, oldest: u64) {
 }
 
 async fn start(db: &TestDb) -> TestServer {
-    let node = TestServer::start_with(db, |b| {
-        b.retain_actions(3)
-            .retention_interval(Duration::from_millis(50))
-    })
-    .await;
-    node.add_member("alice", "w1").await;
+    let node = Fixture::on(db)
+        .configure(|b| {
+            b.retain_actions(3)
+                .retention_interval(Duration::from_millis(50))
+        })
+        .members(&[("alice", "w1")])
+        .start()
+        .await;
     node
 }
 

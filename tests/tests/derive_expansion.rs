@@ -1,12 +1,11 @@
 //! Runtime behaviour of the code `#[derive(SyncModel)]` generates, on the
-//! reference models of `stratasync_tests::handwritten`.
+//! reference models of `stratasync_tests::models`.
 #![allow(clippy::unwrap_used)]
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
-use stratasync::__private::{ActionKind, GroupKey, JsonMap, composite_id};
-use stratasync::{FieldError, SyncModel};
-use stratasync_tests::handwritten::{Task, TaskLabel};
+use stratasync::{ActionKind, FieldError, GroupKey, JsonMap, SyncModel, composite_id};
+use stratasync_tests::models::{Task, TaskLabel};
 use uuid::Uuid;
 
 fn map(value: Value) -> JsonMap {

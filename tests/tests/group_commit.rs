@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use stratasync::{ActionKind, Applied, FilterContext, Mutation, MutationError, SyncId};
-use stratasync_tests::harness::{Backend, TestServer, run};
+use stratasync_tests::harness::{Backend, Fixture, TestServer, run};
 
 const TASKS: usize = 16;
 const EACH: usize = 30;
@@ -130,8 +130,7 @@ async fn grouped_mutations_keep_their_own_outcomes() {
 /// group: later ones see what earlier ones wrote, a retried duplicate inside
 /// the batch answers the first id, and ids ascend in request order.
 async fn one_request_applies_in_order(db: &stratasync_tests::harness::TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice = server.client("user:alice");
     let (x, y) = (
         stratasync_tests::harness::new_id(),

@@ -4,15 +4,16 @@
 
 use diesel_async::{AsyncConnection, SimpleAsyncConnection};
 use serde_json::json;
-use stratasync_tests::harness::{Backend, TestDb, TestServer, new_id, tx};
+use stratasync_tests::harness::{Backend, Fixture, TestDb, new_id, tx};
 use stratasync_tests::on_each_backend;
 
 /// Two users send the same (clientId, clientTxId): each write is applied as
 /// its own, and each user's retry answers that user's own syncId.
 async fn one_users_key_never_answers_for_another(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
-    server.add_member("mallory", "w2").await;
+    let server = Fixture::on(db)
+        .members(&[("alice", "w1"), ("mallory", "w2")])
+        .start()
+        .await;
     let (alice, mallory) = (server.client("user:alice"), server.client("user:mallory"));
     let (a_row, m_row) = (new_id(), new_id());
     let a_tx = tx(
@@ -97,8 +98,7 @@ async fn install_first_release(db: &TestDb) {
 /// continue after every id ever handed out, and the per-user key applies.
 async fn existing_installs_move_to_the_per_user_key(db: &TestDb) {
     install_first_release(db).await;
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let store = server.server.store();
     let old = store
         .read_actions(stratasync::SyncId::ZERO, 10, None)

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use stratasync::{Limits, SyncServer};
-use stratasync_tests::harness::{Backend, TestAuth, TestDb, TestServer, new_id, registry, run, tx};
+use stratasync_tests::harness::{
+    Backend, Fixture, TestAuth, TestDb, TestServer, new_id, registry, run, tx,
+};
 use stratasync_tests::live::{Frame, Ws, fill_log};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -21,9 +23,13 @@ where
     run(Backend::Postgres, case).await;
 }
 
-/// A server on `db` with `limits`.
-async fn server(db: &TestDb, limits: Limits) -> TestServer {
-    TestServer::start_with(db, |builder| builder.limits(limits)).await
+/// A server on `db` with `limits`, holding `members`.
+async fn server(db: &TestDb, limits: Limits, members: &[(&str, &str)]) -> TestServer {
+    Fixture::on(db)
+        .configure(|builder| builder.limits(limits))
+        .members(members)
+        .start()
+        .await
 }
 
 /// Seeds `rows` tasks of 1000-byte titles into `workspace`: a bootstrap far
@@ -92,7 +98,7 @@ async fn a_websocket_message_over_the_limit_closes_with_1009() {
         Box::pin(async move {
             let mut limits = Limits::default();
             limits.ws_message_bytes = 64 * KIB;
-            let server = server(db, limits).await;
+            let server = server(db, limits, &[]).await;
             let mut ws = Ws::connect(&server.url, "user:alice").await;
             ws.subscribe("user:alice", "0", None).await;
             ws.until_subscribed().await;
@@ -112,7 +118,7 @@ async fn a_socket_that_never_subscribes_closes_with_4001() {
         Box::pin(async move {
             let mut limits = Limits::default();
             limits.subscribe_timeout = Duration::from_secs(1);
-            let server = server(db, limits).await;
+            let server = server(db, limits, &[]).await;
             let mut idle = Ws::connect(&server.url, "user:idle").await;
             let mut subscribed = Ws::connect(&server.url, "user:busy").await;
             subscribed.subscribe("user:busy", "0", None).await;
@@ -138,9 +144,7 @@ async fn a_byte_full_outgoing_queue_closes_with_4008() {
             let mut limits = Limits::default();
             limits.outgoing_queue_bytes = 64 * KIB;
             limits.slow_consumer_timeout = Duration::from_secs(1);
-            let server = server(db, limits).await;
-            server.add_member("reader", "ws-q").await;
-            server.add_member("writer", "ws-q").await;
+            let server = server(db, limits, &[("reader", "ws-q"), ("writer", "ws-q")]).await;
             let mut ws = Ws::connect_small_buffer(&server.url, "user:reader", 4096).await;
             ws.subscribe("user:reader", "0", None).await;
             ws.until_subscribed().await;
@@ -190,7 +194,7 @@ async fn sockets_past_the_per_user_limit_are_refused_with_429() {
         Box::pin(async move {
             let mut limits = Limits::default();
             limits.sockets_per_user = 2;
-            let server = server(db, limits).await;
+            let server = server(db, limits, &[]).await;
             let first = Ws::connect(&server.url, "user:greedy").await;
             let _second = Ws::connect(&server.url, "user:greedy").await;
             let (status, body) = Ws::try_connect(&server.url, Some("user:greedy"))
@@ -226,8 +230,7 @@ async fn bootstraps_past_the_per_user_limit_are_refused_with_429() {
             big_workspace(db, "ws-big", 10_000).await;
             let mut limits = Limits::default();
             limits.bootstraps_per_user = 1;
-            let server = server(db, limits).await;
-            server.add_member("hog", "ws-big").await;
+            let server = server(db, limits, &[("hog", "ws-big")]).await;
             let _held = unread_bootstrap(&server.url, "user:hog").await;
             let (status, _, body) = send(bootstrap(&server.url), "user:hog").await;
             assert_eq!(status, 429, "{body}");
@@ -251,9 +254,7 @@ async fn snapshots_past_their_share_of_the_pool_get_503_and_mutations_still_run(
             // One snapshot slot, one connection left for everything else.
             limits.pool_size = 2;
             limits.snapshot_wait = Duration::from_millis(300);
-            let server = server(db, limits).await;
-            server.add_member("hog", "ws-big").await;
-            server.add_member("bob", "ws-bob").await;
+            let server = server(db, limits, &[("hog", "ws-big"), ("bob", "ws-bob")]).await;
             let _held = unread_bootstrap(&server.url, "user:hog").await;
             let (status, retry_after, body) = send(bootstrap(&server.url), "user:bob").await;
             assert_eq!(status, 503, "{body}");
@@ -277,8 +278,7 @@ async fn an_exhausted_pool_answers_503_after_the_wait_timeout() {
             // The only connection goes to a snapshot nobody reads.
             limits.pool_size = 1;
             limits.pool_wait_timeout = Duration::from_millis(300);
-            let server = server(db, limits).await;
-            server.add_member("hog", "ws-big").await;
+            let server = server(db, limits, &[("hog", "ws-big")]).await;
             let _held = unread_bootstrap(&server.url, "user:hog").await;
             let started = Instant::now();
             let (status, retry_after, body) = send(mutate(&server.url, "ws-bob"), "user:bob").await;
@@ -303,9 +303,7 @@ async fn a_stalled_snapshot_is_cut_off_and_returns_its_connection() {
             limits.pool_size = 2;
             limits.snapshot_stall_timeout = Duration::from_secs(1);
             limits.snapshot_wait = Duration::from_secs(10);
-            let server = server(db, limits).await;
-            server.add_member("hog", "ws-big").await;
-            server.add_member("bob", "ws-bob").await;
+            let server = server(db, limits, &[("hog", "ws-big"), ("bob", "ws-bob")]).await;
             let mut held = unread_bootstrap(&server.url, "user:hog").await;
             // The only snapshot slot frees up once the stall deadline ends
             // the hog's snapshot.
@@ -341,7 +339,7 @@ async fn deltas_pages_are_bounded_by_bytes_and_continue_with_has_more() {
         Box::pin(async move {
             let mut limits = Limits::default();
             limits.delta_page_bytes = 64 * KIB;
-            let server = server(db, limits).await;
+            let server = server(db, limits, &[]).await;
             fill_log(db, "ws-d", 20, 20_000).await;
             server.add_member("reader", "ws-d").await;
             let reader = server.client("user:reader");
@@ -383,7 +381,7 @@ async fn a_request_body_over_the_limit_is_413() {
         Box::pin(async move {
             let mut limits = Limits::default();
             limits.request_body_bytes = 64 * KIB;
-            let server = server(db, limits).await;
+            let server = server(db, limits, &[]).await;
             let payload =
                 json!({ "title": "x".repeat(100 * KIB), "priority": 1, "workspaceId": "ws" });
             let body = json!({

@@ -10,6 +10,16 @@
 //! (every node re-subscribes to Redis; every socket of the stopped node, and
 //! no other, reconnects). A control run shows the checker catches a naive
 //! delivery.
+//!
+//! On PostgreSQL with Redis the nodes use the streams topology (one leader
+//! reads the log into Redis Streams, every node reads its sockets' shards),
+//! so the same runs also pass with the leader killed (another node takes
+//! over), with Redis itself killed and restarted empty (a Redis of the
+//! test's own, never the shared one), and with the streams trimmed under a
+//! node that lags (its Redis link held).
+//!
+//! The size is that of CI; `STRATASYNC_CHECKER_LARGE=1` runs 64 writers and
+//! 512 sockets instead.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,16 +28,29 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use stratasync_tests::harness::{Backend, TestDb, TestServer, run};
 use stratasync_tests::live::{
-    CuttableProxy, Frame, Verdict, Ws, all_log_ids, check, delta_id, log_ids, redis_addr,
-    unique_channel,
+    CuttableProxy, Frame, OwnRedis, Verdict, Ws, all_log_ids, check, delta_id, log_ids, redis_addr,
+    redis_command, unique_channel,
 };
 use tokio::sync::watch;
 
 const NODES: usize = 3;
-const WRITERS: usize = 16;
 const WRITES_EACH: usize = 30;
-const SOCKETS: usize = 64;
 const GROUPS: usize = 8;
+
+/// Whether the larger size was asked for.
+fn large() -> bool {
+    std::env::var("STRATASYNC_CHECKER_LARGE").is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// Concurrent writers.
+fn writers() -> usize {
+    if large() { 64 } else { 16 }
+}
+
+/// Live sockets.
+fn sockets() -> usize {
+    if large() { 512 } else { 64 }
+}
 
 /// What happens in the middle of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +60,24 @@ enum Disturbance {
     RedisOutage,
     /// The last node stops; its sockets resume on the others.
     NodeStop,
+    /// The streams leader (the first node) stops; another node leads.
+    LeaderKilled,
+    /// Redis is killed and started again, empty.
+    RedisRestart,
+    /// One node's Redis link is held while the streams are trimmed to their
+    /// newest entry; then released.
+    StreamTrimmed,
+}
+
+impl Disturbance {
+    /// The node this disturbance stops, if any.
+    fn stops(self) -> Option<usize> {
+        match self {
+            Disturbance::NodeStop => Some(NODES - 1),
+            Disturbance::LeaderKilled => Some(0),
+            _ => None,
+        }
+    }
 }
 
 /// A deterministic pseudo-random sequence (no dependency needed).
@@ -224,8 +265,19 @@ async fn socket(
 
 /// Runs the checker once; returns the summed verdict. Panics when the
 /// disturbance did not happen as asked: inside the writes, with the
-/// reconnects it must cause.
-async fn checker_run(db: &TestDb, redis: &str, disturbance: Disturbance) -> Verdict {
+/// reconnects it must cause. `own` is the test's own Redis (at `redis`),
+/// for the disturbances that kill it.
+async fn checker_run(
+    db: &TestDb,
+    redis: &str,
+    disturbance: Disturbance,
+    mut own: Option<&mut OwnRedis>,
+) -> Verdict {
+    // One run at a time: each is three nodes and their sockets, and the
+    // suite's runs share the machine.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (writers_n, sockets_n) = (writers(), sockets());
     // One proxy per node, so each node's Redis subscriber can be watched.
     let mut proxies = Vec::new();
     for _ in 0..NODES {
@@ -233,24 +285,31 @@ async fn checker_run(db: &TestDb, redis: &str, disturbance: Disturbance) -> Verd
     }
     let channel = unique_channel();
     let mut nodes = Vec::new();
-    for proxy in &proxies {
+    for (i, proxy) in proxies.iter().enumerate() {
         let (url, channel) = (proxy.url.clone(), channel.clone());
-        nodes.push(Some(
-            TestServer::start_with(db, move |b| {
-                b.redis_url(url)
-                    .redis_channel(channel)
-                    .poll_interval(Duration::from_millis(250))
-            })
-            .await,
-        ));
+        let node = TestServer::start_with(db, move |b| {
+            b.redis_url(url)
+                .redis_channel(channel)
+                .poll_interval(Duration::from_millis(250))
+        })
+        .await;
+        if i == 0 {
+            // The first node leads the streams (the others start after).
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while node.server.is_stream_leader() != Some(true) {
+                assert!(Instant::now() < deadline, "the first node never led");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        nodes.push(Some(node));
     }
     let first = nodes[0].as_ref().expect("node 0");
-    for k in 0..WRITERS {
+    for k in 0..writers_n {
         for g in 0..GROUPS {
             first.add_member(&format!("writer{k}"), &group(g)).await;
         }
     }
-    for s in 0..SOCKETS {
+    for s in 0..sockets_n {
         for g in socket_groups(s).iter().filter(|g| g.starts_with('w')) {
             first.add_member(&format!("reader{s}"), g).await;
         }
@@ -264,8 +323,10 @@ async fn checker_run(db: &TestDb, redis: &str, disturbance: Disturbance) -> Verd
     let alive: Alive = Arc::new((0..NODES).map(|_| AtomicBool::new(true)).collect());
     let (stop, stopping) = watch::channel(false);
     let ready = Arc::new(AtomicU64::new(0));
-    let progress: Vec<Arc<AtomicU64>> = (0..SOCKETS).map(|_| Arc::new(AtomicU64::new(0))).collect();
-    let sockets: Vec<_> = (0..SOCKETS)
+    let progress: Vec<Arc<AtomicU64>> = (0..sockets_n)
+        .map(|_| Arc::new(AtomicU64::new(0)))
+        .collect();
+    let sockets: Vec<_> = (0..sockets_n)
         .map(|s| {
             tokio::spawn(socket(
                 s,
@@ -278,7 +339,7 @@ async fn checker_run(db: &TestDb, redis: &str, disturbance: Disturbance) -> Verd
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while ready.load(Ordering::SeqCst) < SOCKETS as u64 {
+    while ready.load(Ordering::SeqCst) < sockets_n as u64 {
         assert!(Instant::now() < deadline, "sockets did not all subscribe");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -294,13 +355,13 @@ async fn checker_run(db: &TestDb, redis: &str, disturbance: Disturbance) -> Verd
         acked: Arc::new(AtomicU64::new(0)),
         disturbed: Arc::new(AtomicBool::new(false)),
     };
-    let writers: Vec<_> = (0..WRITERS)
+    let writers: Vec<_> = (0..writers_n)
         .map(|k| tokio::spawn(writer(k, writing.clone())))
         .collect();
     // The disturbance starts once writes are flowing (a tenth of the
     // minimum acknowledged), not after a guessed delay.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while writing.acked.load(Ordering::SeqCst) < (WRITERS * WRITES_EACH / 10) as u64 {
+    while writing.acked.load(Ordering::SeqCst) < (writers_n * WRITES_EACH / 10) as u64 {
         assert!(Instant::now() < deadline, "writes did not start");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -323,13 +384,75 @@ async fn checker_run(db: &TestDb, redis: &str, disturbance: Disturbance) -> Verd
                     .await;
             }
         }
-        Disturbance::NodeStop => {
-            let last = NODES - 1;
-            alive[last].store(false, Ordering::SeqCst);
-            if let Some(node) = nodes[last].take() {
+        Disturbance::NodeStop | Disturbance::LeaderKilled => {
+            let stopped = disturbance.stops().expect("a node to stop");
+            alive[stopped].store(false, Ordering::SeqCst);
+            if let Some(node) = nodes[stopped].take() {
                 node.server.shutdown();
                 drop(node);
             }
+            if disturbance == Disturbance::LeaderKilled {
+                // The expected failover: another node takes the lock.
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while !nodes
+                    .iter()
+                    .flatten()
+                    .any(|n| n.server.is_stream_leader() == Some(true))
+                {
+                    assert!(Instant::now() < deadline, "no node took over the lead");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+        Disturbance::RedisRestart => {
+            let own = own.as_deref_mut().expect("the test's own Redis");
+            let before: Vec<u64> = proxies.iter().map(CuttableProxy::subscribes).collect();
+            own.kill();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            own.restart().await;
+            for (proxy, before) in proxies.iter().zip(before) {
+                proxy
+                    .await_subscribes(before + 1, Duration::from_secs(30))
+                    .await;
+            }
+        }
+        Disturbance::StreamTrimmed => {
+            // The last node (not the leader) lags: its Redis link is held.
+            let lagging = NODES - 1;
+            proxies[lagging].pause();
+            let acked = writing.acked.load(Ordering::SeqCst);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while writing.acked.load(Ordering::SeqCst) < acked + writers_n as u64 * 4 {
+                assert!(Instant::now() < deadline, "writes stopped");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let seen = (0..sockets_n)
+                .filter(|s| s % NODES == lagging)
+                .map(|s| progress[s].load(Ordering::SeqCst))
+                .max()
+                .unwrap_or(0);
+            let mut kept = 0;
+            let mut shards: Vec<String> = (0..16).map(|n| n.to_string()).collect();
+            shards.push("global".into());
+            for shard in shards {
+                let key = format!("{channel}:log:{shard}");
+                redis_command(redis, &["XTRIM", &key, "MAXLEN", "1"]).await;
+                let newest =
+                    redis_command(redis, &["XREVRANGE", &key, "+", "-", "COUNT", "1"]).await;
+                // `*1\r\n*2\r\n$<n>\r\n<id>-0\r\n...`: the newest entry's log id.
+                if let Some(id) = newest
+                    .split("\r\n")
+                    .find_map(|line| line.strip_suffix("-0"))
+                    .and_then(|id| id.parse::<u64>().ok())
+                {
+                    kept = kept.max(id);
+                }
+            }
+            assert!(
+                kept > seen,
+                "the lagging node's sockets had seen {seen}, the streams kept only {kept}: no gap"
+            );
+            proxies[lagging].resume();
         }
     }
     let disturbed_until = Instant::now();
@@ -340,7 +463,7 @@ async fn checker_run(db: &TestDb, redis: &str, disturbance: Disturbance) -> Verd
     }
     let write_time = started.elapsed();
     let written = acked.len();
-    assert!(written >= WRITERS * (WRITES_EACH.max(WRITES_AFTER)));
+    assert!(written >= writers_n * (WRITES_EACH.max(WRITES_AFTER)));
 
     // The disturbance fell inside the writes: some were acknowledged
     // before it, some after it, and (for the outage) some during it.
@@ -352,7 +475,7 @@ async fn checker_run(db: &TestDb, redis: &str, disturbance: Disturbance) -> Verd
     let after = acked.iter().filter(|a| a.at >= disturbed_until).count();
     assert!(before > 0, "no write before the disturbance");
     assert!(
-        after >= WRITERS * WRITES_AFTER,
+        after >= writers_n * WRITES_AFTER,
         "{after} writes after the disturbance"
     );
     if disturbance == Disturbance::RedisOutage {
@@ -364,13 +487,13 @@ async fn checker_run(db: &TestDb, redis: &str, disturbance: Disturbance) -> Verd
     // acknowledged writes, nothing more.
     let mut all: Vec<u64> = acked.iter().map(|a| a.id).collect();
     all.sort_unstable();
-    let reader = nodes[0].as_ref().expect("node 0");
+    let reader = nodes.iter().flatten().next().expect("a node up");
     assert_eq!(
         all_log_ids(&reader.server).await,
         all,
         "the log is the acknowledged writes"
     );
-    let expected: Vec<Vec<u64>> = (0..SOCKETS)
+    let expected: Vec<Vec<u64>> = (0..sockets_n)
         .map(|s| {
             let groups = socket_groups(s);
             let mut ids: Vec<u64> = acked
@@ -384,7 +507,7 @@ async fn checker_run(db: &TestDb, redis: &str, disturbance: Disturbance) -> Verd
         .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let behind = (0..SOCKETS)
+        let behind = (0..sockets_n)
             .filter(|s| {
                 expected[*s]
                     .last()
@@ -413,7 +536,7 @@ async fn checker_run(db: &TestDb, redis: &str, disturbance: Disturbance) -> Verd
         reconnects += again;
         // The expected reconnects: the stopped node's sockets resumed
         // elsewhere; no other socket was dropped.
-        let home_stopped = disturbance == Disturbance::NodeStop && s % NODES == NODES - 1;
+        let home_stopped = disturbance.stops() == Some(s % NODES);
         if home_stopped {
             assert!(
                 again >= 1,
@@ -426,7 +549,7 @@ async fn checker_run(db: &TestDb, redis: &str, disturbance: Disturbance) -> Verd
     eprintln!(
         "checker {disturbance:?}: {written} writes in {write_time:?} ({before} before the \
          disturbance, {during} during, {after} after), all delivered by {settle:?}; \
-         {delivered} deliveries to {SOCKETS} sockets, {reconnects} reconnects; {total:?}"
+         {delivered} deliveries to {sockets_n} sockets, {reconnects} reconnects; {total:?}"
     );
     total
 }
@@ -437,7 +560,7 @@ async fn postgres_with_redis(disturbance: Disturbance) {
     };
     run(Backend::Postgres, |db| {
         Box::pin(async move {
-            let verdict = checker_run(db, &redis, disturbance).await;
+            let verdict = checker_run(db, &redis, disturbance, None).await;
             assert!(verdict.is_clean(), "{verdict:?}");
         })
     })
@@ -457,6 +580,36 @@ async fn redis_outage_in_the_middle_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stopped_node_clients_resume_elsewhere_from_their_cursor() {
     postgres_with_redis(Disturbance::NodeStop).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_stream_leader_fails_over_and_loses_nothing() {
+    postgres_with_redis(Disturbance::LeaderKilled).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn streams_trimmed_under_a_lagging_node_are_repaired_from_the_log() {
+    postgres_with_redis(Disturbance::StreamTrimmed).await;
+}
+
+/// Redis killed and started again, empty, in the middle of the writes: a
+/// Redis of the test's own, on a free port (the shared one is never
+/// restarted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_restart_in_the_middle_loses_nothing() {
+    // The shared Redis being reachable says the suite runs with Redis.
+    if redis_addr().await.is_none() {
+        return;
+    }
+    run(Backend::Postgres, |db| {
+        Box::pin(async move {
+            let mut own = OwnRedis::start().await;
+            let addr = own.addr.clone();
+            let verdict = checker_run(db, &addr, Disturbance::RedisRestart, Some(&mut own)).await;
+            assert!(verdict.is_clean(), "{verdict:?}");
+        })
+    })
+    .await;
 }
 
 /// Redis carries the pokes: with the poll set to a minute, a write on one
@@ -522,13 +675,13 @@ async fn control_naive_delivery_is_caught_by_the_checker() {
     run(Backend::Postgres, |db| {
         Box::pin(async move {
             let node = TestServer::start(db).await;
-            for k in 0..WRITERS {
+            for k in 0..writers() {
                 for g in 0..GROUPS {
                     node.add_member(&format!("writer{k}"), &group(g)).await;
                 }
             }
             let (bus, _) = tokio::sync::broadcast::channel::<(u64, String)>(100_000);
-            let readers: Vec<_> = (0..SOCKETS)
+            let readers: Vec<_> = (0..sockets())
                 .map(|s| {
                     let mut rx = bus.subscribe();
                     tokio::spawn(async move {
@@ -546,7 +699,7 @@ async fn control_naive_delivery_is_caught_by_the_checker() {
                 .collect();
             let urls = Arc::new(vec![node.url.clone(); NODES]);
             let alive: Alive = Arc::new((0..NODES).map(|_| AtomicBool::new(true)).collect());
-            let writers: Vec<_> = (0..WRITERS)
+            let writers: Vec<_> = (0..writers())
                 .map(|k| {
                     let (bus, node) = (bus.clone(), node.client(&format!("user:writer{k}")));
                     let _ = (&urls, &alive);

@@ -2,13 +2,12 @@
 //! group sees the `G` action, then that group's deltas; removed, no more.
 
 use serde_json::json;
-use stratasync_tests::harness::{TestDb, TestServer};
+use stratasync_tests::harness::{Fixture, TestDb};
 use stratasync_tests::live::{Ws, delta_id};
 use stratasync_tests::on_each_backend;
 
 async fn added_then_removed(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("bob", "w1").await;
+    let server = Fixture::on(db).members(&[("bob", "w1")]).start().await;
     let bob = server.client("user:bob");
     bob.insert_task("w1", "before alice").await;
 
@@ -96,8 +95,7 @@ async fn added_then_removed(db: &TestDb) {
 }
 
 async fn replay_across_a_removal_does_not_widen(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("bob", "w1").await;
+    let server = Fixture::on(db).members(&[("bob", "w1")]).start().await;
     let bob = server.client("user:bob");
     server.server.add_member("alice", "w1").await.expect("add");
     let (_, inside) = bob.insert_task("w1", "while a member").await;

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use stratasync::{
     Auth, AuthUser, BoxError, LiveContext, LiveHooks, LiveSocket, SyncId, TokenError,
 };
-use stratasync_tests::harness::{TestAuth, TestDb, TestServer};
+use stratasync_tests::harness::{Fixture, TestAuth, TestDb, TestServer};
 use stratasync_tests::live::{Frame, Ws, delta_id, fill_log};
 use stratasync_tests::on_each_backend;
 
@@ -34,8 +34,7 @@ async fn upgrade_needs_a_valid_token(db: &TestDb) {
 }
 
 async fn replay_then_ack_then_live(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice = server.client("user:alice");
     let (_, first) = alice.insert_task("w1", "one").await;
     let (_, second) = alice.insert_task("w1", "two").await;
@@ -164,8 +163,7 @@ async fn group_failure_closes_1011(db: &TestDb) {
 }
 
 async fn resubscribe_with_a_new_cursor(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice = server.client("user:alice");
     let mut ids = Vec::new();
     for i in 0..5 {
@@ -202,9 +200,10 @@ async fn resubscribe_with_a_new_cursor(db: &TestDb) {
 }
 
 async fn groups_not_held_are_dropped(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
-    server.add_member("bob", "w2").await;
+    let server = Fixture::on(db)
+        .members(&[("alice", "w1"), ("bob", "w2")])
+        .start()
+        .await;
     let (_, w1) = server.client("user:alice").insert_task("w1", "mine").await;
     server
         .client("user:bob")
@@ -243,8 +242,7 @@ async fn groups_not_held_are_dropped(db: &TestDb) {
 }
 
 async fn stale_cursor_requires_bootstrap(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice = server.client("user:alice");
     let (_, first) = alice.insert_task("w1", "trimmed").await;
     let (_, second) = alice.insert_task("w1", "trimmed too").await;
@@ -285,12 +283,14 @@ async fn stale_cursor_requires_bootstrap(db: &TestDb) {
 }
 
 async fn replay_buffer_overflow_closes_4008(db: &TestDb) {
-    let server = TestServer::start_with(db, |b| {
-        b.replay_buffer_limit(3)
-            .poll_interval(Duration::from_millis(20))
-    })
-    .await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db)
+        .configure(|b| {
+            b.replay_buffer_limit(3)
+                .poll_interval(Duration::from_millis(20))
+        })
+        .members(&[("alice", "w1")])
+        .start()
+        .await;
     // More than the socket buffers hold, so the replay stalls on a client
     // that does not read.
     fill_log(db, "w1", 6_000, 2_000).await;
@@ -333,12 +333,14 @@ async fn replay_buffer_overflow_closes_4008(db: &TestDb) {
 async fn slow_consumer_is_told_and_closed(db: &TestDb) {
     let recorder = Recorder::default();
     let hooks = recorder.clone();
-    let server = TestServer::start_with(db, move |b| {
-        b.outgoing_queue(16, Duration::from_millis(300))
-            .live_hooks(hooks)
-    })
-    .await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db)
+        .configure(move |b| {
+            b.outgoing_queue(16, Duration::from_millis(300))
+                .live_hooks(hooks)
+        })
+        .members(&[("alice", "w1")])
+        .start()
+        .await;
     fill_log(db, "w1", 6_000, 2_000).await;
     let mut ws = Ws::connect_small_buffer(&server.url, "user:alice", 4096).await;
     ws.subscribe("user:alice", "0", None).await;
@@ -519,14 +521,15 @@ impl Auth for RevocableAuth {
 async fn revoked_token_stops_deltas(db: &TestDb) {
     let auth = RevocableAuth::default();
     let revoked = auth.0.clone();
-    let server = TestServer::start_with(db, move |b| {
-        b.auth(auth)
-            .token_recheck_interval(Duration::from_millis(100))
-    })
-    .await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db)
+        .configure(move |b| {
+            b.auth(auth)
+                .token_recheck_interval(Duration::from_millis(100))
+        })
+        .members(&[("alice", "w1"), ("bob-writer", "w1")])
+        .start()
+        .await;
     let writer = server.client("user:bob-writer");
-    server.add_member("bob-writer", "w1").await;
     let mut ws = Ws::connect(&server.url, "user:alice").await;
     ws.subscribe("user:alice", "0", None).await;
     ws.until_subscribed().await;

@@ -6,6 +6,7 @@ use serde_json::json;
 use stratasync_tests::harness::{TestDb, TestServer};
 use stratasync_tests::live::ws_url;
 use stratasync_tests::on_each_backend;
+use stratasync_tests::protocol::error_body;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const APP: &str = "https://app.example.com";
@@ -85,8 +86,10 @@ async fn upgrade(server: &TestServer, origin: Option<&str>) -> Option<(u16, serd
         Ok(_) => None,
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Some((
             response.status().as_u16(),
-            serde_json::from_slice(response.body().as_deref().unwrap_or_default())
-                .unwrap_or_default(),
+            error_body(
+                &serde_json::from_slice(response.body().as_deref().unwrap_or_default())
+                    .unwrap_or_default(),
+            ),
         )),
         Err(error) => panic!("connect failed: {error}"),
     }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use stratasync_tests::harness::{TestDb, TestServer};
+use stratasync_tests::harness::{Fixture, TestDb};
 use stratasync_tests::on_each_backend;
 use tokio::sync::Mutex;
 
@@ -33,8 +33,7 @@ fn rss() -> u64 {
 
 async fn a_slow_reader_keeps_server_memory_bounded(db: &TestDb) {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     db.seed_tasks("w1", ROWS, 1).await;
 
     let response = reqwest::Client::new()

@@ -1,12 +1,11 @@
 //! A first end-to-end pass over the four HTTP routes.
 
 use serde_json::json;
-use stratasync_tests::harness::{TestDb, TestServer, tx};
+use stratasync_tests::harness::{Fixture, TestDb, tx};
 use stratasync_tests::on_each_backend;
 
 async fn insert_then_read(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice = server.client("user:alice");
     let id = uuid::Uuid::new_v4().to_string();
     let reply = alice

@@ -5,10 +5,11 @@
 //! type. Values are bound with `Bind` so portable SQL types work.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
 use syn::Index;
+use syn::spanned::Spanned;
 
-use super::{from_id, to_id, wire};
+use super::{from_id, referenced, to_id, wire};
 use crate::valid::{Group, Kind, Spec};
 
 /// The key of a row as a bindable reference, per key column.
@@ -57,6 +58,18 @@ fn after_condition(spec: &Spec) -> TokenStream {
         };
     }
     condition
+}
+
+/// The filter of the model's scope function for the `FilterContext` `ctx`
+/// (an expression), spanned at the function's path so that rustc checks its
+/// signature there.
+fn scope_filter(spec: &Spec, ctx: TokenStream) -> Option<TokenStream> {
+    let table = &spec.table;
+    spec.scope.as_ref().map(|path| {
+        quote_spanned! {path.span()=>
+            __sp::scope_filter::<#table::table, $backend, _>(#path, #ctx)
+        }
+    })
 }
 
 /// The body of `__scoped`: the boxed query of the rows in scope.
@@ -109,7 +122,12 @@ fn scope_body(spec: &Spec) -> TokenStream {
             }
         }
     };
-    let binding = if group_filter.is_some() || !spec.indexed.is_empty() {
+    let read_scope = scope_filter(spec, quote!(&scope.context())).map(|filter| {
+        quote! {
+            query = query.filter(#filter);
+        }
+    });
+    let binding = if group_filter.is_some() || read_scope.is_some() || !spec.indexed.is_empty() {
         quote!(mut query)
     } else {
         quote!(query)
@@ -117,9 +135,104 @@ fn scope_body(spec: &Spec) -> TokenStream {
     quote! {
         let #binding = #table::table.into_boxed::<$backend>();
         #group_filter
+        #read_scope
         #index_filter
         ::core::option::Option::Some(query)
     }
+}
+
+/// `reference_target` of a standard model whose rows belong to groups: its
+/// rows with some ids in one group.
+fn reference_target(spec: &Spec) -> Option<TokenStream> {
+    let table = &spec.table;
+    let fields = &spec.model.fields;
+    let Kind::Standard { id } = spec.kind else {
+        return None;
+    };
+    let group = match spec.group {
+        Group::Column { field, .. } => field,
+        Group::OwnId => id,
+        Group::Global => return None,
+    };
+    let id_column = &fields[id].column;
+    let id_ty = fields[id].ty;
+    let group_column = &fields[group].column;
+    let from_group = from_id(&fields[group]);
+    Some(quote! {
+        fn reference_target(
+            keys: ::std::vec::Vec<<Self as __sp::SyncModel>::Key>,
+            group: &str,
+        ) -> ::core::option::Option<__sp::ReferenceTarget<$backend>> {
+            let group = #from_group(group)?;
+            let rows = keys.len();
+            let keys: ::std::vec::Vec<__sp::Bind<#id_ty>> =
+                keys.into_iter().map(__sp::Bind).collect();
+            ::core::option::Option::Some(__sp::ReferenceTarget::new(
+                #table::table,
+                #table::#id_column
+                    .eq_any(keys)
+                    .and(#table::#group_column.eq(__sp::Bind(group))),
+                rows,
+            ))
+        }
+    })
+}
+
+/// `references_in_group` of a model with `references(...)`: one check of
+/// every referenced model, grouped by model as written.
+fn references_in_group(spec: &Spec) -> Option<TokenStream> {
+    if spec.references.is_empty() {
+        return None;
+    }
+    let fields = &spec.model.fields;
+    let mut models: Vec<(&syn::Path, Vec<usize>)> = Vec::new();
+    for (index, model) in &spec.references {
+        let name = quote!(#model).to_string();
+        match models
+            .iter_mut()
+            .find(|(m, _)| quote!(#m).to_string() == name)
+        {
+            Some((_, indexes)) => indexes.push(*index),
+            None => models.push((model, vec![*index])),
+        }
+    }
+    let adds = models.iter().map(|(model, indexes)| {
+        let values = indexes.iter().map(|&i| {
+            let ident = fields[i].ident;
+            let read = referenced(fields[i].ty, model);
+            quote!(#read(&row.#ident))
+        });
+        quote! {
+            check.add::<#model, $conn>(
+                [#(#values),*].into_iter().flatten().cloned().collect(),
+                &group,
+            );
+        }
+    });
+    Some(quote! {
+        fn references_in_group<'a>(
+            conn: &'a mut $conn,
+            row: &'a Self,
+        ) -> __sp::BoxFuture<'a, __sp::diesel::QueryResult<bool>> {
+            ::std::boxed::Box::pin(async move {
+                let ::core::option::Option::Some(group) = <Self as __sp::SyncModel>::group_id(row) else {
+                    return ::core::result::Result::Ok(false);
+                };
+                let mut check = __sp::ReferenceCheck::<$backend>::default();
+                #(#adds)*
+                match check.finish() {
+                    ::core::result::Result::Err(()) => ::core::result::Result::Ok(false),
+                    ::core::result::Result::Ok(::core::option::Option::None) => {
+                        ::core::result::Result::Ok(true)
+                    }
+                    ::core::result::Result::Ok(::core::option::Option::Some((query, rows))) => {
+                        let found = __sp::diesel_async::RunQueryDsl::load::<i32>(query, conn).await?;
+                        ::core::result::Result::Ok(found.len() == rows)
+                    }
+                }
+            })
+        }
+    })
 }
 
 /// The `macro_rules!` that implements `DieselModel` and its invocation.
@@ -138,6 +251,27 @@ pub fn diesel_model(spec: &Spec) -> TokenStream {
         }
     };
     let by_key = key_filter(spec);
+    let reference_target = reference_target(spec);
+    let references_in_group = references_in_group(spec);
+    let in_scope = scope_filter(spec, quote!(ctx)).map(|filter| {
+        quote! {
+            fn in_scope<'a>(
+                conn: &'a mut $conn,
+                key: &'a <Self as __sp::SyncModel>::Key,
+                ctx: &'a __sp::FilterContext,
+            ) -> __sp::BoxFuture<'a, __sp::diesel::QueryResult<bool>> {
+                ::std::boxed::Box::pin(async move {
+                    let rows = #by_key
+                        .into_boxed::<$backend>()
+                        .filter(#filter)
+                        .count()
+                        .get_result::<i64>(conn)
+                        .await?;
+                    ::core::result::Result::Ok(rows > 0)
+                })
+            }
+        }
+    });
 
     let (group_column, group_ty, group_map) = match (&spec.group, &spec.kind) {
         (Group::Column { field, .. }, _) | (Group::OwnId, Kind::Standard { id: field }) => {
@@ -336,6 +470,12 @@ pub fn diesel_model(spec: &Spec) -> TokenStream {
                         }
 
                         #set_archived
+
+                        #in_scope
+
+                        #reference_target
+
+                        #references_in_group
                     }
                 };
             };

@@ -20,10 +20,12 @@ pub fn expand(spec: &Spec) -> TokenStream {
     let changes = model::changes_struct(spec);
     let sync_model = model::sync_model(spec);
     let diesel_model = diesel::diesel_model(spec);
+    let grouped = grouped(spec);
     quote! {
         const _: () = {
             use #krate::__private as __sp;
             #assertions
+            #grouped
             #changes
             #sync_model
             #diesel_model
@@ -55,6 +57,12 @@ fn assertions(spec: &Spec) -> TokenStream {
         let ty = fields[index].ty;
         checks.push(quote_spanned!(ty.span()=> __cursor::<#ty>();));
     }
+    for (index, model) in &spec.references {
+        let ty = fields[*index].ty;
+        checks.push(quote_spanned!(model.span()=> __sp::assert_grouped::<#model>();));
+        let referenced = referenced(ty, model);
+        checks.push(quote!(let _ = #referenced;));
+    }
     let helpers = id_columns(spec).into_iter().map(|index| {
         let ty = fields[index].ty;
         let to = to_id(&fields[index]);
@@ -85,6 +93,28 @@ fn assertions(spec: &Spec) -> TokenStream {
         };
 
         #(#helpers)*
+    }
+}
+
+/// `<FieldType as ReferenceValue<Model's key>>::referenced`, spanned at the
+/// field's type: the one path through which generated code reads a
+/// referencing field, so a type that cannot hold the id is one error.
+fn referenced(ty: &syn::Type, model: &syn::Path) -> TokenStream {
+    quote_spanned! {ty.span()=>
+        <#ty as __sp::ReferenceValue<<#model as __sp::SyncModel>::Key>>::referenced
+    }
+}
+
+/// `impl Grouped` for a model whose rows belong to groups, which other
+/// models may then reference.
+fn grouped(spec: &Spec) -> TokenStream {
+    let ident = spec.model.ident;
+    match spec.group {
+        Group::Global => TokenStream::new(),
+        Group::Column { .. } | Group::OwnId => quote! {
+            #[automatically_derived]
+            impl __sp::Grouped for #ident {}
+        },
     }
 }
 

@@ -50,6 +50,7 @@ pub fn sync_model(spec: &Spec) -> TokenStream {
     let decode_changes = decode_changes(spec);
     let changed_group = changed_group(spec);
     let changes_nothing = changes_nothing(spec);
+    let touches_references = touches_references(spec);
     quote! {
         #[automatically_derived]
         impl __sp::SyncModel for #ident {
@@ -75,6 +76,37 @@ pub fn sync_model(spec: &Spec) -> TokenStream {
             #decode_changes
             #changed_group
             #changes_nothing
+            #touches_references
+        }
+    }
+}
+
+/// `touches_references` when an update may change a referencing field or
+/// the group (a move): the references are then checked again.
+fn touches_references(spec: &Spec) -> TokenStream {
+    if spec.references.is_empty() {
+        return TokenStream::new();
+    }
+    let group = match spec.group {
+        Group::Column { field, .. } => Some(field),
+        _ => None,
+    };
+    let touched: Vec<_> = spec
+        .update
+        .iter()
+        .filter(|&&i| Some(i) == group || spec.references.iter().any(|(r, _)| *r == i))
+        .map(|&i| {
+            let ident = spec.model.fields[i].ident;
+            quote!(changes.#ident.is_some())
+        })
+        .collect();
+    if touched.is_empty() {
+        return TokenStream::new();
+    }
+    let changes = changes_ident();
+    quote! {
+        fn touches_references(changes: &#changes) -> bool {
+            #(#touched)||*
         }
     }
 }

@@ -20,17 +20,17 @@
 #[cfg(feature = "postgres")]
 pub(crate) mod group;
 pub(crate) mod scope;
+pub(crate) mod writer;
 
 use std::time::Duration;
 
 use chrono::Utc;
-use diesel_async::pooled_connection::deadpool::Pool;
 use stratasync_core::{ActionKind, FilterContext, SyncAction, SyncId};
 
 use crate::error::{Fault, classify};
 use crate::log::{NewAction, TxKey, to_sync_action};
 use crate::mutate::{Change, Mutation};
-use crate::registry::{RegisteredModel, Registry};
+use crate::registry::RegisteredModel;
 use crate::{MutationError, StoreConn, StoreError};
 use scope::{Leased, Scope};
 
@@ -154,106 +154,56 @@ async fn apply_and_append<C: StoreConn>(
 }
 
 /// Appends the actions of an applied `mutation` (the append lock is held):
-/// its one action, or for a move the delete in the group the row left and
-/// then the insert in the new one. The last action appended is the one
-/// answered, now and to retries.
+/// see [`actions_of`]. The last action appended is the one answered, now and
+/// to retries.
 pub(crate) async fn append_change<C: StoreConn>(
     conn: &mut C,
     ctx: &FilterContext,
     mutation: &Mutation,
-    change: Change,
+    mut change: Change,
 ) -> Result<Applied, StoreError> {
-    if let Some(left) = change.left {
-        conn.append(NewAction {
-            model: &mutation.model,
-            model_id: &change.model_id,
-            action: ActionKind::Delete.letter(),
-            data: left.data,
-            group_id: Some(&left.group_id),
-            key: Some(key(ctx, mutation)),
-            answers_retries: false,
-        })
-        .await?;
+    let (left, action) = actions_of(ctx, mutation, &mut change);
+    if let Some(left) = left {
+        conn.append(left).await?;
     }
-    let action = NewAction {
-        model: &mutation.model,
-        model_id: &change.model_id,
-        action: change.action.letter(),
-        data: change.data,
-        group_id: change.group_id.as_deref(),
-        key: Some(key(ctx, mutation)),
-        answers_retries: true,
-    };
     let (id, created_at) = conn.append(action.clone()).await?;
     Ok(Applied::New(to_sync_action(&action, id, created_at)))
 }
 
-/// Where mutations are written: the pool of the store's backend and, on
-/// PostgreSQL, the group commit in front of it.
-#[derive(Clone)]
-pub(crate) enum Writer {
-    /// PostgreSQL, with or without group commit.
-    #[cfg(feature = "postgres")]
-    Postgres {
-        /// The pool.
-        pool: Pool<crate::PgConn>,
-        /// The group commit, unless turned off.
-        group: Option<group::GroupCommit>,
-    },
-    /// SQLite: one writer at a time, in process.
-    #[cfg(feature = "sqlite")]
-    Sqlite {
-        /// The pool.
-        pool: Pool<crate::SqliteConn>,
-        /// Held by the one writing transaction.
-        writer: std::sync::Arc<tokio::sync::Mutex<()>>,
-    },
-}
-
-impl Writer {
-    /// Applies registered, supported mutations of one request in order, each
-    /// with its own outcome.
-    pub(crate) async fn apply_all(
-        &self,
-        registry: &Registry,
-        ctx: &FilterContext,
-        mutations: Vec<Mutation>,
-    ) -> Vec<Outcome> {
-        #[cfg(feature = "postgres")]
-        if let Writer::Postgres {
-            group: Some(group), ..
-        } = self
-        {
-            return group.submit(ctx, mutations).await;
-        }
-        let mut outcomes = Vec::with_capacity(mutations.len());
-        for mutation in &mutations {
-            let Some(model) = registry.get(&mutation.model) else {
-                outcomes.push(Err(MutationError::rejected("Unknown model")));
-                continue;
-            };
-            outcomes.push(match self {
-                #[cfg(feature = "postgres")]
-                Writer::Postgres { pool, .. } => {
-                    apply_alone::<crate::PgConn>(pool, model, ctx, mutation).await
-                }
-                #[cfg(feature = "sqlite")]
-                Writer::Sqlite { pool, writer } => {
-                    let _one_writer = writer.lock().await;
-                    apply_alone::<crate::SqliteConn>(pool, model, ctx, mutation).await
-                }
-            });
-        }
-        outcomes
-    }
-
-    /// The same writer without group commit.
-    pub(crate) fn without_group_commit(self) -> Writer {
-        match self {
-            #[cfg(feature = "postgres")]
-            Writer::Postgres { pool, .. } => Writer::Postgres { pool, group: None },
-            #[cfg(feature = "sqlite")]
-            other @ Writer::Sqlite { .. } => other,
-        }
-    }
+/// The actions an applied `mutation` appends, in this order: for a move, the
+/// delete in the group the row left; then its own action (for a move, the
+/// insert in the new group), the one answered now and to retries. Takes the
+/// data out of `change`.
+pub(crate) fn actions_of<'a>(
+    ctx: &'a FilterContext,
+    mutation: &'a Mutation,
+    change: &'a mut Change,
+) -> (Option<NewAction<'a>>, NewAction<'a>) {
+    let Change {
+        model_id,
+        action,
+        group_id,
+        data,
+        left,
+    } = change;
+    let model_id: &'a String = model_id;
+    let left = left.as_mut().map(|left| NewAction {
+        model: &mutation.model,
+        model_id,
+        action: ActionKind::Delete.letter(),
+        data: std::mem::take(&mut left.data),
+        group_id: Some(&left.group_id),
+        key: Some(key(ctx, mutation)),
+        answers_retries: false,
+    });
+    let action = NewAction {
+        model: &mutation.model,
+        model_id,
+        action: action.letter(),
+        data: std::mem::take(data),
+        group_id: group_id.as_deref(),
+        key: Some(key(ctx, mutation)),
+        answers_retries: true,
+    };
+    (left, action)
 }

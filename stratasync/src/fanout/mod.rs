@@ -31,11 +31,23 @@
 //! thousands of large ones, an action with more than 16 KiB of data travels
 //! without it; the sockets that deliver it share one read of it from the log
 //! (`large`).
+//!
+//! # Several nodes: one read of the log
+//!
+//! With a Redis URL and PostgreSQL, no node tails the log for itself: one
+//! leader per cluster reads it and publishes it to Redis Streams sharded by
+//! group, and each node reads only the shards of the groups its sockets
+//! hold onto its memory bus, repairing gaps from the log (`streams`). The
+//! pub/sub pokes of `redis` then only wake the leader. With SQLite (one
+//! machine) a Redis URL keeps the tailer on every node, poked through Redis.
 
 pub(crate) mod bus;
 pub(crate) mod large;
 #[cfg(feature = "redis")]
 mod redis;
+mod stop;
+#[cfg(feature = "redis")]
+pub mod streams;
 mod tailer;
 
 use std::sync::Arc;
@@ -47,6 +59,7 @@ use stratasync_diesel::Store;
 use tokio::sync::{Notify, broadcast, watch};
 
 pub(crate) use bus::LiveAction;
+pub(crate) use stop::stopped;
 
 use crate::error::Error;
 
@@ -66,6 +79,9 @@ pub(crate) struct FanoutConfig {
     pub(crate) redis_channel: String,
     /// Bytes of actions the tailer reads per page (about).
     pub(crate) page_bytes: usize,
+    /// The streams of several nodes (with Redis and PostgreSQL).
+    #[cfg(feature = "redis")]
+    pub(crate) streams: streams::StreamsConfig,
 }
 
 impl Default for FanoutConfig {
@@ -76,11 +92,24 @@ impl Default for FanoutConfig {
             redis_url: None,
             redis_channel: DEFAULT_REDIS_CHANNEL.to_owned(),
             page_bytes: crate::Limits::default().delta_page_bytes,
+            #[cfg(feature = "redis")]
+            streams: streams::StreamsConfig {
+                prefix: String::new(),
+                ..streams::StreamsConfig::default()
+            },
         }
     }
 }
 
-/// One node's fan-out: the log tailer, the memory bus and the Redis link.
+/// A socket's registered groups (see [`Fanout::interest`]); dropping it
+/// unregisters them.
+pub(crate) struct Interest {
+    #[cfg(feature = "redis")]
+    _held: Option<streams::Interest>,
+}
+
+/// One node's fan-out: the log tailer (or the stream consumer), the memory
+/// bus and the Redis link.
 pub(crate) struct Fanout {
     bus: broadcast::Sender<Arc<LiveAction>>,
     /// The frames of large actions, read once for all sockets of the node.
@@ -90,13 +119,18 @@ pub(crate) struct Fanout {
     shutdown: watch::Sender<bool>,
     #[cfg(feature = "redis")]
     redis: Option<redis::Publisher>,
+    /// The streams topology, when this node is one of several.
+    #[cfg(feature = "redis")]
+    streams: Option<streams::Streams>,
 }
 
 impl Fanout {
     /// Starts the tailer (and the Redis tasks when configured) at the end of
-    /// the log as it is now.
+    /// the log as it is now; with Redis on PostgreSQL (`database_url`), the
+    /// streams topology instead of the tailer.
     pub(crate) async fn start(
         store: Store,
+        database_url: &str,
         config: FanoutConfig,
         committed: watch::Receiver<SyncId>,
     ) -> Result<Fanout, Error> {
@@ -117,10 +151,46 @@ impl Fanout {
             None => None,
         };
         #[cfg(not(feature = "redis"))]
+        let _ = database_url;
+        #[cfg(not(feature = "redis"))]
         if config.redis_url.is_some() {
             return Err(Error::Config(
                 "a Redis URL needs the `redis` feature of stratasync".into(),
             ));
+        }
+        #[cfg(feature = "redis")]
+        if let Some(url) = config
+            .redis_url
+            .clone()
+            .filter(|_| store.backend_name() == "postgres")
+        {
+            let mut streams_config = config.streams;
+            if streams_config.prefix.is_empty() {
+                streams_config.prefix = format!("{}:log", config.redis_channel);
+            }
+            let streams = streams::Streams::start(streams::Start {
+                store,
+                database_url: database_url.to_owned(),
+                redis_url: url,
+                config: streams_config,
+                bus: bus.clone(),
+                large: Arc::clone(&large),
+                position: Arc::clone(&position),
+                start,
+                committed,
+                poke,
+                poll_interval: config.poll_interval,
+                page_bytes: config.page_bytes,
+                shutdown: shutdown.subscribe(),
+            })?;
+            return Ok(Fanout {
+                bus,
+                large,
+                position,
+                shutdown,
+                redis,
+                streams: Some(streams),
+            });
         }
         tokio::spawn(tailer::run(tailer::Tailer {
             store,
@@ -141,7 +211,34 @@ impl Fanout {
             shutdown,
             #[cfg(feature = "redis")]
             redis,
+            #[cfg(feature = "redis")]
+            streams: None,
         })
+    }
+
+    /// Registers the groups of a socket that is about to read the bus:
+    /// with the streams, resolves once this node reads their shards.
+    pub(crate) async fn interest(&self, groups: &[String]) -> Interest {
+        #[cfg(feature = "redis")]
+        return Interest {
+            _held: match &self.streams {
+                Some(streams) => Some(streams.interest(groups).await),
+                None => None,
+            },
+        };
+        #[cfg(not(feature = "redis"))]
+        {
+            let _ = groups;
+            Interest {}
+        }
+    }
+
+    /// Whether this node is the streams leader: `None` without the streams.
+    pub(crate) fn stream_leader(&self) -> Option<bool> {
+        #[cfg(feature = "redis")]
+        return self.streams.as_ref().map(streams::Streams::leading);
+        #[cfg(not(feature = "redis"))]
+        None
     }
 
     /// A receiver of every action the tailer reads from now on.
@@ -166,7 +263,8 @@ impl Fanout {
         let _ = action;
     }
 
-    /// The last id the log tailer handed to live sockets.
+    /// The last id the log tailer (or the stream consumer) handed to live
+    /// sockets.
     pub(crate) fn position(&self) -> SyncId {
         SyncId::new(self.position.load(Ordering::Relaxed))
     }
@@ -194,9 +292,4 @@ impl Drop for Fanout {
     fn drop(&mut self) {
         self.shut_down();
     }
-}
-
-/// Waits until `signal` says shutdown (or its sender is gone).
-pub(crate) async fn stopped(signal: &mut watch::Receiver<bool>) {
-    let _ = signal.wait_for(|stop| *stop).await;
 }

@@ -6,13 +6,14 @@ use axum::extract::State;
 use axum::response::Response;
 use bytes::Bytes;
 use serde_json::Value;
+use stratasync_core::text_contains_nul;
 use stratasync_diesel::{RowScope, SnapshotPart, SnapshotPlan};
 
-use super::ndjson;
+use super::ndjson::ndjson;
 use super::params::{Issues, bounded_array, json_object, required_string};
 use crate::auth::Caller;
 use crate::error::{ApiError, RequestPart};
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// Requests one batch may carry.
 const MAX_REQUESTS: usize = 100;
@@ -67,7 +68,7 @@ pub(crate) async fn batch(
                 &mut issues,
             );
             let value = match request.get("keyValue") {
-                Some(Value::String(s)) if !s.contains('\0') => Some(s.clone()),
+                Some(Value::String(s)) if !text_contains_nul(s) => Some(s.clone()),
                 Some(Value::Number(n)) => Some(n.to_string()),
                 _ => {
                     issues.push(
@@ -91,6 +92,7 @@ pub(crate) async fn batch(
                 model,
                 scope: RowScope {
                     groups: caller.groups.clone(),
+                    user_id: caller.user.user_id.clone(),
                     index: Some((key, value)),
                 },
                 max_rows: Some(MAX_INDEXED_ROWS),
@@ -107,6 +109,7 @@ pub(crate) async fn batch(
                     model,
                     scope: RowScope {
                         groups: vec![group],
+                        user_id: caller.user.user_id.clone(),
                         index: None,
                     },
                     max_rows: None,

@@ -7,11 +7,11 @@ use axum::response::Response;
 use futures::StreamExt as _;
 use stratasync_diesel::{BootstrapHeader, RowScope, SnapshotPart, SnapshotPlan};
 
-use super::ndjson;
+use super::ndjson::ndjson;
 use super::params::{Issues, Query};
 use crate::auth::Caller;
 use crate::error::{ApiError, RequestPart};
-use crate::server::Shared;
+use crate::state::Shared;
 
 pub(crate) async fn bootstrap(
     State(state): State<Arc<Shared>>,
@@ -68,6 +68,7 @@ pub(crate) async fn bootstrap(
             model,
             scope: RowScope {
                 groups: groups.clone(),
+                user_id: caller.user.user_id.clone(),
                 index: None,
             },
             max_rows: None,

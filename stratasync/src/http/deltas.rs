@@ -12,7 +12,7 @@ use stratasync_core::{SyncAction, SyncId};
 use super::params::{Issues, Query};
 use crate::auth::Caller;
 use crate::error::{ApiError, RequestPart};
-use crate::server::Shared;
+use crate::state::Shared;
 
 const DEFAULT_LIMIT: u64 = 1000;
 const MAX_LIMIT: u64 = 5000;

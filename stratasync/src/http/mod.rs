@@ -5,20 +5,17 @@ mod batch;
 mod bootstrap;
 mod deltas;
 mod mutate;
+mod ndjson;
 mod params;
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use bytes::Bytes;
-use futures::Stream;
 
 use crate::auth::{Caller, authorize};
 use crate::error::ApiError;
-use crate::server::SyncServer;
+use crate::state::SyncServer;
 
 pub(crate) use mutate::mutate_route;
 
@@ -63,23 +60,4 @@ where
         let server = SyncServer::from_ref(state);
         Ok(authorize(&server.shared.auth, &server.shared.store, token).await?)
     }
-}
-
-/// A streamed NDJSON response; a chunk that is an error aborts the response
-/// (the connection is closed without the stream's end).
-fn ndjson(
-    chunks: impl Stream<Item = Result<Bytes, stratasync_diesel::SnapshotCutOff>> + Send + 'static,
-) -> Response {
-    let body = axum::body::Body::from_stream(chunks);
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/x-ndjson"),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-        ],
-        body,
-    )
-        .into_response()
 }

@@ -12,7 +12,7 @@ use stratasync_diesel::{Applied, Mutation, MutationError};
 use super::params::{Issues, bounded_array, json_object, required_string};
 use crate::auth::Caller;
 use crate::error::{ApiError, RequestPart};
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// Transactions one request may carry.
 const MAX_TRANSACTIONS: usize = 100;

@@ -1,7 +1,7 @@
 //! Reading and validating query strings and JSON bodies into typed requests.
 
 use serde_json::Value;
-use stratasync_core::SyncId;
+use stratasync_core::{SyncId, text_contains_nul};
 
 use crate::error::{ApiError, FieldIssue, RequestPart};
 
@@ -110,7 +110,7 @@ pub(crate) fn required_string(
     issues: &mut Issues,
 ) -> Option<String> {
     match object.get(key) {
-        Some(Value::String(s)) if s.contains('\0') => {
+        Some(Value::String(s)) if text_contains_nul(s) => {
             issues.push(path, format!("{path} must not contain NUL characters"));
             None
         }

@@ -23,110 +23,18 @@
 //!   bound (10 000) is closed with `BUFFER_OVERFLOW` / 4008.
 //! - A `heartbeat` ping every 30 s; an unanswered one closes with 1011.
 
+mod config;
 pub(crate) mod frames;
 mod heartbeat;
 mod hooks;
 mod outbox;
 mod replay;
 mod session;
+mod subscription;
+mod upgrade;
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use axum::Json;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{RawQuery, State, WebSocketUpgrade};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde_json::json;
-
+pub use config::DEFAULT_REPLAY_BUFFER_LIMIT;
+pub(crate) use config::LiveConfig;
 pub(crate) use hooks::{DynLiveHooks, NoHooks};
 pub use hooks::{LiveContext, LiveHooks, LiveSocket};
-
-use crate::error::ApiError;
-use crate::server::Shared;
-
-/// The replay buffer bound of PROTOCOL §8.
-pub const DEFAULT_REPLAY_BUFFER_LIMIT: usize = 10_000;
-
-/// How live sockets are run.
-#[derive(Debug, Clone)]
-pub(crate) struct LiveConfig {
-    /// Between pings.
-    pub(crate) heartbeat_interval: Duration,
-    /// Between re-checks of a subscribed socket's token.
-    pub(crate) token_recheck_interval: Duration,
-    /// Live actions a replay may see arrive before `BUFFER_OVERFLOW`.
-    pub(crate) replay_buffer_limit: usize,
-}
-
-impl Default for LiveConfig {
-    fn default() -> Self {
-        LiveConfig {
-            heartbeat_interval: Duration::from_secs(30),
-            token_recheck_interval: Duration::from_secs(60),
-            replay_buffer_limit: DEFAULT_REPLAY_BUFFER_LIMIT,
-        }
-    }
-}
-
-/// `GET /sync/ws?token=...`: checks the origin and the token, then upgrades.
-pub(crate) async fn ws_route(
-    State(shared): State<Arc<Shared>>,
-    RawQuery(query): RawQuery,
-    headers: axum::http::HeaderMap,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
-    if !shared.ws_origins.allows(&headers) {
-        return (
-            StatusCode::FORBIDDEN,
-            Json(json!({ "error": "Origin not allowed" })),
-        )
-            .into_response();
-    }
-    let token = query.as_deref().and_then(|query| {
-        form_urlencoded::parse(query.as_bytes())
-            .find(|(key, _)| key == "token")
-            .map(|(_, value)| value.into_owned())
-            .filter(|token| !token.is_empty())
-    });
-    let Some(token) = token else {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({ "error": "Token required" })),
-        )
-            .into_response();
-    };
-    let user = match shared.auth.verify_token(&token).await {
-        Ok(user) => user,
-        Err(refused) => {
-            return (
-                StatusCode::UNAUTHORIZED,
-                Json(json!({ "error": refused.to_string() })),
-            )
-                .into_response();
-        }
-    };
-    let Some(held) = shared.sockets.take(&user.user_id) else {
-        return ApiError::TooMany {
-            what: "sockets",
-            limit: shared.sockets.limit(),
-        }
-        .into_response();
-    };
-    let upgrade = match upgrade {
-        Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
-    };
-    let connection_id = uuid::Uuid::new_v4().to_string();
-    // A small read buffer: tungstenite zero-fills the whole buffer per read,
-    // and clients send few, small frames (subscribe, pings).
-    // Messages over the limit fail the read as soon as their header is in
-    // (nothing of them is buffered) and close the socket with 1009.
-    let max = shared.limits.ws_message_bytes;
-    upgrade
-        .read_buffer_size(4 * 1024)
-        .max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| session::run(shared, socket, connection_id, held))
-}
+pub(crate) use upgrade::ws_route;

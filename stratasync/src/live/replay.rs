@@ -17,10 +17,10 @@ use stratasync_diesel::StoreError;
 use tokio::sync::broadcast::error::TryRecvError;
 
 use super::outbox::{Outbox, SendError};
-use super::session::{Delivered, Subscription};
+use super::subscription::{Delivered, Subscription};
 use crate::fanout::bus::visible;
 use crate::live::frames;
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// Actions read from the log per query.
 pub(crate) const PAGE: usize = 1000;

@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures::StreamExt as _;
-use stratasync_core::{ActionKind, SyncAction, SyncId};
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::error::RecvError;
 use tracing::Instrument as _;
 
 use super::frames::{self, ClientFrame, Subscribe, close_code};
@@ -14,95 +13,12 @@ use super::heartbeat::{Beat, Heartbeat};
 use super::hooks::{LiveContext, LiveSocket};
 use super::outbox::{Outbox, QueueBounds, SLOW_CONSUMER_REASON, SendError};
 use super::replay::{self, ReplayError};
-use crate::auth::{AuthUser, Caller, caller_groups};
+use super::subscription::{Delivered, Subscription};
+use crate::auth::{Caller, caller_groups};
 use crate::fanout::{self, LiveAction, bus::visible};
 use crate::limits::Clipped;
 use crate::quota::Held;
-use crate::server::Shared;
-
-/// A subscribed socket's state.
-pub(crate) struct Subscription {
-    /// The token of the subscribe, re-checked periodically.
-    token: String,
-    /// Who subscribed.
-    user: AuthUser,
-    /// The groups the subscribe named (`None`: all the user holds).
-    requested: Option<Vec<String>>,
-    /// The effective groups.
-    pub(crate) groups: Vec<String>,
-    /// The last action delivered.
-    pub(crate) cursor: SyncId,
-    /// The memory bus.
-    pub(crate) rx: broadcast::Receiver<Arc<LiveAction>>,
-    /// Counts this subscription in the metrics while it lives.
-    _counted: crate::metrics::Held,
-}
-
-/// What [`Subscription::deliver`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Delivered {
-    /// Not above the cursor, or not visible.
-    Skipped,
-    /// Sent; the cursor advanced.
-    Sent,
-    /// Sent, and it changed the socket's groups.
-    Regrouped,
-}
-
-impl Subscription {
-    /// Sends `action` if it is above the cursor and visible, advancing the
-    /// cursor. A `G` action of this user re-reads the user's groups, so that
-    /// a new group's deltas start, and a removed group's stop, at that point
-    /// of the log on every node.
-    pub(crate) async fn deliver(
-        &mut self,
-        shared: &Shared,
-        outbox: &Outbox,
-        action: &SyncAction,
-        frame: impl FnOnce() -> Utf8Bytes,
-    ) -> Result<Delivered, SendError> {
-        if action.id <= self.cursor || !visible(action, &self.groups) {
-            return Ok(Delivered::Skipped);
-        }
-        outbox.send(frame()).await?;
-        crate::metrics::delta_delivered();
-        self.cursor = action.id;
-        if action.action == ActionKind::GroupsChanged.letter()
-            && action.group_id.as_deref() == Some(self.user.user_id.as_str())
-        {
-            return Ok(if self.regroup(shared).await {
-                Delivered::Regrouped
-            } else {
-                Delivered::Sent
-            });
-        }
-        Ok(Delivered::Sent)
-    }
-
-    /// Re-reads the groups the user holds; returns whether the effective
-    /// groups changed. A subscribe that named groups never widens past them.
-    async fn regroup(&mut self, shared: &Shared) -> bool {
-        match caller_groups(&shared.auth, &shared.store, &self.user).await {
-            Ok(held) => {
-                let caller = Caller {
-                    user: self.user.clone(),
-                    groups: held,
-                };
-                let groups = caller.effective_groups(self.requested.as_deref());
-                let changed = groups != self.groups;
-                if changed {
-                    tracing::info!(?groups, "groups changed");
-                }
-                self.groups = groups;
-                changed
-            }
-            Err(error) => {
-                tracing::warn!(%error, "re-reading the user's groups failed; keeping the current ones");
-                false
-            }
-        }
-    }
-}
+use crate::state::Shared;
 
 /// Whether the session goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -363,15 +279,17 @@ impl Session {
             Err(error) => return self.replay_failed(&ReplayError::Store(error)),
         }
 
-        let mut sub = Subscription {
-            token: subscribe.token,
-            user: caller.user,
-            requested: subscribe.groups,
+        // The node reads the groups' streams before the socket reads the bus.
+        let interest = shared.fanout.interest(&groups).await;
+        let mut sub = Subscription::new(
+            subscribe.token,
+            caller.user,
+            subscribe.groups,
             groups,
-            cursor: subscribe.after,
-            rx: shared.fanout.subscribe(),
-            _counted: crate::metrics::Held::subscription(),
-        };
+            subscribe.after,
+            shared.fanout.subscribe(),
+            interest,
+        );
         match replay::catch_up(
             &mut sub,
             &shared,
@@ -451,6 +369,15 @@ impl Session {
                     .close(None, close_code::GOING_AWAY, "Server shutting down");
                 return Flow::Stop;
             }
+        };
+        // New groups: what the bus carried of them before this socket held
+        // them (a node reading only its sockets' streams did not read them)
+        // is read from the log.
+        let outcome = match outcome {
+            Ok(Delivered::Regrouped) => replay::catch_up(sub, &self.shared, &self.outbox, None)
+                .await
+                .map(|()| Delivered::Sent),
+            other => other,
         };
         match outcome {
             Ok(_) => {

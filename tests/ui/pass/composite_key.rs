@@ -42,7 +42,7 @@ fn main() {
     let key: <Grant as SyncModel>::Key = (Uuid::nil(), 7, "admin".to_owned());
     assert_eq!(
         Grant::model_id(&key),
-        stratasync::__private::composite_id(
+        stratasync::composite_id(
             "Grant",
             &[Uuid::nil().to_string(), "7".to_owned(), "admin".to_owned()]
         )

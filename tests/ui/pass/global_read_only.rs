@@ -1,7 +1,6 @@
 //! A global, read-only model: no group, no actions.
 use diesel::{Queryable, Selectable};
-use stratasync::SyncModel;
-use stratasync::__private::GroupKey;
+use stratasync::{GroupKey, SyncModel};
 
 diesel::table! {
     countries (id) {
@@ -23,7 +22,7 @@ pub struct Country {
 fn main() {
     let _ = stratasync::Registry::new().model::<Country>();
     assert_eq!(Country::META.group, GroupKey::Global);
-    assert_eq!(Country::META.actions, stratasync::__private::ActionSet::EMPTY);
+    assert_eq!(Country::META.actions, stratasync::ActionSet::EMPTY);
     let country = Country {
         id: "fr".to_owned(),
         name: "France".to_owned(),

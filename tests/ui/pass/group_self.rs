@@ -1,7 +1,6 @@
 //! A model whose rows are their own groups (a workspace), with integer ids.
 use diesel::{Queryable, Selectable};
-use stratasync::SyncModel;
-use stratasync::__private::GroupKey;
+use stratasync::{GroupKey, SyncModel};
 
 diesel::table! {
     workspaces (id) {

@@ -1,7 +1,6 @@
 //! An updatable group column, opted into with `move_between_groups`.
 use diesel::{Queryable, Selectable};
-use stratasync::SyncModel;
-use stratasync::__private::GroupKey;
+use stratasync::{GroupKey, SyncModel};
 
 diesel::table! {
     documents (id) {

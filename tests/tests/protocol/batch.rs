@@ -1,8 +1,7 @@
 //! PROTOCOL §5: `POST /sync/batch`.
-#![allow(clippy::unwrap_used)] // a test's unwrap is an assertion
 
 use serde_json::{Value, json};
-use stratasync_tests::harness::{Client, Reply, TestDb, TestServer, new_id, tx};
+use stratasync_tests::harness::{Client, Fixture, Reply, TestDb, TestServer, new_id, tx};
 use stratasync_tests::on_each_backend;
 use stratasync_tests::protocol::assert_invalid_body;
 
@@ -20,10 +19,14 @@ fn ids(reply: &Reply) -> Vec<String> {
     ids
 }
 
-/// alice holds w1; bob holds w2; two tasks and a label in w1, one task in w2.
-async fn setup(server: &TestServer) -> (Client, Vec<String>, String) {
-    server.add_member("alice", "w1").await;
-    server.add_member("bob", "w2").await;
+/// A server where alice holds w1 and bob holds w2, with two tasks and a
+/// label in w1 and one task in w2; with alice's client, her task ids (sorted)
+/// and bob's task id.
+async fn setup(db: &TestDb) -> (TestServer, Client, Vec<String>, String) {
+    let server = Fixture::on(db)
+        .members(&[("alice", "w1"), ("bob", "w2")])
+        .start()
+        .await;
     let alice = server.client("user:alice");
     let bob = server.client("user:bob");
     let (a, _) = alice.insert_task("w1", "a").await;
@@ -40,12 +43,11 @@ async fn setup(server: &TestServer) -> (Client, Vec<String>, String) {
     let (theirs, _) = bob.insert_task("w2", "c").await;
     let mut mine = vec![a, b];
     mine.sort();
-    (alice, mine, theirs)
+    (server, alice, mine, theirs)
 }
 
 async fn by_group(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    let (alice, mine, _) = setup(&server).await;
+    let (_server, alice, mine, _) = setup(db).await;
     let reply = batch(
         &alice,
         json!({ "requests": [{ "modelName": "Task", "groupId": "w1" }] }),
@@ -88,8 +90,7 @@ async fn by_group(db: &TestDb) {
 }
 
 async fn by_indexed_key(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    let (alice, mine, _) = setup(&server).await;
+    let (_server, alice, mine, _) = setup(db).await;
     let reply = batch(
         &alice,
         json!({ "requests": [{ "modelName": "Task", "indexedKey": "workspaceId", "keyValue": "w1" }] }),
@@ -115,8 +116,7 @@ async fn by_indexed_key(db: &TestDb) {
 }
 
 async fn rows_touched_after_first_sync_id_come_at_their_current_state(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    let (alice, mine, _) = setup(&server).await;
+    let (_server, alice, mine, _) = setup(db).await;
     let first = alice.get("/sync/deltas?after=0").await.json["lastSyncId"]
         .as_str()
         .unwrap()
@@ -153,8 +153,7 @@ async fn rows_touched_after_first_sync_id_come_at_their_current_state(db: &TestD
 }
 
 async fn request_count_is_1_to_100(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    let (alice, mine, _) = setup(&server).await;
+    let (_server, alice, mine, _) = setup(db).await;
     assert_invalid_body(&batch(&alice, json!({ "requests": [] })).await, "requests");
     assert_invalid_body(&batch(&alice, json!({})).await, "requests");
     assert_invalid_body(&batch(&alice, json!({ "requests": {} })).await, "requests");
@@ -231,8 +230,7 @@ async fn body_validation(db: &TestDb) {
 }
 
 async fn an_indexed_load_over_50000_rows_fails_with_an_error_line(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     db.seed_tasks("w1", 50_001, 1).await;
     let alice = server.client("user:alice");
     let reply =

@@ -1,7 +1,6 @@
 //! The bootstrap's `schemaHash` against the server's models: a client
 //! generated from them matches; another is served and counted once per user
 //! and hash, or refused with `409 SCHEMA_MISMATCH` when the server says so.
-#![allow(clippy::unwrap_used)] // a test's unwrap is an assertion
 
 use serde_json::json;
 use stratasync_tests::harness::{TestDb, TestServer, registry};

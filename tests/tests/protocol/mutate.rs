@@ -1,13 +1,12 @@
 //! PROTOCOL §7: `POST /sync/mutate`, every action and every error.
-#![allow(clippy::unwrap_used)] // a test's unwrap is an assertion
 
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use stratasync::MutationEvent;
-use stratasync_tests::harness::{Client, TestDb, TestServer, new_id, tx};
+use stratasync_tests::harness::{Client, Fixture, TestDb, TestServer, new_id, tx};
 use stratasync_tests::on_each_backend;
-use stratasync_tests::protocol::{assert_invalid_body, composite_id};
+use stratasync_tests::protocol::{assert_invalid_body, composite_id, error_body};
 
 const NOT_FOUND: &str = "Invalid mutation: record not found";
 
@@ -71,8 +70,7 @@ async fn actions(client: &Client) -> Vec<Value> {
 }
 
 async fn every_action_applies_and_logs(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice = server.client("user:alice");
     let id = new_id();
 
@@ -198,9 +196,10 @@ async fn every_action_applies_and_logs(db: &TestDb) {
 }
 
 async fn missing_rows_and_rows_of_other_groups_look_the_same(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
-    server.add_member("bob", "w2").await;
+    let server = Fixture::on(db)
+        .members(&[("alice", "w1"), ("bob", "w2")])
+        .start()
+        .await;
     let alice = server.client("user:alice");
     let bob = server.client("user:bob");
     let (theirs, _) = bob.insert_task("w2", "secret").await;
@@ -223,9 +222,10 @@ async fn missing_rows_and_rows_of_other_groups_look_the_same(db: &TestDb) {
 }
 
 async fn group_rules(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
-    server.add_member("bob", "w2").await;
+    let server = Fixture::on(db)
+        .members(&[("alice", "w1"), ("bob", "w2")])
+        .start()
+        .await;
     let alice = server.client("user:alice");
     let bob = server.client("user:bob");
     let insert =
@@ -297,8 +297,7 @@ async fn group_rules(db: &TestDb) {
 }
 
 async fn codec_errors_name_the_field(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice = server.client("user:alice");
     let base = json!({ "title": "x", "priority": 1, "workspaceId": "w1" });
     let with = |field: &str, value: Value| {
@@ -390,8 +389,7 @@ async fn codec_errors_name_the_field(db: &TestDb) {
 }
 
 async fn archive_rules(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice = server.client("user:alice");
     let (id, _) = alice.insert_task("w1", "a").await;
     for payload in [
@@ -421,8 +419,7 @@ async fn archive_rules(db: &TestDb) {
 }
 
 async fn unknown_models_and_unsupported_actions(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice = server.client("user:alice");
     assert_eq!(
         error_of(&alice, tx("u1", "Nope", &new_id(), "INSERT", json!({}))).await,
@@ -442,9 +439,10 @@ async fn unknown_models_and_unsupported_actions(db: &TestDb) {
 }
 
 async fn composite_insert_and_delete(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
-    server.add_member("bob", "w2").await;
+    let server = Fixture::on(db)
+        .members(&[("alice", "w1"), ("bob", "w2")])
+        .start()
+        .await;
     let alice = server.client("user:alice");
     let bob = server.client("user:bob");
     let (task, label) = (new_id(), new_id());
@@ -536,8 +534,7 @@ async fn composite_insert_and_delete(db: &TestDb) {
 }
 
 async fn one_failure_does_not_stop_the_rest(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice = server.client("user:alice");
     let (first, second) = (new_id(), new_id());
     let payload = json!({ "title": "x", "priority": 1, "workspaceId": "w1" });
@@ -581,8 +578,7 @@ async fn one_failure_does_not_stop_the_rest(db: &TestDb) {
 }
 
 async fn retries_are_deduplicated(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice = server.client("user:alice");
     let id = new_id();
     let insert = tx(
@@ -698,22 +694,24 @@ async fn body_validation(db: &TestDb) {
 async fn after_mutation_hook_failures_are_warnings(db: &TestDb) {
     let seen: Arc<Mutex<Vec<MutationEvent>>> = Arc::default();
     let recorder = Arc::clone(&seen);
-    let server = TestServer::start_with(db, move |builder| {
-        builder.after_mutation(move |event: MutationEvent| {
-            let recorder = Arc::clone(&recorder);
-            async move {
-                let boom = event.action.data.get().contains("boom");
-                recorder.lock().unwrap().push(event);
-                if boom {
-                    Err("the search index is down".into())
-                } else {
-                    Ok(())
+    let server = Fixture::on(db)
+        .configure(move |builder| {
+            builder.after_mutation(move |event: MutationEvent| {
+                let recorder = Arc::clone(&recorder);
+                async move {
+                    let boom = event.action.data.get().contains("boom");
+                    recorder.lock().unwrap().push(event);
+                    if boom {
+                        Err("the search index is down".into())
+                    } else {
+                        Ok(())
+                    }
                 }
-            }
+            })
         })
-    })
-    .await;
-    server.add_member("alice", "w1").await;
+        .members(&[("alice", "w1")])
+        .start()
+        .await;
     let alice = server.client("user:alice");
     let id = new_id();
     let boom = tx(
@@ -759,8 +757,7 @@ async fn after_mutation_hook_failures_are_warnings(db: &TestDb) {
 }
 
 async fn a_store_failure_is_a_500_without_database_text(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice = server.client("user:alice");
     let (id, _) = alice.insert_task("w1", "a").await;
     db.execute("DROP TABLE tasks").await;
@@ -776,7 +773,10 @@ async fn a_store_failure_is_a_500_without_database_text(db: &TestDb) {
     ] {
         let reply = alice.mutate_one(t).await;
         assert_eq!(reply.status, 500, "{}", reply.text);
-        assert_eq!(reply.json, json!({ "error": "Internal server error" }));
+        assert_eq!(
+            error_body(&reply.json),
+            json!({ "error": "Internal server error" })
+        );
     }
 }
 
@@ -799,8 +799,7 @@ on_each_backend!(
 /// a per-transaction error naming the field, never a 500 the client would
 /// retry forever.
 async fn nul_characters_are_refused_per_transaction(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice = server.client("user:alice");
     let id = new_id();
     let insert = tx(
@@ -838,8 +837,7 @@ on_each_backend!(nul_characters_are_refused_per_transaction);
 /// Identifiers with a NUL character are invalid request fields (400 naming
 /// the field), not database failures.
 async fn nul_characters_in_identifiers_are_validation_errors(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice = server.client("user:alice");
     let payload = json!({ "title": "t", "priority": 1, "workspaceId": "w1" });
     let reply = alice

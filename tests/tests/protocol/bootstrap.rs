@@ -1,8 +1,7 @@
 //! PROTOCOL §4: `GET /sync/bootstrap`.
-#![allow(clippy::unwrap_used)] // a test's unwrap is an assertion
 
 use serde_json::{Value, json};
-use stratasync_tests::harness::{Client, Reply, TestDb, TestServer, new_id, tx};
+use stratasync_tests::harness::{Client, Fixture, Reply, TestDb, TestServer, new_id, tx};
 use stratasync_tests::on_each_backend;
 use stratasync_tests::protocol::{assert_invalid_query, composite_id, details};
 
@@ -28,8 +27,7 @@ fn assert_validation(reply: &Reply, field: &str) {
 }
 
 async fn metadata_and_rows_have_the_wire_shape(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice = server.client("user:alice");
     let id = new_id();
     let sync = alice
@@ -116,9 +114,10 @@ async fn headers_and_empty_database(db: &TestDb) {
 }
 
 async fn last_sync_id_counts_visible_actions_only(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
-    server.add_member("bob", "w2").await;
+    let server = Fixture::on(db)
+        .members(&[("alice", "w1"), ("bob", "w2")])
+        .start()
+        .await;
     let alice = server.client("user:alice");
     let bob = server.client("user:bob");
     let (_, mine) = alice.insert_task("w1", "a").await;
@@ -130,8 +129,7 @@ async fn last_sync_id_counts_visible_actions_only(db: &TestDb) {
 }
 
 async fn only_models_selects_and_orders(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice = server.client("user:alice");
     alice.insert_task("w1", "a").await;
     alice
@@ -198,8 +196,7 @@ async fn query_validation(db: &TestDb) {
 }
 
 async fn partial_bootstrap_returns_touched_rows_at_their_current_state(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice = server.client("user:alice");
     let (untouched, _) = alice.insert_task("w1", "old").await;
     let (touched, first) = alice.insert_task("w1", "before").await;
@@ -234,8 +231,7 @@ async fn partial_bootstrap_returns_touched_rows_at_their_current_state(db: &Test
 }
 
 async fn rows_are_paged_in_cursor_order(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     db.seed_tasks("w1", 2_345, 1).await;
     db.seed_tasks("w9", 100, 2).await;
     let alice = server.client("user:alice");
@@ -254,8 +250,7 @@ async fn rows_are_paged_in_cursor_order(db: &TestDb) {
 }
 
 async fn archived_rows_are_included(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice = server.client("user:alice");
     let (id, _) = alice.insert_task("w1", "a").await;
     alice
@@ -272,8 +267,7 @@ async fn archived_rows_are_included(db: &TestDb) {
 }
 
 async fn a_failing_read_ends_with_an_error_line_without_database_text(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice: Client = server.client("user:alice");
     alice.insert_task("w1", "a").await;
     db.execute("DROP TABLE task_labels").await;

@@ -4,8 +4,8 @@
 use diesel_async::RunQueryDsl;
 use serde_json::json;
 use stratasync::{FilterContext, HookResult, JsonMap, ModelHooks, Registry, SyncModel, Tx};
-use stratasync_tests::handwritten::{Task, TaskLabel};
-use stratasync_tests::harness::{TestDb, TestServer, new_id, tx};
+use stratasync_tests::harness::{Fixture, TestDb, new_id, tx};
+use stratasync_tests::models::{Task, TaskLabel};
 use stratasync_tests::on_each_backend;
 
 /// Trims titles on insert; on update, bumps every task's priority to 99
@@ -49,9 +49,11 @@ async fn hooks_change_reject_and_share_the_transaction(db: &TestDb) {
     let registry = Registry::new()
         .model_with_hooks::<Task>(TaskHooks)
         .model::<TaskLabel>();
-    let server = TestServer::start_with_registry(db, registry, |b| b).await;
-    server.add_member("alice", "w1").await;
-    server.add_member("intern", "w1").await;
+    let server = Fixture::on(db)
+        .registry(registry)
+        .members(&[("alice", "w1"), ("intern", "w1")])
+        .start()
+        .await;
     let alice = server.client("user:alice");
 
     let id = new_id();

@@ -1,11 +1,10 @@
 //! PROTOCOL §6: `GET /sync/deltas`, paging and staleness.
-#![allow(clippy::unwrap_used)] // a test's unwrap is an assertion
 
 use serde_json::json;
 use stratasync::SyncId;
-use stratasync_tests::harness::{Client, Reply, TestDb, TestServer, tx};
+use stratasync_tests::harness::{Client, Fixture, Reply, TestDb, TestServer, tx};
 use stratasync_tests::on_each_backend;
-use stratasync_tests::protocol::assert_invalid_query;
+use stratasync_tests::protocol::{assert_invalid_query, error_body};
 
 fn sync_ids(reply: &Reply) -> Vec<u64> {
     assert_eq!(reply.status, 200, "{}", reply.text);
@@ -37,8 +36,7 @@ fn is_iso_millis(text: &str) -> bool {
 }
 
 async fn action_shape(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice = server.client("user:alice");
     let (id, sync) = alice.insert_task("w1", "a").await;
     let update = alice
@@ -81,8 +79,7 @@ async fn action_shape(db: &TestDb) {
 }
 
 async fn paging(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice = server.client("user:alice");
     let mut expected = Vec::new();
     for i in 0..25 {
@@ -141,8 +138,7 @@ async fn seed_actions(db: &TestDb, group: &str, count: u32) {
 }
 
 async fn limit_is_clamped(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     seed_actions(db, "w1", 5_003).await;
     let alice = server.client("user:alice");
     for (query, expected, more) in [
@@ -185,7 +181,7 @@ async fn query_validation(db: &TestDb) {
 fn assert_stale(reply: &Reply) {
     assert_eq!(reply.status, 409, "{}", reply.text);
     assert_eq!(
-        reply.json,
+        error_body(&reply.json),
         json!({ "error": "BOOTSTRAP_REQUIRED", "message": "A fresh bootstrap is required before fetching deltas" })
     );
 }
@@ -195,10 +191,10 @@ async fn id(client: &Client, workspace: &str) -> u64 {
 }
 
 async fn stale_cursors_need_a_bootstrap_quiet_groups_do_not(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
-    server.add_member("bob", "w3").await;
-    server.add_member("carol", "w5").await;
+    let server = Fixture::on(db)
+        .members(&[("alice", "w1"), ("bob", "w3"), ("carol", "w5")])
+        .start()
+        .await;
     let alice = server.client("user:alice");
     let bob = server.client("user:bob");
     let carol = server.client("user:carol");
@@ -252,8 +248,7 @@ async fn stale_cursors_need_a_bootstrap_quiet_groups_do_not(db: &TestDb) {
 }
 
 async fn trimmed_global_actions_make_every_cursor_below_them_stale(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("carol", "w5").await;
+    let server = Fixture::on(db).members(&[("carol", "w5")]).start().await;
     let carol = server.client("user:carol");
     let c1 = id(&carol, "w5").await;
     db.execute("INSERT INTO sync_actions (model, model_id, action, data, created_at) VALUES ('Task', 'g', 'U', '{}', CURRENT_TIMESTAMP)")
@@ -280,8 +275,7 @@ async fn trimmed_global_actions_make_every_cursor_below_them_stale(db: &TestDb) 
 }
 
 async fn trim_by_age(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice = server.client("user:alice");
     let a0 = id(&alice, "w1").await;
     let a1 = id(&alice, "w1").await;
@@ -309,9 +303,10 @@ async fn trim_by_age(db: &TestDb) {
 /// cursor that had not reached them stale; a trim through the store over a
 /// rolled-back id does not make a quiet group's cursor stale.
 async fn actions_deleted_with_sql_make_older_cursors_stale(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
-    server.add_member("bob", "w2").await;
+    let server = Fixture::on(db)
+        .members(&[("alice", "w1"), ("bob", "w2")])
+        .start()
+        .await;
     let alice = server.client("user:alice");
     let bob = server.client("user:bob");
     let b1 = id(&bob, "w2").await;
@@ -361,8 +356,7 @@ on_each_backend!(
 /// as one packet) re-applies its pending write between them (docs/protocol.md,
 /// "Catch-up pages").
 async fn a_page_ends_before_another_clients_action_on_the_same_row(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice = server.client("user:alice");
     let write = |client: &str, action: &str, id: &str, payload: serde_json::Value| {
         let mut t = tx(

@@ -1,10 +1,10 @@
 //! PROTOCOL §2: authentication, group resolution and effective groups, on
 //! every route.
-#![allow(clippy::unwrap_used)] // a test's unwrap is an assertion
 
 use serde_json::{Value, json};
-use stratasync_tests::harness::{Reply, TestDb, TestServer, new_id, tx};
+use stratasync_tests::harness::{Fixture, Reply, TestDb, TestServer, new_id, tx};
 use stratasync_tests::on_each_backend;
+use stratasync_tests::protocol::error_body;
 
 /// Every route with a request that is valid once authenticated.
 fn routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
@@ -57,7 +57,7 @@ async fn assert_every_route(
             reply.text
         );
         assert_eq!(
-            reply.json,
+            error_body(&reply.json),
             json!({ "error": error }),
             "{method} {path} with {authorization:?}"
         );
@@ -143,12 +143,12 @@ async fn authentication_is_checked_before_validation(db: &TestDb) {
         let reply = raw(&server, method, path, body.as_ref(), None).await;
         assert_eq!(reply.status, 401, "{method} {path}: {}", reply.text);
         assert_eq!(
-            reply.json,
+            error_body(&reply.json),
             json!({ "error": "Authorization header required" })
         );
         let reply = raw(&server, method, path, body.as_ref(), Some("Bearer garbage")).await;
         assert_eq!(reply.status, 401, "{method} {path}: {}", reply.text);
-        assert_eq!(reply.json, json!({ "error": "Invalid token" }));
+        assert_eq!(error_body(&reply.json), json!({ "error": "Invalid token" }));
         assert!(!reply.text.contains("Validation"), "{}", reply.text);
         // And authenticated, the same request is a validation failure.
         let reply = raw(
@@ -193,10 +193,10 @@ fn workspaces(rows: &[Value]) -> Vec<String> {
 }
 
 async fn groups_are_resolved_memberships_and_personal(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
-    server.add_member("alice", "w2").await;
-    server.add_member("bob", "w3").await;
+    let server = Fixture::on(db)
+        .members(&[("alice", "w1"), ("alice", "w2"), ("bob", "w3")])
+        .start()
+        .await;
     let alice = server.client("user:alice");
     let bob = server.client("user:bob");
     alice.insert_task("w1", "a").await;
@@ -231,10 +231,10 @@ async fn groups_are_resolved_memberships_and_personal(db: &TestDb) {
 }
 
 async fn sync_groups_narrow_and_never_widen(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
-    server.add_member("alice", "w2").await;
-    server.add_member("bob", "w3").await;
+    let server = Fixture::on(db)
+        .members(&[("alice", "w1"), ("alice", "w2"), ("bob", "w3")])
+        .start()
+        .await;
     let alice = server.client("user:alice");
     let bob = server.client("user:bob");
     let (_, w1_sync) = alice.insert_task("w1", "a").await;

@@ -4,10 +4,9 @@
 //! answer is a success without a syncId (the client completes it at once)
 //! whose warning names the action that settled the row. The client then does
 //! not roll its own change back over that action.
-#![allow(clippy::unwrap_used)] // a test's unwrap is an assertion
 
 use serde_json::{Value, json};
-use stratasync_tests::harness::{Client, TestDb, TestServer, new_id, tx};
+use stratasync_tests::harness::{Client, Fixture, TestDb, new_id, tx};
 use stratasync_tests::on_each_backend;
 use stratasync_tests::protocol::composite_id;
 
@@ -27,9 +26,10 @@ async fn result_of(client: &Client, tx: Value) -> (Value, Value) {
 }
 
 async fn writes_to_a_deleted_row_answer_the_delete(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
-    server.add_member("bob", "w1").await;
+    let server = Fixture::on(db)
+        .members(&[("alice", "w1"), ("bob", "w1")])
+        .start()
+        .await;
     let alice = server.client("user:alice");
     let bob = server.client("user:bob");
     let (id, _) = alice.insert_task("w1", "shared").await;
@@ -98,9 +98,10 @@ async fn writes_to_a_deleted_row_answer_the_delete(db: &TestDb) {
 }
 
 async fn a_delete_the_caller_cannot_see_stays_not_found(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
-    server.add_member("bob", "w2").await;
+    let server = Fixture::on(db)
+        .members(&[("alice", "w1"), ("bob", "w2")])
+        .start()
+        .await;
     let alice = server.client("user:alice");
     let bob = server.client("user:bob");
     let (theirs, _) = bob.insert_task("w2", "secret").await;
@@ -122,9 +123,10 @@ async fn a_delete_the_caller_cannot_see_stays_not_found(db: &TestDb) {
 }
 
 async fn a_composite_row_unlinked_before_answers_the_unlink(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
-    server.add_member("bob", "w1").await;
+    let server = Fixture::on(db)
+        .members(&[("alice", "w1"), ("bob", "w1")])
+        .start()
+        .await;
     let alice = server.client("user:alice");
     let bob = server.client("user:bob");
     let (task, label) = (new_id(), new_id());
@@ -187,10 +189,10 @@ async fn a_composite_row_unlinked_before_answers_the_unlink(db: &TestDb) {
 }
 
 async fn linking_a_linked_pair_answers_the_link(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
-    server.add_member("bob", "w1").await;
-    server.add_member("carol", "w2").await;
+    let server = Fixture::on(db)
+        .members(&[("alice", "w1"), ("bob", "w1"), ("carol", "w2")])
+        .start()
+        .await;
     let alice = server.client("user:alice");
     let bob = server.client("user:bob");
     let carol = server.client("user:carol");
@@ -238,9 +240,10 @@ async fn linking_a_linked_pair_answers_the_link(db: &TestDb) {
 /// applies. Two links of one pair in one request: the second is moot, on the
 /// group-commit path as on the single one.
 async fn links_within_one_request(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
-    server.add_member("bob", "w1").await;
+    let server = Fixture::on(db)
+        .members(&[("alice", "w1"), ("bob", "w1")])
+        .start()
+        .await;
     let alice = server.client("user:alice");
     let bob = server.client("user:bob");
     let (task, label) = (new_id(), new_id());
@@ -296,8 +299,7 @@ async fn links_within_one_request(db: &TestDb) {
 /// Several transactions of one request (one group commit on PostgreSQL):
 /// the moot one answers the delete, the others apply and log as usual.
 async fn a_moot_write_in_a_batch_leaves_the_rest_alone(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice = server.client("user:alice");
     let (gone, _) = alice.insert_task("w1", "gone").await;
     let deleted = alice

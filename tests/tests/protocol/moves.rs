@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use stratasync_tests::harness::{Client, TestDb, TestServer, new_id, registry_with_notes, tx};
+use stratasync_tests::harness::{
+    Client, Fixture, TestDb, TestServer, new_id, registry_with_notes, tx,
+};
 use stratasync_tests::live::Ws;
 use stratasync_tests::on_each_backend;
 
@@ -95,11 +97,16 @@ struct Moving {
 
 impl Moving {
     async fn start(db: &TestDb) -> Moving {
-        let server = TestServer::start_with_registry(db, registry_with_notes(), |b| b).await;
-        server.add_member("alice", "w1").await;
-        server.add_member("alice", "w2").await;
-        server.add_member("bob", "w1").await;
-        server.add_member("carol", "w2").await;
+        let server = Fixture::on(db)
+            .registry(registry_with_notes())
+            .members(&[
+                ("alice", "w1"),
+                ("alice", "w2"),
+                ("bob", "w1"),
+                ("carol", "w2"),
+            ])
+            .start()
+            .await;
         let (alice, bob, carol) = (
             server.client("user:alice"),
             server.client("user:bob"),
@@ -219,11 +226,16 @@ async fn a_move_reaches_the_subscribers_of_both_groups(db: &TestDb) {
 
 /// The refusals: into a group not held, and of a row whose group is not held.
 async fn moves_outside_the_callers_groups_are_refused(db: &TestDb) {
-    let server = TestServer::start_with_registry(db, registry_with_notes(), |b| b).await;
-    server.add_member("alice", "w1").await;
-    server.add_member("alice", "w2").await;
-    server.add_member("bob", "w1").await;
-    server.add_member("bob", "w3").await;
+    let server = Fixture::on(db)
+        .registry(registry_with_notes())
+        .members(&[
+            ("alice", "w1"),
+            ("alice", "w2"),
+            ("bob", "w1"),
+            ("bob", "w3"),
+        ])
+        .start()
+        .await;
     let (alice, bob) = (server.client("user:alice"), server.client("user:bob"));
     let (in_w1, in_w2) = (new_id(), new_id());
     alice

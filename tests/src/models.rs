@@ -1,8 +1,8 @@
 //! The reference models of the suites: a standard model (`Task`), a
 //! composite join table (`TaskLabel`) and a model whose rows may move between
-//! groups (`Note`), declared with `#[derive(SyncModel)]`.
-//! (Until the derive landed this file held their hand-written expansion;
-//! `tests/tests/derive_expansion.rs` pins the generated behaviour.)
+//! groups (`Note`), declared with `#[derive(SyncModel)]`;
+//! `tests/tests/derive_expansion.rs` pins the behaviour the derive generates
+//! for them.
 #![allow(missing_docs)]
 
 use chrono::{DateTime, NaiveDate, Utc};

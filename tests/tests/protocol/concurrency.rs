@@ -1,7 +1,6 @@
 //! Where we beat the original, with real concurrent requests: duplicate
 //! retries applied once, bootstrap + deltas = server state under concurrent
 //! writes, and a polling reader that never misses a late-committing id.
-#![allow(clippy::unwrap_used)] // a test's unwrap is an assertion
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -10,7 +9,7 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use serde_json::{Map, Value, json};
-use stratasync_tests::harness::{Client, TestDb, TestServer, new_id, tx};
+use stratasync_tests::harness::{Client, Fixture, TestDb, TestServer, new_id, tx};
 use stratasync_tests::on_each_backend;
 use tokio::sync::Barrier;
 
@@ -38,8 +37,7 @@ async fn all_actions(client: &Client, mut after: u64) -> Vec<Value> {
 }
 
 async fn concurrent_duplicate_retries_apply_once(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let (target, _) = server.client("user:alice").insert_task("w1", "t").await;
     for round in 0..5 {
         let id = new_id();
@@ -227,8 +225,7 @@ async fn writer(client: Client, seeded: Vec<String>, n: usize, stop: Arc<AtomicB
 }
 
 async fn bootstrap_then_deltas_equals_server_state_under_writes(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    server.add_member("alice", "w1").await;
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     db.seed_tasks("w1", 3_000, 7).await;
     let seeded: Vec<String> = (1..=40)
         .map(|g| format!("{g:08x}-0007-4000-8000-000000000000"))
@@ -289,10 +286,10 @@ async fn bootstrap_then_deltas_equals_server_state_under_writes(db: &TestDb) {
 }
 
 async fn a_polling_reader_never_misses_an_id(db: &TestDb) {
-    let server = TestServer::start(db).await;
-    for g in ["w1", "w2", "w3"] {
-        server.add_member("alice", g).await;
-    }
+    let server = Fixture::on(db)
+        .members(&[("alice", "w1"), ("alice", "w2"), ("alice", "w3")])
+        .start()
+        .await;
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {
         let (client, stop) = (server.client("user:alice"), Arc::clone(&stop));
