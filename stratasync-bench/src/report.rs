@@ -645,7 +645,7 @@ pub fn splice_nodes(existing: &str, section: &str) -> String {
         && begin < end
     {
         let after = existing[end + NODES_END.len()..].trim_start_matches('\n');
-        return format!("{}{section}{after}", &existing[..begin]);
+        return format!("{}{section}\n{after}", &existing[..begin]);
     }
     match existing.find("\n## Targets") {
         Some(at) => format!("{}\n{section}{}", &existing[..at], &existing[at..]),
