@@ -271,7 +271,7 @@ async fn checker_run(
     db: &TestDb,
     redis: &str,
     disturbance: Disturbance,
-    mut own: Option<&mut OwnRedis>,
+    own: Option<&mut OwnRedis>,
 ) -> Verdict {
     let (writers_n, sockets_n) = (writers(), sockets());
     // One proxy per node, so each node's Redis subscriber can be watched.
@@ -401,7 +401,7 @@ async fn checker_run(
             }
         }
         Disturbance::RedisRestart => {
-            let own = own.as_deref_mut().expect("the test's own Redis");
+            let own = own.expect("the test's own Redis");
             let before: Vec<u64> = proxies.iter().map(CuttableProxy::subscribes).collect();
             own.kill();
             tokio::time::sleep(Duration::from_millis(500)).await;
