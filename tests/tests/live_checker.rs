@@ -271,7 +271,7 @@ async fn checker_run(
     db: &TestDb,
     redis: &str,
     disturbance: Disturbance,
-    mut own: Option<&mut OwnRedis>,
+    own: Option<&mut OwnRedis>,
 ) -> Verdict {
     // One run at a time: each is three nodes and their sockets, and the
     // suite's runs share the machine.
@@ -405,7 +405,7 @@ async fn checker_run(
             }
         }
         Disturbance::RedisRestart => {
-            let own = own.as_deref_mut().expect("the test's own Redis");
+            let own = own.expect("the test's own Redis");
             let before: Vec<u64> = proxies.iter().map(CuttableProxy::subscribes).collect();
             own.kill();
             tokio::time::sleep(Duration::from_millis(500)).await;
