@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use stratasync_tests::harness::{Backend, TestDb, TestServer, run};
 use stratasync_tests::live::{
-    CuttableProxy, Frame, OwnRedis, Verdict, Ws, all_log_ids, check, delta_id, log_ids,
-    redis_addr, redis_command, unique_channel,
+    CuttableProxy, Frame, OwnRedis, Verdict, Ws, all_log_ids, check, delta_id, log_ids, redis_addr,
+    redis_command, unique_channel,
 };
 use tokio::sync::watch;
 
@@ -405,7 +405,7 @@ async fn checker_run(
             }
         }
         Disturbance::RedisRestart => {
-            let own = own.as_deref_mut().expect("the test's own Redis");
+            let own = own.take().expect("the test's own Redis");
             let before: Vec<u64> = proxies.iter().map(CuttableProxy::subscribes).collect();
             own.kill();
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -437,7 +437,8 @@ async fn checker_run(
             for shard in shards {
                 let key = format!("{channel}:log:{shard}");
                 redis_command(redis, &["XTRIM", &key, "MAXLEN", "1"]).await;
-                let newest = redis_command(redis, &["XREVRANGE", &key, "+", "-", "COUNT", "1"]).await;
+                let newest =
+                    redis_command(redis, &["XREVRANGE", &key, "+", "-", "COUNT", "1"]).await;
                 // `*1\r\n*2\r\n$<n>\r\n<id>-0\r\n...`: the newest entry's log id.
                 if let Some(id) = newest
                     .split("\r\n")

@@ -157,7 +157,10 @@ impl Fanout {
             ));
         }
         #[cfg(feature = "redis")]
-        if let Some(url) = config.redis_url.clone().filter(|_| store.backend_name() == "postgres")
+        if let Some(url) = config
+            .redis_url
+            .clone()
+            .filter(|_| store.backend_name() == "postgres")
         {
             let mut streams_config = config.streams;
             if streams_config.prefix.is_empty() {

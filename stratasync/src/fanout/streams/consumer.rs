@@ -158,7 +158,10 @@ pub(super) async fn run(mut consumer: Consumer) {
                 }
                 // The snapshot: orders what was read.
                 let reply = xread(c, &consumer.streams(), None).await?;
-                consumer.absorb(&reply, true).await.map_err(|e| e.to_string())?;
+                consumer
+                    .absorb(&reply, true)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 if consumer.repair {
                     consumer.read_log().await.map_err(|e| e.to_string())?;
                 }

@@ -52,7 +52,11 @@ pub(super) fn fields(
         ("d", action.data.get().as_bytes().to_vec()),
         (
             "at",
-            action.created_at.timestamp_micros().to_string().into_bytes(),
+            action
+                .created_at
+                .timestamp_micros()
+                .to_string()
+                .into_bytes(),
         ),
     ];
     for (name, value) in [

@@ -259,11 +259,7 @@ impl Leader {
             top.filter(|top| *top <= end && end.get() - top.get() <= self.config.max_len);
         let published = match resumable {
             Some(top) => {
-                let epoch = tops
-                    .values()
-                    .map(|(_, epoch)| *epoch)
-                    .max()
-                    .unwrap_or(top);
+                let epoch = tops.values().map(|(_, epoch)| *epoch).max().unwrap_or(top);
                 Published {
                     cursor: top,
                     prev: shards
@@ -305,15 +301,10 @@ impl Leader {
         published: &mut Published,
     ) -> Result<(), String> {
         loop {
-            let page = crate::log_page::read(
-                &self.store,
-                published.cursor,
-                PAGE,
-                self.page_bytes,
-                None,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            let page =
+                crate::log_page::read(&self.store, published.cursor, PAGE, self.page_bytes, None)
+                    .await
+                    .map_err(|e| e.to_string())?;
             if page.actions.is_empty() {
                 return Ok(());
             }
