@@ -2,10 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
+use diesel::backend::Backend;
+use diesel::query_builder::QueryFragment;
 use futures::future::BoxFuture;
 use stratasync_core::{FilterContext, SyncModel};
-
-use crate::references::ReferenceTarget;
 
 /// Which rows of a model a read may return.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -110,4 +110,28 @@ pub trait DieselModel<C>: SyncModel {
         key: &'a Self::Key,
         at: Option<DateTime<Utc>>,
     ) -> BoxFuture<'a, QueryResult<usize>>;
+}
+
+/// The part of a reference check for one referenced model: its table and
+/// the condition `key IN (...) AND group = ...`.
+pub struct ReferenceTarget<DB: Backend> {
+    pub(crate) table: Box<dyn QueryFragment<DB> + Send>,
+    pub(crate) condition: Box<dyn QueryFragment<DB> + Send>,
+    pub(crate) rows: usize,
+}
+
+impl<DB: Backend> ReferenceTarget<DB> {
+    /// `table` (as a `FROM` item) and `condition`, which matches `rows`
+    /// distinct rows when every referenced row is in the group.
+    pub fn new(
+        table: impl QueryFragment<DB> + Send + 'static,
+        condition: impl QueryFragment<DB> + Send + 'static,
+        rows: usize,
+    ) -> Self {
+        ReferenceTarget {
+            table: Box::new(table),
+            condition: Box::new(condition),
+            rows,
+        }
+    }
 }

@@ -27,6 +27,7 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::Integer;
 use stratasync_core::SyncModel;
 
+pub use crate::model::ReferenceTarget;
 use crate::{DieselModel, MutationError};
 
 /// The rejection of a mutation whose referenced row is missing or in
@@ -75,30 +76,6 @@ macro_rules! reference_values {
 }
 
 reference_values!(String, uuid::Uuid, i32, i64);
-
-/// The part of a reference check for one referenced model: its table and
-/// the condition `key IN (...) AND group = ...`.
-pub struct ReferenceTarget<DB: Backend> {
-    table: Box<dyn QueryFragment<DB> + Send>,
-    condition: Box<dyn QueryFragment<DB> + Send>,
-    rows: usize,
-}
-
-impl<DB: Backend> ReferenceTarget<DB> {
-    /// `table` (as a `FROM` item) and `condition`, which matches `rows`
-    /// distinct rows when every referenced row is in the group.
-    pub fn new(
-        table: impl QueryFragment<DB> + Send + 'static,
-        condition: impl QueryFragment<DB> + Send + 'static,
-        rows: usize,
-    ) -> Self {
-        ReferenceTarget {
-            table: Box::new(table),
-            condition: Box::new(condition),
-            rows,
-        }
-    }
-}
 
 /// A reference check being built: the targets of the referenced models.
 pub struct ReferenceCheck<DB: Backend> {

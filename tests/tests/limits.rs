@@ -149,15 +149,20 @@ async fn a_byte_full_outgoing_queue_closes_with_4008() {
             ws.subscribe("user:reader", "0", None).await;
             ws.until_subscribed().await;
             // 60 actions of 150 KB: well under the frame bound (1024), far
-            // over the byte bound and what the socket buffers take.
+            // over the byte bound and what the socket buffers take. Five to a
+            // request, so the writes end well within the 10 s the server
+            // gives a slow consumer's close frames, even on a loaded machine.
             let title = "x".repeat(150_000);
             let http = reqwest::Client::new();
-            for _ in 0..60 {
-                let payload = json!({ "title": title, "priority": 1, "workspaceId": "ws-q" });
-                let body = json!({
-                    "batchId": new_id(),
-                    "transactions": [tx(&new_id(), "Task", &new_id(), "INSERT", payload)],
-                });
+            for _ in 0..12 {
+                let transactions: Vec<_> = (0..5)
+                    .map(|_| {
+                        let payload =
+                            json!({ "title": title, "priority": 1, "workspaceId": "ws-q" });
+                        tx(&new_id(), "Task", &new_id(), "INSERT", payload)
+                    })
+                    .collect();
+                let body = json!({ "batchId": new_id(), "transactions": transactions });
                 let (status, _, reply) = send(
                     http.post(format!("{}/sync/mutate", server.url)).json(&body),
                     "user:writer",

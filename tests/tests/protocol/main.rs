@@ -17,3 +17,4 @@ mod moves;
 mod mutate;
 mod mutate_moot;
 mod schema_hash;
+mod scope;

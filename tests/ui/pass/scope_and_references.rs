@@ -1,6 +1,6 @@
 //! A scoped model, and a join table whose keys reference rows of its own
 //! group: an id, and an optional id.
-use diesel::prelude::*;
+use diesel::{BoolExpressionMethods, ExpressionMethods, Queryable, Selectable};
 use stratasync::{FilterContext, ReadScope, SyncModel};
 use uuid::Uuid;
 
