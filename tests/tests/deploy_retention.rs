@@ -29,15 +29,14 @@ async fn until_oldest(node: &TestServer, oldest: u64) {
 }
 
 async fn start(db: &TestDb) -> TestServer {
-    let node = Fixture::on(db)
+    Fixture::on(db)
         .configure(|b| {
             b.retain_actions(3)
                 .retention_interval(Duration::from_millis(50))
         })
         .members(&[("alice", "w1")])
         .start()
-        .await;
-    node
+        .await
 }
 
 async fn write(node: &TestServer, count: usize) -> Vec<u64> {
