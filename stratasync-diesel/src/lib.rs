@@ -22,7 +22,6 @@ mod connection;
 mod error;
 mod hooks;
 mod log;
-mod members;
 mod migrate;
 mod model;
 mod mutate;

@@ -128,8 +128,6 @@ pub mod backends {
 /// One registered model.
 pub struct RegisteredModel {
     meta: ModelMeta,
-    /// Whether the application registered hooks for it.
-    hooks: bool,
     #[cfg(feature = "postgres")]
     pub(crate) postgres: Box<dyn ModelOps<crate::PgConn>>,
     #[cfg(feature = "sqlite")]
@@ -140,12 +138,6 @@ impl RegisteredModel {
     /// The model's static description.
     pub fn meta(&self) -> &ModelMeta {
         &self.meta
-    }
-
-    /// Whether the application's hooks run in its mutations: their SQL and
-    /// their refusals may leave writes a failed mutation must roll back.
-    pub(crate) fn has_hooks(&self) -> bool {
-        self.hooks
     }
 }
 
@@ -181,7 +173,7 @@ impl Registry {
     /// configuration mistake found at startup.
     #[must_use]
     pub fn model<T: StoreModel>(self) -> Self {
-        self.register::<T>(NoHooks, false)
+        self.model_with_hooks::<T>(NoHooks)
     }
 
     /// Registers `T` with hooks that run inside each of its mutations'
@@ -191,12 +183,7 @@ impl Registry {
     ///
     /// Like [`Registry::model`], when the wire name is already registered.
     #[must_use]
-    pub fn model_with_hooks<T: StoreModel>(self, hooks: impl ModelHooks<T>) -> Self {
-        self.register::<T>(hooks, true)
-    }
-
-    /// Registers `T` with `hooks` (`has_hooks`: the application's own).
-    fn register<T: StoreModel>(mut self, hooks: impl ModelHooks<T>, has_hooks: bool) -> Self {
+    pub fn model_with_hooks<T: StoreModel>(mut self, hooks: impl ModelHooks<T>) -> Self {
         let hooks: Arc<dyn DynModelHooks<T>> = Arc::new(hooks);
         assert!(
             self.get(T::META.name).is_none(),
@@ -205,7 +192,6 @@ impl Registry {
         );
         self.models.push(RegisteredModel {
             meta: T::META,
-            hooks: has_hooks,
             #[cfg(feature = "postgres")]
             postgres: Box::new(Erased::<T> {
                 hooks: Arc::clone(&hooks),

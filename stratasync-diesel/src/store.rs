@@ -11,7 +11,6 @@ use futures::future::BoxFuture;
 use stratasync_core::{ActionKind, FilterContext, SyncAction, SyncId};
 
 use crate::log::{LogConn, NewAction, to_sync_action};
-use crate::members::MemberCache;
 use crate::mutate::Mutation;
 use crate::pool::{PoolOptions, SnapshotGate};
 use crate::registry::Registry;
@@ -128,8 +127,6 @@ pub struct Store {
     snapshots: SnapshotGate,
     /// How long a snapshot waits for its reader.
     snapshot_stall: std::time::Duration,
-    /// Memberships per user.
-    members: Arc<MemberCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -176,7 +173,6 @@ impl Store {
                     registry,
                     snapshots,
                     snapshot_stall,
-                    members: Arc::default(),
                 });
             }
             #[cfg(not(feature = "postgres"))]
@@ -204,7 +200,6 @@ impl Store {
                 registry,
                 snapshots,
                 snapshot_stall,
-                members: Arc::default(),
             })
         }
         #[cfg(not(feature = "sqlite"))]
@@ -229,29 +224,11 @@ impl Store {
     }
 
     /// The groups `user_id` holds through `sync_group_memberships`.
-    ///
-    /// Answered from a per-user cache when it can be: a change through this
-    /// store shows at once, a change another node announces with a `G`
-    /// action once [`Store::forget_member_groups`] is called for it, any
-    /// other within two seconds.
     pub async fn member_groups(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
-        let epoch = match self.members.get(user_id) {
-            Ok(groups) => return Ok(groups),
-            Err(epoch) => epoch,
-        };
-        let groups = on_backend!(&self.db, pool => {
+        on_backend!(&self.db, pool => {
             let mut conn = connection!(pool)?;
-            conn.member_groups(user_id).await?
-        });
-        self.members.insert(user_id, &groups, epoch);
-        Ok(groups)
-    }
-
-    /// Drops what [`Store::member_groups`] cached for `user_id`: called for
-    /// every `G` action read from the log, so that a membership changed on
-    /// another node shows here as soon as its action does.
-    pub fn forget_member_groups(&self, user_id: &str) {
-        self.members.forget(user_id);
+            Ok(conn.member_groups(user_id).await?)
+        })
     }
 
     /// Whether a cursor at `after` has lost actions of `groups` to trimming.
@@ -542,22 +519,18 @@ impl Store {
         group_id: &str,
         group_type: &str,
     ) -> Result<bool, StoreError> {
-        let added = on_backend!(&self.db, pool => {
+        on_backend!(&self.db, pool => {
             let mut conn = connection!(pool)?;
-            conn.add_member(user_id, group_id, group_type).await
-        });
-        self.members.forget(user_id);
-        Ok(added?)
+            Ok(conn.add_member(user_id, group_id, group_type).await?)
+        })
     }
 
     /// Removes `user_id` from `group_id`; returns whether they were a member.
     pub async fn remove_member(&self, user_id: &str, group_id: &str) -> Result<bool, StoreError> {
-        let removed = on_backend!(&self.db, pool => {
+        on_backend!(&self.db, pool => {
             let mut conn = connection!(pool)?;
-            conn.remove_member(user_id, group_id).await
-        });
-        self.members.forget(user_id);
-        Ok(removed?)
+            Ok(conn.remove_member(user_id, group_id).await?)
+        })
     }
 
     /// Adds (`join`) or removes a membership of `user_id` in `group_id` and,
@@ -581,7 +554,7 @@ impl Store {
             #[cfg(feature = "postgres")]
             Db::Postgres(_) => None,
         };
-        let changed = on_backend!(&self.db, pool as Conn => {
+        on_backend!(&self.db, pool as Conn => {
             let mut conn = Leased::<Conn>::get(pool).await?;
             let mut tx = Scope::begin(conn.conn()).await?;
             let conn = tx.conn();
@@ -610,10 +583,7 @@ impl Store {
             }
             .await;
             tx.finish(outcome.map_err(StoreError::from)).await
-        });
-        // Whatever the outcome: a commit whose answer was lost changed it too.
-        self.members.forget(user_id);
-        changed
+        })
     }
 
     /// A slot of the snapshot share and a connection for a snapshot reader,

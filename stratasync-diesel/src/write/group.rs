@@ -25,17 +25,17 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use diesel_async::pooled_connection::deadpool::Pool;
-use stratasync_core::{ActionKind, FilterContext, SyncId};
+use stratasync_core::{ActionKind, FilterContext};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::scope::{Leased, Scope};
-use super::{ATTEMPTS, Applied, Outcome, actions_of, apply_alone, back_off, key};
+use super::{ATTEMPTS, Applied, Outcome, append_change, apply_alone, back_off, key};
 use crate::error::{Fault, classify};
-use crate::log::{LogConn, NewAction, TxKey, to_sync_action};
+use crate::log::LogConn;
 use crate::mutate::{Change, Mutation};
-use crate::registry::{RegisteredModel, Registry};
+use crate::registry::Registry;
 use crate::{MutationError, PgConn, StoreConn, StoreError};
 
 /// Mutations one group transaction carries at most.
@@ -148,10 +148,7 @@ async fn commit_group(pool: &Pool<PgConn>, registry: &Registry, group: Vec<Job>)
     }
     let mut outcomes: Vec<Option<Outcome>> = entries.iter().map(|_| None).collect();
     metrics::histogram!("stratasync_group_commit_size").record(together.len() as f64);
-    // A group of one too: it costs fewer round trips than the single path
-    // (no per-key lock, one idempotency lookup), and a failure still sends
-    // it there.
-    if !together.is_empty() {
+    if together.len() > 1 {
         let members: Vec<Entry<'_>> = together.iter().map(|&i| entries[i]).collect();
         if let Some(results) = run_group(pool, registry, &members).await {
             for (&i, outcome) in together.iter().zip(results) {
@@ -249,90 +246,16 @@ fn settled_earlier(
     })
 }
 
-/// What a member refused with `error` (its writes undone, the transaction
-/// still open) comes to: a duplicate when its key committed meanwhile, moot
-/// when an earlier member settled its row, else the refusal.
-async fn settle_refused(
-    conn: &mut PgConn,
-    group: &[Entry<'_>],
-    steps: &[Step],
-    model: &RegisteredModel,
-    (ctx, mutation): Entry<'_>,
-    error: MutationError,
-) -> Result<Step, StoreError> {
-    let settled_by = if error.is_not_found() {
-        settled_earlier(group, steps, ctx, mutation, ActionKind::Delete)
-    } else if error.is_already_exists() && model.meta().composite {
-        settled_earlier(group, steps, ctx, mutation, ActionKind::Insert)
-    } else {
-        None
-    };
-    Ok(match conn.find_client_tx(key(ctx, mutation)).await? {
-        Some(id) => Step::Settled(Ok(Applied::Duplicate(id))),
-        None => settled_by.map_or(Step::Settled(Err(error)), Step::AfterEarlier),
-    })
-}
-
-/// A member's index (from 1) and the action its key already produced.
-#[derive(diesel::QueryableByName)]
-struct AppliedBefore {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    member: i64,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    id: i64,
-}
-
-/// The action each member's idempotency key already produced, if any: one
-/// query for the whole group, each key an index lookup.
-async fn find_applied(
-    conn: &mut PgConn,
-    group: &[Entry<'_>],
-) -> Result<Vec<Option<SyncId>>, StoreError> {
-    use diesel::sql_types::{Array, Text};
-    use diesel_async::RunQueryDsl;
-    let keys: Vec<TxKey<'_>> = group.iter().map(|&(ctx, m)| key(ctx, m)).collect();
-    let found = diesel::sql_query(
-        "SELECT k.member, a.id \
-         FROM unnest($1::text[], $2::text[], $3::text[]) \
-              WITH ORDINALITY AS k(user_id, client_id, client_tx_id, member) \
-         JOIN sync_actions a USING (user_id, client_id, client_tx_id)",
-    )
-    .bind::<Array<Text>, _>(keys.iter().map(|k| k.user_id).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(keys.iter().map(|k| k.client_id).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(keys.iter().map(|k| k.client_tx_id).collect::<Vec<_>>())
-    .load::<AppliedBefore>(conn)
-    .await?;
-    let mut applied = vec![None; group.len()];
-    for row in found {
-        if let Some(slot) = usize::try_from(row.member - 1)
-            .ok()
-            .and_then(|i| applied.get_mut(i))
-        {
-            *slot = Some(SyncId::from_i64(row.id));
-        }
-    }
-    Ok(applied)
-}
-
-/// Fails when the group's transaction was aborted by a statement the
-/// database refused (a refusal does not say whether one was).
-async fn still_open(conn: &mut PgConn) -> Result<(), StoreError> {
-    use diesel_async::RunQueryDsl;
-    diesel::sql_query("SELECT 1").execute(conn).await?;
-    Ok(())
-}
-
-/// Inside the group's transaction: each member applied (in its savepoint
-/// when its model has hooks), then the appends. `Err` fails the whole group.
+/// Inside the group's transaction: each member in its savepoint, then the
+/// appends. `Err` fails the whole group.
 async fn apply_and_append_all(
     conn: &mut PgConn,
     registry: &Registry,
     group: &[Entry<'_>],
 ) -> Result<Vec<Outcome>, StoreError> {
     let now = Utc::now();
-    let applied_before = find_applied(conn, group).await?;
     let mut steps = Vec::with_capacity(group.len());
-    for (&(ctx, mutation), applied_before) in group.iter().zip(applied_before) {
+    for &(ctx, mutation) in group {
         let Some(model) = registry.get(&mutation.model) else {
             steps.push(Step::Settled(Err(MutationError::rejected(format!(
                 "Unknown model \"{}\"",
@@ -340,28 +263,13 @@ async fn apply_and_append_all(
             )))));
             continue;
         };
+        let key = key(ctx, mutation);
         // No per-transaction lock here: a concurrent duplicate in another
         // group either makes this apply fail after waiting on its rows (then
         // its action is committed and found below) or makes the append fail
         // on the unique key, which reruns this group and finds it.
-        if let Some(id) = applied_before {
+        if let Some(id) = conn.find_client_tx(key).await? {
             steps.push(Step::Settled(Ok(Applied::Duplicate(id))));
-            continue;
-        }
-        // A model without hooks writes nothing before a refusal, so its
-        // mutation needs no savepoint; one the database refuses aborts the
-        // group's transaction, and the group runs one by one instead.
-        if !model.has_hooks() {
-            match PgConn::ops(model).apply(conn, mutation, ctx, now).await {
-                Ok(change) => steps.push(Step::Append(change)),
-                Err(MutationError::Store(error)) => return Err(error),
-                Err(error) => {
-                    still_open(conn).await?;
-                    steps.push(
-                        settle_refused(conn, group, &steps, model, (ctx, mutation), error).await?,
-                    );
-                }
-            }
             continue;
         }
         let mut savepoint = Scope::begin(&mut *conn).await?;
@@ -382,41 +290,26 @@ async fn apply_and_append_all(
             }
             Err(error) => {
                 savepoint.rollback().await?;
-                steps.push(
-                    settle_refused(conn, group, &steps, model, (ctx, mutation), error).await?,
-                );
+                let settled_by = if error.is_not_found() {
+                    settled_earlier(group, &steps, ctx, mutation, ActionKind::Delete)
+                } else if error.is_already_exists() && model.meta().composite {
+                    settled_earlier(group, &steps, ctx, mutation, ActionKind::Insert)
+                } else {
+                    None
+                };
+                steps.push(match conn.find_client_tx(key).await? {
+                    Some(id) => Step::Settled(Ok(Applied::Duplicate(id))),
+                    None => settled_by.map_or(Step::Settled(Err(error)), Step::AfterEarlier),
+                });
             }
         }
     }
     conn.lock_append_order().await?;
-    // Every action of the applied members, in group order, in one statement.
-    let mut actions = Vec::new();
-    let mut answered = Vec::new();
-    for (&(ctx, mutation), step) in group.iter().zip(&mut steps) {
-        if let Step::Append(change) = step {
-            let (left, action) = actions_of(ctx, mutation, change);
-            actions.extend(left);
-            answered.push(actions.len());
-            actions.push(action);
-        }
-    }
-    let appended = append_all(conn, &actions).await?;
-    let mut new_actions = answered
-        .into_iter()
-        .map(|i| {
-            let (id, created_at) = appended[i];
-            to_sync_action(&actions[i], id, created_at)
-        })
-        .collect::<Vec<_>>()
-        .into_iter();
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(steps.len());
-    for step in steps {
+    for (&(ctx, mutation), step) in group.iter().zip(steps) {
         let outcome = match step {
             Step::Settled(outcome) => outcome,
-            Step::Append(_) => match new_actions.next() {
-                Some(action) => Ok(Applied::New(action)),
-                None => return Err(StoreError::Pool("an action was not appended".into())),
-            },
+            Step::Append(change) => Ok(append_change(conn, ctx, mutation, change).await?),
             Step::AfterEarlier(index) => match (&outcomes[index], group[index].1.action) {
                 (Ok(delete), ActionKind::Delete) => {
                     Err(MutationError::AlreadyDeleted(delete.sync_id()))
@@ -428,56 +321,4 @@ async fn apply_and_append_all(
         outcomes.push(outcome);
     }
     Ok(outcomes)
-}
-
-/// Appends `actions` (the append lock is held) in one statement; their ids
-/// and timestamps, in the same order. PostgreSQL inserts the rows of a
-/// `VALUES` list, draws their ids and returns them in the list's order.
-async fn append_all(
-    conn: &mut PgConn,
-    actions: &[NewAction<'_>],
-) -> Result<Vec<(SyncId, DateTime<Utc>)>, StoreError> {
-    use diesel::prelude::*;
-    use diesel_async::RunQueryDsl;
-
-    use crate::schema::sync_actions::dsl as a;
-    if actions.is_empty() {
-        return Ok(Vec::new());
-    }
-    let now = Utc::now();
-    let rows: Vec<_> = actions
-        .iter()
-        .map(|action| {
-            (
-                a::model.eq(action.model),
-                a::model_id.eq(action.model_id),
-                a::action.eq(action.action),
-                a::data.eq(crate::Bind(&action.data)),
-                a::group_id.eq(action.group_id),
-                a::user_id.eq(action
-                    .key
-                    .filter(|_| action.answers_retries)
-                    .map(|k| k.user_id)),
-                a::client_id.eq(action.key.map(|k| k.client_id)),
-                a::client_tx_id.eq(action.key.map(|k| k.client_tx_id)),
-                a::created_at.eq(crate::Bind(now)),
-            )
-        })
-        .collect();
-    let appended = diesel::insert_into(a::sync_actions)
-        .values(rows)
-        .returning((a::id, a::created_at))
-        .get_results::<(i64, DateTime<Utc>)>(conn)
-        .await?;
-    if appended.len() != actions.len() {
-        return Err(StoreError::Pool(format!(
-            "{} actions appended for {}",
-            appended.len(),
-            actions.len()
-        )));
-    }
-    Ok(appended
-        .into_iter()
-        .map(|(id, at)| (SyncId::from_i64(id), at))
-        .collect())
 }

@@ -154,56 +154,36 @@ async fn apply_and_append<C: StoreConn>(
 }
 
 /// Appends the actions of an applied `mutation` (the append lock is held):
-/// see [`actions_of`]. The last action appended is the one answered, now and
-/// to retries.
+/// its one action, or for a move the delete in the group the row left and
+/// then the insert in the new one. The last action appended is the one
+/// answered, now and to retries.
 pub(crate) async fn append_change<C: StoreConn>(
     conn: &mut C,
     ctx: &FilterContext,
     mutation: &Mutation,
-    mut change: Change,
+    change: Change,
 ) -> Result<Applied, StoreError> {
-    let (left, action) = actions_of(ctx, mutation, &mut change);
-    if let Some(left) = left {
-        conn.append(left).await?;
+    if let Some(left) = change.left {
+        conn.append(NewAction {
+            model: &mutation.model,
+            model_id: &change.model_id,
+            action: ActionKind::Delete.letter(),
+            data: left.data,
+            group_id: Some(&left.group_id),
+            key: Some(key(ctx, mutation)),
+            answers_retries: false,
+        })
+        .await?;
     }
-    let (id, created_at) = conn.append(action.clone()).await?;
-    Ok(Applied::New(to_sync_action(&action, id, created_at)))
-}
-
-/// The actions an applied `mutation` appends, in this order: for a move, the
-/// delete in the group the row left; then its own action (for a move, the
-/// insert in the new group), the one answered now and to retries. Takes the
-/// data out of `change`.
-pub(crate) fn actions_of<'a>(
-    ctx: &'a FilterContext,
-    mutation: &'a Mutation,
-    change: &'a mut Change,
-) -> (Option<NewAction<'a>>, NewAction<'a>) {
-    let Change {
-        model_id,
-        action,
-        group_id,
-        data,
-        left,
-    } = change;
-    let model_id: &'a String = model_id;
-    let left = left.as_mut().map(|left| NewAction {
-        model: &mutation.model,
-        model_id,
-        action: ActionKind::Delete.letter(),
-        data: std::mem::take(&mut left.data),
-        group_id: Some(&left.group_id),
-        key: Some(key(ctx, mutation)),
-        answers_retries: false,
-    });
     let action = NewAction {
         model: &mutation.model,
-        model_id,
-        action: action.letter(),
-        data: std::mem::take(data),
-        group_id: group_id.as_deref(),
+        model_id: &change.model_id,
+        action: change.action.letter(),
+        data: change.data,
+        group_id: change.group_id.as_deref(),
         key: Some(key(ctx, mutation)),
         answers_retries: true,
     };
-    (left, action)
+    let (id, created_at) = conn.append(action.clone()).await?;
+    Ok(Applied::New(to_sync_action(&action, id, created_at)))
 }

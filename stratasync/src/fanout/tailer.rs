@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use stratasync_core::{ActionKind, SyncId};
+use stratasync_core::SyncId;
 use stratasync_diesel::Store;
 use tokio::sync::{Notify, broadcast, watch};
 use tracing::Instrument as _;
@@ -86,11 +86,6 @@ impl Tailer {
                 .await?;
             for action in page.actions {
                 self.cursor = action.id;
-                // A `G` action: the user's memberships changed, maybe on
-                // another node; what this node cached of them is stale.
-                if action.action == ActionKind::GroupsChanged.letter() {
-                    self.store.forget_member_groups(&action.model_id);
-                }
                 // The bus carries a large action without its data: its frame
                 // waits for the sockets here, so they need not read it again.
                 if action.data.get().len() > INLINE_DATA_BYTES && self.bus.receiver_count() > 0 {
