@@ -12,7 +12,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::ClientType;
-use crate::nul::{contains_nul, text_contains_nul};
+use crate::nul_char::{contains_nul, text_contains_nul};
 
 const DAY_MS: i64 = 86_400_000;
 

@@ -14,7 +14,7 @@ mod codec;
 mod composite;
 mod id;
 mod model;
-mod nul;
+mod nul_char;
 mod scope;
 mod typescript;
 
@@ -25,7 +25,7 @@ pub use codec::{FieldCodec, FieldError, FieldProblem, GroupValue, write_json_str
 pub use composite::composite_id;
 pub use id::{SyncId, SyncIdError};
 pub use model::{ActionSet, FieldMeta, GroupKey, ModelMeta, SyncModel};
-pub use nul::{contains_nul, map_contains_nul, text_contains_nul};
+pub use nul_char::{contains_nul, map_contains_nul, text_contains_nul};
 pub use scope::FilterContext;
 pub use typescript::typescript;
 

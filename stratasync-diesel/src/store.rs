@@ -649,7 +649,7 @@ impl Store {
     }
 
     /// Streams the rows `plan` asks for, read from one consistent snapshot
-    /// (see [`crate::snapshot`]).
+    /// (see the `snapshot` module).
     ///
     /// Waits for a slot of the snapshot share and a connection first; when
     /// none frees up in time the answer is [`StoreError::Unavailable`].
