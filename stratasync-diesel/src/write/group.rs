@@ -8,7 +8,8 @@
 //! takes what has queued (up to [`MAX_GROUP`]) and runs it in one
 //! transaction:
 //!
-//! 1. each mutation in its own savepoint: deduplicate, check, apply. One
+//! 1. the idempotency keys of the whole group looked up in one query;
+//!    then each mutation in its own savepoint: check, apply. One
 //!    that fails (a rejection, a value the database refuses, a hook's
 //!    failing SQL) is rolled back to its savepoint and answered alone; the
 //!    rest of the group goes on;
@@ -27,13 +28,13 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use diesel_async::pooled_connection::deadpool::Pool;
-use stratasync_core::{ActionKind, FilterContext};
+use stratasync_core::{ActionKind, FilterContext, SyncId};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::scope::{Leased, Scope};
 use super::{ATTEMPTS, Applied, Outcome, append_change, apply_alone, back_off, key};
 use crate::error::{Fault, classify};
-use crate::log::LogConn;
+use crate::log::{LogConn, TxKey};
 use crate::mutate::{Change, Mutation};
 use crate::registry::Registry;
 use crate::{MutationError, PgConn, StoreConn, StoreError};
@@ -246,6 +247,49 @@ fn settled_earlier(
     })
 }
 
+/// A member's position in its group (from 1) and the action its
+/// idempotency key produced before.
+#[derive(diesel::QueryableByName)]
+struct AppliedBefore {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    member: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+}
+
+/// The action each member's idempotency key already produced, if any: one
+/// query for the whole group (each key an index lookup on the log's unique
+/// key), in the group's order.
+async fn find_applied(
+    conn: &mut PgConn,
+    group: &[Entry<'_>],
+) -> Result<Vec<Option<SyncId>>, StoreError> {
+    use diesel::sql_types::{Array, Text};
+    use diesel_async::RunQueryDsl;
+    let keys: Vec<TxKey<'_>> = group.iter().map(|&(ctx, m)| key(ctx, m)).collect();
+    let found = diesel::sql_query(
+        "SELECT k.member, a.id \
+         FROM unnest($1::text[], $2::text[], $3::text[]) \
+              WITH ORDINALITY AS k(user_id, client_id, client_tx_id, member) \
+         JOIN sync_actions a USING (user_id, client_id, client_tx_id)",
+    )
+    .bind::<Array<Text>, _>(keys.iter().map(|k| k.user_id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(keys.iter().map(|k| k.client_id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(keys.iter().map(|k| k.client_tx_id).collect::<Vec<_>>())
+    .load::<AppliedBefore>(conn)
+    .await?;
+    let mut applied = vec![None; group.len()];
+    for row in found {
+        if let Some(slot) = usize::try_from(row.member - 1)
+            .ok()
+            .and_then(|i| applied.get_mut(i))
+        {
+            *slot = Some(SyncId::from_i64(row.id));
+        }
+    }
+    Ok(applied)
+}
+
 /// Inside the group's transaction: each member in its savepoint, then the
 /// appends. `Err` fails the whole group.
 async fn apply_and_append_all(
@@ -254,8 +298,9 @@ async fn apply_and_append_all(
     group: &[Entry<'_>],
 ) -> Result<Vec<Outcome>, StoreError> {
     let now = Utc::now();
+    let applied_before = find_applied(conn, group).await?;
     let mut steps = Vec::with_capacity(group.len());
-    for &(ctx, mutation) in group {
+    for (&(ctx, mutation), applied_before) in group.iter().zip(applied_before) {
         let Some(model) = registry.get(&mutation.model) else {
             steps.push(Step::Settled(Err(MutationError::rejected(format!(
                 "Unknown model \"{}\"",
@@ -268,7 +313,7 @@ async fn apply_and_append_all(
         // group either makes this apply fail after waiting on its rows (then
         // its action is committed and found below) or makes the append fail
         // on the unique key, which reruns this group and finds it.
-        if let Some(id) = conn.find_client_tx(key).await? {
+        if let Some(id) = applied_before {
             steps.push(Step::Settled(Ok(Applied::Duplicate(id))));
             continue;
         }
