@@ -110,13 +110,14 @@ where
         .map(|last| last.id))
 }
 
-/// Applies `mutation` to model `T` on `conn` (inside the caller's transaction).
+/// Applies `mutation` to model `T` on `conn` (inside the caller's
+/// transaction), running the model's `hooks` if it has any.
 pub(crate) async fn apply<T, C>(
     conn: &mut C,
     mutation: &Mutation,
     ctx: &FilterContext,
     now: DateTime<Utc>,
-    hooks: &dyn DynModelHooks<T>,
+    hooks: Option<&dyn DynModelHooks<T>>,
 ) -> Result<Change, MutationError>
 where
     T: DieselModel<C>,
@@ -140,10 +141,12 @@ where
             return Err(MutationError::AlreadyLinked(linked));
         }
         let mut row = T::from_insert(key, &mutation.payload, now)?;
-        hooks
-            .before_insert(conn.tx(), ctx, &mut row)
-            .await
-            .map_err(MutationError::Rejected)?;
+        if let Some(hooks) = hooks {
+            hooks
+                .before_insert(conn.tx(), ctx, &mut row)
+                .await
+                .map_err(MutationError::Rejected)?;
+        }
         let group_id = row.group_id();
         authorize(ctx, group_id.as_deref())?;
         references::check_row(conn, &row).await?;
@@ -178,10 +181,12 @@ where
             if let Some(moved_to) = &moved_to {
                 authorize(ctx, Some(moved_to))?;
             }
-            hooks
-                .before_update(conn.tx(), ctx, &key, &data)
-                .await
-                .map_err(MutationError::Rejected)?;
+            if let Some(hooks) = hooks {
+                hooks
+                    .before_update(conn.tx(), ctx, &key, &data)
+                    .await
+                    .map_err(MutationError::Rejected)?;
+            }
             // A move is logged as a delete in the old group and an insert of
             // the whole row in the new one: a client drops an update of a row
             // it does not hold, and keeps a row until told it is gone.
@@ -221,10 +226,12 @@ where
                     "Invalid mutation: the payload contains a NUL character",
                 ));
             }
-            hooks
-                .before_delete(conn.tx(), ctx, &key)
-                .await
-                .map_err(MutationError::Rejected)?;
+            if let Some(hooks) = hooks {
+                hooks
+                    .before_delete(conn.tx(), ctx, &key)
+                    .await
+                    .map_err(MutationError::Rejected)?;
+            }
             if T::delete(conn, &key).await? == 0 {
                 return Err(missing_row(conn, mutation, &model_id, ctx).await);
             }

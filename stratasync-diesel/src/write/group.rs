@@ -9,18 +9,24 @@
 //! transaction:
 //!
 //! 1. the idempotency keys of the whole group looked up in one query;
-//!    then each mutation in its own savepoint: check, apply. One
-//!    that fails (a rejection, a value the database refuses, a hook's
-//!    failing SQL) is rolled back to its savepoint and answered alone; the
-//!    rest of the group goes on;
+//!    then each mutation checked and applied. A mutation that may write
+//!    before it refuses (one with hooks, an update whose references are
+//!    checked after the write) runs in its own savepoint: when it fails (a
+//!    rejection, a value the database refuses, a hook's failing SQL) it is
+//!    rolled back to its savepoint and answered alone, and the rest of the
+//!    group goes on. Any other mutation refuses before writing, so it needs
+//!    no savepoint: a refusal is answered alone, and a statement the
+//!    database refuses (which aborts the transaction) fails the whole
+//!    group;
 //! 2. then the append lock, and the actions of every applied mutation
 //!    appended in queue order;
 //! 3. one commit; only then is anything answered.
 //!
 //! When the group as a whole fails, nothing of it was committed. A deadlock
 //! or serialization failure reruns the group, at most
-//! [`ATTEMPTS`](super::ATTEMPTS) times; a lost connection, or conflicts past
-//! that, runs each mutation alone on the single path, on a fresh connection
+//! [`ATTEMPTS`](super::ATTEMPTS) times; a lost connection, a statement
+//! refused outside a savepoint, or conflicts past that, runs each mutation
+//! alone on the single path (each in its own transaction), on a fresh connection
 //! (deduplication answers any that did commit before the connection
 //! dropped).
 
@@ -317,24 +323,30 @@ async fn apply_and_append_all(
             steps.push(Step::Settled(Ok(Applied::Duplicate(id))));
             continue;
         }
-        let mut savepoint = Scope::begin(&mut *conn).await?;
-        let applied = PgConn::ops(model)
-            .apply(savepoint.conn(), mutation, ctx, now)
-            .await;
-        match applied {
-            Ok(change) => {
-                savepoint.commit().await?;
-                steps.push(Step::Append(change));
+        let ops = PgConn::ops(model);
+        let savepoint = ops.needs_savepoint(mutation);
+        let applied = if savepoint {
+            let mut savepoint = Scope::begin(&mut *conn).await?;
+            let applied = ops.apply(savepoint.conn(), mutation, ctx, now).await;
+            match &applied {
+                Ok(_) => savepoint.commit().await?,
+                Err(_) => savepoint.rollback().await?,
             }
-            // A deadlock or a lost connection fails the group.
+            applied
+        } else {
+            ops.apply(conn, mutation, ctx, now).await
+        };
+        match applied {
+            Ok(change) => steps.push(Step::Append(change)),
+            // A deadlock or a lost connection fails the group; so does any
+            // failed statement outside a savepoint (it aborted the group's
+            // transaction).
             Err(MutationError::Store(StoreError::Query(error)))
-                if matches!(classify(&error), Fault::Conflict | Fault::Broken) =>
+                if !savepoint || matches!(classify(&error), Fault::Conflict | Fault::Broken) =>
             {
-                savepoint.rollback().await?;
                 return Err(StoreError::Query(error));
             }
             Err(error) => {
-                savepoint.rollback().await?;
                 let settled_by = if error.is_not_found() {
                     settled_earlier(group, &steps, ctx, mutation, ActionKind::Delete)
                 } else if error.is_already_exists() && model.meta().composite {
@@ -342,6 +354,10 @@ async fn apply_and_append_all(
                 } else {
                     None
                 };
+                // Outside a savepoint, a refusal may come from a statement
+                // the database refused (a value it cannot store, a unique
+                // violation): then the transaction is aborted, this query
+                // fails, and with it the group.
                 steps.push(match conn.find_client_tx(key).await? {
                     Some(id) => Step::Settled(Ok(Applied::Duplicate(id))),
                     None => settled_by.map_or(Step::Settled(Err(error)), Step::AfterEarlier),
