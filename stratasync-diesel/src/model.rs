@@ -110,6 +110,35 @@ pub trait DieselModel<C>: SyncModel {
         key: &'a Self::Key,
         at: Option<DateTime<Utc>>,
     ) -> BoxFuture<'a, QueryResult<usize>>;
+
+    /// [`update`](Self::update) in one statement that also checks the row
+    /// is the caller's to write: its group is one `ctx` holds (any row of a
+    /// global model) and it is in the caller's read scope. The updated row's
+    /// group (`Some(None)` for a global model); `None` when no row matched.
+    fn update_visible<'a>(
+        conn: &'a mut C,
+        key: &'a Self::Key,
+        changes: Self::Changes,
+        ctx: &'a FilterContext,
+    ) -> BoxFuture<'a, QueryResult<Option<Option<String>>>>;
+
+    /// [`delete`](Self::delete) of a row the caller may write, like
+    /// [`update_visible`](Self::update_visible).
+    fn delete_visible<'a>(
+        conn: &'a mut C,
+        key: &'a Self::Key,
+        ctx: &'a FilterContext,
+    ) -> BoxFuture<'a, QueryResult<Option<Option<String>>>>;
+
+    /// [`set_archived`](Self::set_archived) on a row the caller may write,
+    /// like [`update_visible`](Self::update_visible). Models without archive
+    /// actions answer `Ok(None)`.
+    fn set_archived_visible<'a>(
+        conn: &'a mut C,
+        key: &'a Self::Key,
+        at: Option<DateTime<Utc>>,
+        ctx: &'a FilterContext,
+    ) -> BoxFuture<'a, QueryResult<Option<Option<String>>>>;
 }
 
 /// The part of a reference check for one referenced model: its table and

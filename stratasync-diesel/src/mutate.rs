@@ -110,6 +110,101 @@ where
         .map(|last| last.id))
 }
 
+/// For a model without hooks: `mutation` (not an insert) written in one
+/// statement that also checks the row is the caller's to write (its group
+/// held, in the caller's scope). `None` when the mutation takes the checked
+/// path of [`apply`] instead: a payload that path refuses after finding the
+/// row, a change of the row's group, a change of nothing. A write that
+/// matches no row reads the row to give the checked path's answer.
+async fn write_visible<T, C>(
+    conn: &mut C,
+    mutation: &Mutation,
+    key: &T::Key,
+    model_id: &str,
+    ctx: &FilterContext,
+) -> Result<Option<Change>, MutationError>
+where
+    T: DieselModel<C>,
+    C: HookConn + LogConn,
+{
+    let (written, data) = match mutation.action {
+        ActionKind::Update => {
+            let Ok((changes, data)) = T::decode_changes(&mutation.payload) else {
+                return Ok(None);
+            };
+            if T::changed_group(&changes).is_some() || T::changes_nothing(&changes) {
+                return Ok(None);
+            }
+            let recheck = T::touches_references(&changes);
+            let written = T::update_visible(conn, key, changes, ctx).await?;
+            if written.is_some() && recheck {
+                let row = T::find(conn, key)
+                    .await?
+                    .ok_or_else(MutationError::not_found)?;
+                references::check_row(conn, &row).await?;
+            }
+            (written, Value::Object(data))
+        }
+        ActionKind::Delete => {
+            if map_contains_nul(&mutation.payload) {
+                return Ok(None);
+            }
+            let written = T::delete_visible(conn, key, ctx).await?;
+            (written, Value::Object(mutation.payload.clone()))
+        }
+        ActionKind::Archive => {
+            let at = match mutation.payload.get("archivedAt") {
+                Some(value) if value.is_number() => {
+                    match DateTime::<Utc>::decode(value, "archivedAt") {
+                        Ok(at) => at,
+                        Err(_) => return Ok(None),
+                    }
+                }
+                _ => return Ok(None),
+            };
+            let written = T::set_archived_visible(conn, key, Some(at), ctx).await?;
+            (written, serde_json::json!({ "archivedAt": at.to_json() }))
+        }
+        ActionKind::Unarchive => {
+            let written = T::set_archived_visible(conn, key, None, ctx).await?;
+            (written, serde_json::json!({ "archivedAt": null }))
+        }
+        ActionKind::Insert | ActionKind::GroupsChanged => return Ok(None),
+    };
+    match written {
+        Some(group_id) => Ok(Some(Change {
+            model_id: model_id.to_owned(),
+            action: mutation.action,
+            group_id,
+            data,
+            left: None,
+        })),
+        None => Err(not_writable::<T, C>(conn, mutation, key, model_id, ctx).await),
+    }
+}
+
+/// Why a checked write matched no row, answered as the checked path of
+/// [`apply`] answers: a row of a group the caller does not hold is not
+/// found; else the row is missing for the caller ([`missing_row`]).
+async fn not_writable<T, C>(
+    conn: &mut C,
+    mutation: &Mutation,
+    key: &T::Key,
+    model_id: &str,
+    ctx: &FilterContext,
+) -> MutationError
+where
+    T: DieselModel<C>,
+    C: LogConn,
+{
+    match T::find_group(conn, key).await {
+        Ok(Some(Some(group))) if !ctx.holds(&group) => MutationError::not_found(),
+        Ok(Some(None)) if T::META.group != GroupKey::Global => MutationError::not_found(),
+        Ok(_) => missing_row(conn, mutation, model_id, ctx).await,
+        Err(error) => error.into(),
+    }
+}
+
 /// Applies `mutation` to model `T` on `conn` (inside the caller's
 /// transaction), running the model's `hooks` if it has any.
 pub(crate) async fn apply<T, C>(
@@ -158,6 +253,12 @@ where
             data: Value::Object(row.insert_data()),
             left: None,
         });
+    }
+
+    if hooks.is_none()
+        && let Some(change) = write_visible::<T, C>(conn, mutation, &key, &model_id, ctx).await?
+    {
+        return Ok(change);
     }
 
     // Rows of groups the caller does not hold are answered as missing rows.

@@ -63,7 +63,7 @@ fn after_condition(spec: &Spec) -> TokenStream {
 /// The filter of the model's scope function for the `FilterContext` `ctx`
 /// (an expression), spanned at the function's path so that rustc checks its
 /// signature there.
-fn scope_filter(spec: &Spec, ctx: TokenStream) -> Option<TokenStream> {
+pub(super) fn scope_filter(spec: &Spec, ctx: TokenStream) -> Option<TokenStream> {
     let table = &spec.table;
     spec.scope.as_ref().map(|path| {
         quote_spanned! {path.span()=>
@@ -292,6 +292,16 @@ pub fn diesel_model(spec: &Spec) -> TokenStream {
         }
     };
 
+    let visible_writes = super::visible::visible_writes(
+        spec,
+        &by_key,
+        &super::visible::Returned {
+            column: group_column,
+            ty: group_ty,
+            map: group_map.clone(),
+        },
+    );
+
     let insert_values = fields.iter().map(|field| {
         let column = &field.column;
         let ident = field.ident;
@@ -470,6 +480,8 @@ pub fn diesel_model(spec: &Spec) -> TokenStream {
                         }
 
                         #set_archived
+
+                        #visible_writes
 
                         #in_scope
 
