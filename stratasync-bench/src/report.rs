@@ -228,9 +228,10 @@ impl Report {
              (`BEGIN ... COMMIT` around each), and for batches above 1 also once per request \
              (`BEGIN`, the batch's statements, `COMMIT`: the work the server does for a \
              request). The server and the baselines alternate which runs first (order \
-             column). Round trips: the server's PostgreSQL round trips (`Sync` and `Query` \
-             messages, counted by a proxy in front of the database, the log tailer's reads \
-             and the pool's checks included) per transaction of its run.\n"
+             column). Round trips: the server's PostgreSQL round trips (`Query` messages and \
+             `Sync` messages but those that only close statements, counted by a proxy in \
+             front of the database, the log tailer's reads and the pool's checks included) \
+             per transaction of its run.\n"
         );
         let _ = writeln!(
             w,

@@ -6,9 +6,11 @@
 //! `Describe` / `Execute` and then `Sync`, and waits for `ReadyForQuery`;
 //! in the simple protocol it sends one `Query`. So one `Sync` or one
 //! `Query` is one round trip (a statement prepared on the fly costs two: its
-//! `Parse` and its execution each end in a `Sync`). Everything the server
-//! sends through the proxy counts: requests, the log tailer's reads, the
-//! pool's connection checks.
+//! `Parse` and its execution each end in a `Sync`). A `Sync` after nothing
+//! but `Close` messages is not one: tokio-postgres closes a statement it
+//! prepared on the fly that way when it drops it, without waiting for the
+//! answer. Everything the server sends through the proxy counts: requests,
+//! the log tailer's reads, the pool's connection checks.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -117,6 +119,18 @@ struct Messages {
     pending: Vec<u8>,
     /// Past the startup message: every message starts with its type byte.
     started: bool,
+    /// What was sent since the last `Sync`: nothing, only `Close`
+    /// messages, or something else.
+    since_sync: SinceSync,
+}
+
+/// The messages sent since the last `Sync`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum SinceSync {
+    #[default]
+    Nothing,
+    OnlyCloses,
+    Work,
 }
 
 impl Messages {
@@ -145,8 +159,17 @@ impl Messages {
                 break;
             }
             match kind {
-                Some(b'S' | b'Q') => round_trips += 1,
-                Some(_) => {}
+                Some(b'Q') => round_trips += 1,
+                Some(b'S') => {
+                    if self.since_sync != SinceSync::OnlyCloses {
+                        round_trips += 1;
+                    }
+                    self.since_sync = SinceSync::Nothing;
+                }
+                Some(b'C') if self.since_sync != SinceSync::Work => {
+                    self.since_sync = SinceSync::OnlyCloses;
+                }
+                Some(_) => self.since_sync = SinceSync::Work,
                 None => {
                     const SSL_REQUEST: u32 = 80_877_103;
                     const GSS_REQUEST: u32 = 80_877_104;
@@ -176,11 +199,18 @@ mod tests {
         wire.extend_from_slice(&9u32.to_be_bytes());
         wire.extend_from_slice(&196_608u32.to_be_bytes());
         wire.push(0);
-        // Parse (empty body), Sync, Query "x", Terminate.
+        // Parse (empty body), Sync, Query "x".
         wire.extend_from_slice(&[b'P', 0, 0, 0, 4, b'S', 0, 0, 0, 4]);
-        wire.extend_from_slice(&[b'Q', 0, 0, 0, 6, b'x', 0, b'X', 0, 0, 0, 4]);
+        wire.extend_from_slice(&[b'Q', 0, 0, 0, 6, b'x', 0]);
+        // Close + Sync of a dropped statement: not waited for.
+        wire.extend_from_slice(&[b'C', 0, 0, 0, 6, b'S', 0, b'S', 0, 0, 0, 4]);
+        // Close, Parse, Sync: waited for.
+        wire.extend_from_slice(&[b'C', 0, 0, 0, 6, b'S', 0, b'P', 0, 0, 0, 4]);
+        wire.extend_from_slice(&[b'S', 0, 0, 0, 4]);
         let counted: u64 = wire.chunks(3).map(|chunk| messages.feed(chunk)).sum();
-        assert_eq!(counted, 2);
+        assert_eq!(counted, 3);
+        // Terminate.
+        assert_eq!(messages.feed(&[b'X', 0, 0, 0, 4]), 0);
         assert!(messages.pending.is_empty());
     }
 
