@@ -331,8 +331,7 @@ pub fn diesel_model(spec: &Spec) -> TokenStream {
                 changes: <Self as __sp::SyncModel>::Changes,
             ) -> __sp::BoxFuture<'a, __sp::diesel::QueryResult<usize>> {
                 ::std::boxed::Box::pin(async move {
-                    __sp::diesel::update(#by_key)
-                        .set((#(#sets,)*))
+                    __sp::BySql(__sp::diesel::update(#by_key).set((#(#sets,)*)))
                         .execute(conn)
                         .await
                 })
@@ -350,10 +349,11 @@ pub fn diesel_model(spec: &Spec) -> TokenStream {
                     at: ::core::option::Option<__sp::chrono::DateTime<__sp::chrono::Utc>>,
                 ) -> __sp::BoxFuture<'a, __sp::diesel::QueryResult<usize>> {
                     ::std::boxed::Box::pin(async move {
-                        __sp::diesel::update(#by_key)
-                            .set(#table::#column.eq(__sp::Bind(at)))
-                            .execute(conn)
-                            .await
+                        __sp::BySql(
+                            __sp::diesel::update(#by_key).set(#table::#column.eq(__sp::Bind(at))),
+                        )
+                        .execute(conn)
+                        .await
                     })
                 }
             }

@@ -44,7 +44,6 @@ pub fn visible_writes(spec: &Spec, by_key: &TokenStream, returned: &Returned<'_>
     let visible = quote!(#by_key #held #scoped);
     let Returned { column, ty, map } = returned;
     let returning = quote! {
-        .returning(#table::#column)
         .get_result::<#ty>(conn)
         .await
         .optional()?;
@@ -69,9 +68,12 @@ pub fn visible_writes(spec: &Spec, by_key: &TokenStream, returned: &Returned<'_>
         });
         quote! {
             ::std::boxed::Box::pin(async move {
-                let found = __sp::diesel::update(#visible)
-                    .set((#(#sets,)*))
-                    #returning
+                let found = __sp::BySql(
+                    __sp::diesel::update(#visible)
+                        .set((#(#sets,)*))
+                        .returning(#table::#column),
+                )
+                #returning
             })
         }
     };
@@ -80,9 +82,12 @@ pub fn visible_writes(spec: &Spec, by_key: &TokenStream, returned: &Returned<'_>
             let archived = &fields[index].column;
             quote! {
                 ::std::boxed::Box::pin(async move {
-                    let found = __sp::diesel::update(#visible)
-                        .set(#table::#archived.eq(__sp::Bind(at)))
-                        #returning
+                    let found = __sp::BySql(
+                        __sp::diesel::update(#visible)
+                            .set(#table::#archived.eq(__sp::Bind(at)))
+                            .returning(#table::#column),
+                    )
+                    #returning
                 })
             }
         }
@@ -106,6 +111,7 @@ pub fn visible_writes(spec: &Spec, by_key: &TokenStream, returned: &Returned<'_>
         ) -> __sp::BoxFuture<'a, #found> {
             ::std::boxed::Box::pin(async move {
                 let found = __sp::diesel::delete(#visible)
+                    .returning(#table::#column)
                     #returning
             })
         }
