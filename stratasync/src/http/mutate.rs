@@ -153,12 +153,16 @@ pub(crate) async fn mutate_route(
                     "error": message,
                 }));
             }
-            // Moot: a committed delete removed the row, or the pair is linked
-            // already. A success keeps the client from rolling its change
+            // Moot: a committed delete removed the row (or a row its payload
+            // references), or the pair is linked already. A success keeps the client from rolling its change
             // back over that action; without a syncId the client completes
             // the transaction at once instead of waiting for an id its cursor
             // may have passed already (docs/protocol.md, "Moot writes").
-            Err(moot @ (MutationError::AlreadyDeleted(_) | MutationError::AlreadyLinked(_))) => {
+            Err(
+                moot @ (MutationError::AlreadyDeleted(_)
+                | MutationError::AlreadyLinked(_)
+                | MutationError::ReferenceDeleted(_)),
+            ) => {
                 crate::metrics::mutation("moot");
                 results.push(json!({
                     "clientTxId": mutation.client_tx_id,
