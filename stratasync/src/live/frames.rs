@@ -4,6 +4,8 @@ use axum::extract::ws::Utf8Bytes;
 use serde_json::{Map, Value};
 use stratasync_core::{SyncAction, SyncId, write_json_string};
 
+use crate::error::ErrorCode;
+
 /// The close codes of `/sync/ws` (PROTOCOL §8).
 pub(crate) mod close_code {
     /// 1001: the node is shutting down; the client resumes on another.
@@ -49,12 +51,12 @@ pub(crate) fn subscribed(cursor: SyncId, groups: &[String]) -> Utf8Bytes {
 }
 
 /// `{"code":"<code>"?,"message":"<message>","type":"error"}`.
-pub(crate) fn error(message: &str, code: Option<&str>) -> Utf8Bytes {
+pub(crate) fn error(message: &str, code: Option<ErrorCode>) -> Utf8Bytes {
     let mut out = Vec::with_capacity(96);
     out.push(b'{');
     if let Some(code) = code {
         out.extend_from_slice(b"\"code\":");
-        write_json_string(&mut out, code);
+        write_json_string(&mut out, code.as_str());
         out.push(b',');
     }
     out.extend_from_slice(b"\"message\":");
@@ -164,7 +166,11 @@ mod tests {
             r#"{"afterSyncId":"3","groups":["w1","u1"],"type":"subscribed"}"#
         );
         assert_eq!(
-            error("Replay buffer limit exceeded", Some("BUFFER_OVERFLOW")).as_str(),
+            error(
+                "Replay buffer limit exceeded",
+                Some(ErrorCode::BufferOverflow)
+            )
+            .as_str(),
             r#"{"code":"BUFFER_OVERFLOW","message":"Replay buffer limit exceeded","type":"error"}"#
         );
         assert_eq!(

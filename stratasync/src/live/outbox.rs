@@ -25,6 +25,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::frames;
+use crate::error::ErrorCode;
 
 /// How long the final frames of a close may take to write: a slow consumer
 /// that reads again within it still learns why it was closed.
@@ -214,6 +215,14 @@ impl Outbox {
         }
     }
 
+    /// Closes the socket as a slow consumer: `SLOW_CONSUMER`, then 4008.
+    pub(crate) fn close_slow_consumer(&mut self) {
+        let last = slow_consumer_frames();
+        if let Some(close) = self.close.take() {
+            let _ = close.send(last);
+        }
+    }
+
     /// Drops what is queued, sends `error` (if any) and a close frame, and
     /// ends the writer.
     pub(crate) fn close(&mut self, error: Option<Utf8Bytes>, code: u16, reason: &'static str) {
@@ -238,13 +247,16 @@ fn final_frames(error: Option<Utf8Bytes>, code: u16, reason: &'static str) -> Ve
 }
 
 /// The reason of a slow consumer's close.
-pub(crate) const SLOW_CONSUMER_REASON: &str = "Outgoing queue limit exceeded";
+const SLOW_CONSUMER_REASON: &str = "Outgoing queue limit exceeded";
 
 /// The final frames of a slow consumer (4008 `SLOW_CONSUMER`).
-pub(crate) fn slow_consumer_frames() -> Vec<Message> {
+fn slow_consumer_frames() -> Vec<Message> {
     crate::metrics::socket_closed(frames::close_code::OVERFLOW);
     final_frames(
-        Some(frames::error(SLOW_CONSUMER_REASON, Some("SLOW_CONSUMER"))),
+        Some(frames::error(
+            SLOW_CONSUMER_REASON,
+            Some(ErrorCode::SlowConsumer),
+        )),
         frames::close_code::OVERFLOW,
         SLOW_CONSUMER_REASON,
     )

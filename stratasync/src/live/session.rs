@@ -11,10 +11,11 @@ use tracing::Instrument as _;
 use super::frames::{self, ClientFrame, Subscribe, close_code};
 use super::heartbeat::{Beat, Heartbeat};
 use super::hooks::{LiveContext, LiveSocket};
-use super::outbox::{Outbox, QueueBounds, SLOW_CONSUMER_REASON, SendError};
+use super::outbox::{Outbox, QueueBounds, SendError};
 use super::replay::{self, ReplayError};
 use super::subscription::{Delivered, Subscription};
 use crate::auth::{Caller, caller_groups};
+use crate::error::ErrorCode;
 use crate::fanout::{self, LiveAction, bus::visible};
 use crate::limits::Clipped;
 use crate::quota::Held;
@@ -272,7 +273,7 @@ impl Session {
                 return self
                     .send(frames::error(
                         "A fresh bootstrap is required before subscribing to deltas",
-                        Some("BOOTSTRAP_REQUIRED"),
+                        Some(ErrorCode::BootstrapRequired),
                     ))
                     .await;
             }
@@ -303,7 +304,7 @@ impl Session {
                 tracing::warn!(cursor = %sub.cursor, "replay buffer limit exceeded");
                 let reason = "Replay buffer limit exceeded";
                 self.outbox.close(
-                    Some(frames::error(reason, Some("BUFFER_OVERFLOW"))),
+                    Some(frames::error(reason, Some(ErrorCode::BufferOverflow))),
                     close_code::OVERFLOW,
                     reason,
                 );
@@ -426,11 +427,7 @@ impl Session {
     fn send_failed(&mut self, error: SendError) -> Flow {
         if error == SendError::SlowConsumer {
             tracing::warn!("socket is not reading; closing it");
-            self.outbox.close(
-                Some(frames::error(SLOW_CONSUMER_REASON, Some("SLOW_CONSUMER"))),
-                close_code::OVERFLOW,
-                SLOW_CONSUMER_REASON,
-            );
+            self.outbox.close_slow_consumer();
         }
         Flow::Stop
     }

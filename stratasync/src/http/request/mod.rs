@@ -1,0 +1,19 @@
+//! Requests decoded into typed structs, before any handler runs its
+//! service: one module per route, over the field rules of `reader` (each
+//! rule written once).
+//!
+//! Every invalid field of a request is reported together, in one
+//! `400 Validation failed` body whose `details` name each field by its path
+//! (`transactions[2].modelId`) in the order the fields are read.
+
+mod batch;
+mod bootstrap;
+mod deltas;
+mod models;
+mod mutate;
+mod reader;
+
+pub(crate) use batch::{BatchRequest, Load, Rows};
+pub(crate) use bootstrap::BootstrapRequest;
+pub(crate) use deltas::DeltasRequest;
+pub(crate) use mutate::MutateRequest;
