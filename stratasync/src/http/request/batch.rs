@@ -1,7 +1,8 @@
 //! The body of `POST /sync/batch` (PROTOCOL §5).
 
+use super::fields::{Fields, json_object};
+use super::issues::Issues;
 use super::models::Models;
-use super::reader::{Fields, Issues, json_object};
 use crate::error::{ApiError, RequestPart};
 
 /// Loads one batch may carry.
@@ -82,8 +83,8 @@ fn load(fields: &mut Fields<'_>, models: &dyn Models) -> Option<Load> {
 mod tests {
     use serde_json::{Value, json};
 
+    use super::super::issues::details;
     use super::super::models::TaskAndProject;
-    use super::super::reader::details;
     use super::*;
 
     fn decode(body: &Value) -> Result<BatchRequest, ApiError> {

@@ -1,7 +1,8 @@
 //! The query of `GET /sync/bootstrap` (PROTOCOL §4).
 
+use super::issues::Issues;
 use super::models::Models;
-use super::reader::{Issues, Query};
+use super::query::Query;
 use crate::error::{ApiError, RequestPart};
 
 /// A decoded bootstrap query.
@@ -51,8 +52,8 @@ impl BootstrapRequest {
 
 #[cfg(test)]
 mod tests {
+    use super::super::issues::details;
     use super::super::models::TaskAndProject;
-    use super::super::reader::details;
     use super::*;
 
     fn decode(query: &str) -> Result<BootstrapRequest, ApiError> {

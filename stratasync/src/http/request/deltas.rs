@@ -2,7 +2,8 @@
 
 use stratasync_core::SyncId;
 
-use super::reader::{Issues, Query};
+use super::issues::Issues;
+use super::query::Query;
 use crate::error::{ApiError, RequestPart};
 
 /// Actions a page holds when `limit` is absent or 0.
@@ -48,7 +49,7 @@ impl DeltasRequest {
 
 #[cfg(test)]
 mod tests {
-    use super::super::reader::details;
+    use super::super::issues::details;
     use super::*;
 
     fn decode(query: &str) -> Result<DeltasRequest, ApiError> {

@@ -3,7 +3,8 @@
 use stratasync_core::ActionKind;
 use stratasync_diesel::Mutation;
 
-use super::reader::{Fields, Issues, json_object};
+use super::fields::{Fields, json_object};
+use super::issues::Issues;
 use crate::error::{ApiError, RequestPart};
 
 /// Transactions one request may carry.
@@ -66,7 +67,7 @@ fn action(fields: &mut Fields<'_>, name: &str) -> Option<ActionKind> {
 mod tests {
     use serde_json::{Value, json};
 
-    use super::super::reader::details;
+    use super::super::issues::details;
     use super::*;
 
     fn decode(body: &Value) -> Result<MutateRequest, ApiError> {

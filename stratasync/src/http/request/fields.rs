@@ -1,111 +1,11 @@
-//! The field rules of request decoding, each written once: a query string
-//! read by name, a JSON object read key by key, and the [`Issues`] every
-//! invalid field is recorded in, to be reported together.
+//! A JSON body, read key by key: the field rules of request decoding,
+//! each written once.
 
 use serde_json::{Map, Value};
 use stratasync_core::{SyncId, text_contains_nul};
 
-use crate::error::{ApiError, FieldIssue, RequestPart};
-
-/// Collects every invalid field of one request, to report them together.
-#[derive(Debug)]
-pub(super) struct Issues {
-    part: RequestPart,
-    issues: Vec<FieldIssue>,
-}
-
-impl Issues {
-    /// No issue yet, in the query string or the body.
-    pub(super) fn new(part: RequestPart) -> Self {
-        Issues {
-            part,
-            issues: Vec::new(),
-        }
-    }
-
-    /// Records that `field` is invalid.
-    pub(super) fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.issues.push(FieldIssue {
-            field: field.into(),
-            message: message.into(),
-        });
-    }
-
-    /// `Ok(value)` when nothing was invalid, else the validation error.
-    pub(super) fn finish<T>(self, value: T) -> Result<T, ApiError> {
-        if self.issues.is_empty() {
-            Ok(value)
-        } else {
-            Err(ApiError::Validation {
-                part: self.part,
-                issues: self.issues,
-            })
-        }
-    }
-
-    /// A sync id from its wire string; records an issue when it is not one.
-    pub(super) fn sync_id(&mut self, field: &str, text: &str) -> Option<SyncId> {
-        match text.parse::<SyncId>() {
-            Ok(id) => Some(id),
-            Err(error) => {
-                self.push(field, format!("{field} {error}"));
-                None
-            }
-        }
-    }
-}
-
-/// A parsed query string.
-#[derive(Debug, Default)]
-pub(super) struct Query(Vec<(String, String)>);
-
-impl Query {
-    /// The pairs of `raw` (none when there is no query string).
-    pub(super) fn parse(raw: Option<&str>) -> Self {
-        Query(
-            form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
-    }
-
-    /// The last value of `name`.
-    pub(super) fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// A comma-separated list (empty items dropped); `None` when absent.
-    pub(super) fn list(&self, name: &str) -> Option<Vec<String>> {
-        self.get(name).map(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-    }
-
-    /// The value of `name` when it is one of `choices` (`None` when absent);
-    /// records an issue for any other value.
-    pub(super) fn choice(
-        &self,
-        name: &str,
-        choices: [&'static str; 2],
-        issues: &mut Issues,
-    ) -> Option<&'static str> {
-        let value = self.get(name)?;
-        let choice = choices.into_iter().find(|choice| *choice == value);
-        if choice.is_none() {
-            let [first, second] = choices;
-            issues.push(name, format!("{name} must be \"{first}\" or \"{second}\""));
-        }
-        choice
-    }
-}
+use super::issues::Issues;
+use crate::error::{ApiError, RequestPart};
 
 /// Parses a JSON body that must be an object.
 pub(super) fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
@@ -279,26 +179,9 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// The `(field, message)` pairs of a validation failure, in order, and
-/// whether it was in the query string.
-#[cfg(test)]
-pub(super) fn details<T: std::fmt::Debug>(
-    result: Result<T, ApiError>,
-) -> (RequestPart, Vec<(String, String)>) {
-    match result {
-        Err(ApiError::Validation { part, issues }) => (
-            part,
-            issues
-                .into_iter()
-                .map(|issue| (issue.field, issue.message))
-                .collect(),
-        ),
-        other => panic!("expected a validation failure, got {other:?}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::issues::details;
     use super::*;
 
     fn read(body: &Value, rule: impl FnOnce(&mut Fields<'_>)) -> Vec<(String, String)> {
@@ -423,36 +306,5 @@ mod tests {
         let (_, issues) = details(json_object(b"{"));
         assert_eq!(issues[0].0, "body");
         assert!(issues[0].1.starts_with("is not valid JSON: "), "{issues:?}");
-    }
-
-    #[test]
-    fn query_values_lists_and_choices() {
-        let query = Query::parse(Some("a=1&a=2&l=x,%20y,,z&c=full&d=maybe"));
-        assert_eq!(query.get("a"), Some("2"));
-        assert_eq!(
-            query.list("l"),
-            Some(vec!["x".into(), "y".into(), "z".into()])
-        );
-        assert_eq!(query.list("absent"), None);
-        let mut issues = Issues::new(RequestPart::Query);
-        assert_eq!(
-            query.choice("c", ["full", "partial"], &mut issues),
-            Some("full")
-        );
-        assert_eq!(
-            query.choice("absent", ["full", "partial"], &mut issues),
-            None
-        );
-        assert!(issues.finish(()).is_ok());
-        let mut issues = Issues::new(RequestPart::Query);
-        assert_eq!(query.choice("d", ["true", "false"], &mut issues), None);
-        assert_eq!(
-            details(issues.finish(())),
-            (
-                RequestPart::Query,
-                issue("d", "d must be \"true\" or \"false\"")
-            )
-        );
-        assert!(Query::parse(None).get("a").is_none());
     }
 }
