@@ -160,7 +160,7 @@ impl IntoResponse for ApiError {
                 (
                     StatusCode::BAD_REQUEST,
                     json!({
-                        "error": "Validation failed",
+                        "error": self.to_string(),
                         "details": details,
                         "source": source,
                     }),
@@ -170,7 +170,7 @@ impl IntoResponse for ApiError {
                 StatusCode::CONFLICT,
                 json!({
                     "error": ErrorCode::BootstrapRequired.as_str(),
-                    "message": "A fresh bootstrap is required before fetching deltas",
+                    "message": self.to_string(),
                 }),
             ),
             ApiError::TooMany { .. } => (
