@@ -24,7 +24,7 @@ use futures::stream::SplitSink;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::frames;
+use super::frames::{self, CloseCode};
 use crate::error::ErrorCode;
 
 /// How long the final frames of a close may take to write: a slow consumer
@@ -225,8 +225,13 @@ impl Outbox {
 
     /// Drops what is queued, sends `error` (if any) and a close frame, and
     /// ends the writer.
-    pub(crate) fn close(&mut self, error: Option<Utf8Bytes>, code: u16, reason: &'static str) {
-        crate::metrics::socket_closed(code);
+    pub(crate) fn close(
+        &mut self,
+        error: Option<Utf8Bytes>,
+        code: CloseCode,
+        reason: &'static str,
+    ) {
+        crate::metrics::socket_closed(code.code());
         if let Some(close) = self.close.take() {
             let _ = close.send(final_frames(error, code, reason));
         }
@@ -234,13 +239,13 @@ impl Outbox {
 }
 
 /// An error frame (if any) and a close frame.
-fn final_frames(error: Option<Utf8Bytes>, code: u16, reason: &'static str) -> Vec<Message> {
+fn final_frames(error: Option<Utf8Bytes>, code: CloseCode, reason: &'static str) -> Vec<Message> {
     let mut last = Vec::with_capacity(2);
     if let Some(error) = error {
         last.push(Message::Text(error));
     }
     last.push(Message::Close(Some(CloseFrame {
-        code,
+        code: code.code(),
         reason: Utf8Bytes::from_static(reason),
     })));
     last
@@ -251,13 +256,13 @@ const SLOW_CONSUMER_REASON: &str = "Outgoing queue limit exceeded";
 
 /// The final frames of a slow consumer (4008 `SLOW_CONSUMER`).
 fn slow_consumer_frames() -> Vec<Message> {
-    crate::metrics::socket_closed(frames::close_code::OVERFLOW);
+    crate::metrics::socket_closed(CloseCode::Overflow.code());
     final_frames(
         Some(frames::error(
             SLOW_CONSUMER_REASON,
             Some(ErrorCode::SlowConsumer),
         )),
-        frames::close_code::OVERFLOW,
+        CloseCode::Overflow,
         SLOW_CONSUMER_REASON,
     )
 }

@@ -8,7 +8,7 @@ use futures::StreamExt as _;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::Instrument as _;
 
-use super::frames::{self, ClientFrame, Subscribe, close_code};
+use super::frames::{self, ClientFrame, CloseCode, Subscribe};
 use super::heartbeat::{Beat, Heartbeat};
 use super::hooks::{LiveContext, LiveSocket};
 use super::outbox::{Outbox, QueueBounds, SendError};
@@ -118,7 +118,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: S
                 Event::Shutdown => {
                     session
                         .outbox
-                        .close(None, close_code::GOING_AWAY, "Server shutting down");
+                        .close(None, CloseCode::GoingAway, "Server shutting down");
                     Flow::Stop
                 }
                 Event::Frame(Some(Ok(Message::Pong(_)))) => {
@@ -134,7 +134,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: S
                         );
                         session
                             .outbox
-                            .close(None, close_code::TOO_BIG, "Message too big");
+                            .close(None, CloseCode::TooBig, "Message too big");
                     }
                     Flow::Stop
                 }
@@ -152,7 +152,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: S
                     tracing::info!("heartbeat timed out");
                     session
                         .outbox
-                        .close(None, close_code::SERVER_ERROR, "Heartbeat timeout");
+                        .close(None, CloseCode::ServerError, "Heartbeat timeout");
                     Flow::Stop
                 }
                 Event::Recheck => session.recheck().await,
@@ -161,7 +161,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: S
                     tracing::info!("no subscribe in time; closing");
                     session
                         .outbox
-                        .close(None, close_code::SUBSCRIBE_TIMEOUT, "Subscribe timeout");
+                        .close(None, CloseCode::SubscribeTimeout, "Subscribe timeout");
                     Flow::Stop
                 }
             };
@@ -244,7 +244,7 @@ impl Session {
                 let reason = "Failed to resolve sync groups";
                 self.outbox.close(
                     Some(frames::error(reason, None)),
-                    close_code::SERVER_ERROR,
+                    CloseCode::ServerError,
                     reason,
                 );
                 return Flow::Stop;
@@ -305,7 +305,7 @@ impl Session {
                 let reason = "Replay buffer limit exceeded";
                 self.outbox.close(
                     Some(frames::error(reason, Some(ErrorCode::BufferOverflow))),
-                    close_code::OVERFLOW,
+                    CloseCode::Overflow,
                     reason,
                 );
                 return Flow::Stop;
@@ -367,7 +367,7 @@ impl Session {
             }
             Err(RecvError::Closed) => {
                 self.outbox
-                    .close(None, close_code::GOING_AWAY, "Server shutting down");
+                    .close(None, CloseCode::GoingAway, "Server shutting down");
                 return Flow::Stop;
             }
         };
@@ -440,7 +440,7 @@ impl Session {
         tracing::warn!(%error, "replay failed");
         self.outbox.close(
             Some(frames::error("Replay failed", None)),
-            close_code::SERVER_ERROR,
+            CloseCode::ServerError,
             "Replay failed",
         );
         Flow::Stop
