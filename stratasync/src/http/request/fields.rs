@@ -46,14 +46,21 @@ impl<'a> Fields<'a> {
     }
 
     /// The path of `key`.
-    pub(super) fn path(&self, key: &str) -> String {
+    fn path(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
 
-    /// Records that `key` is invalid.
+    /// Records that `key` is invalid, with `message`.
     pub(super) fn invalid(&mut self, key: &str, message: impl Into<String>) {
         let path = self.path(key);
         self.issues.push(path, message);
+    }
+
+    /// Records that `key` is invalid, with its path and `problem` as the
+    /// message (`transactions[2].modelId is required`).
+    pub(super) fn problem(&mut self, key: &str, problem: &str) {
+        let path = self.path(key);
+        self.issues.push(&path, format!("{path} {problem}"));
     }
 
     /// Whether the object holds `key` (even as `null`).
@@ -63,7 +70,6 @@ impl<'a> Fields<'a> {
 
     /// A required non-empty string without NUL characters.
     pub(super) fn required_string(&mut self, key: &str) -> Option<String> {
-        let path = self.path(key);
         let problem = match self.object.get(key) {
             Some(Value::String(s)) if text_contains_nul(s) => "must not contain NUL characters",
             Some(Value::String(s)) if !s.is_empty() => return Some(s.clone()),
@@ -71,7 +77,7 @@ impl<'a> Fields<'a> {
             None | Some(Value::Null) => "is required",
             Some(_) => "must be a string",
         };
-        self.issues.push(&path, format!("{path} {problem}"));
+        self.problem(key, problem);
         None
     }
 
@@ -81,8 +87,7 @@ impl<'a> Fields<'a> {
             None | Some(Value::Null) => Some(None),
             Some(Value::String(s)) => Some(Some(s)),
             Some(_) => {
-                let path = self.path(key);
-                self.issues.push(&path, format!("{path} must be a string"));
+                self.problem(key, "must be a string");
                 None
             }
         }
@@ -97,9 +102,7 @@ impl<'a> Fields<'a> {
                 self.issues.sync_id(&path, text).map(Some)
             }
             Some(_) => {
-                let path = self.path(key);
-                self.issues
-                    .push(&path, format!("{path} must be a string of digits"));
+                self.problem(key, "must be a string of digits");
                 None
             }
         }
@@ -112,11 +115,7 @@ impl<'a> Fields<'a> {
             Some(Value::String(s)) if !text_contains_nul(s) => Some(s.clone()),
             Some(Value::Number(n)) => Some(n.to_string()),
             _ => {
-                let path = self.path(key);
-                self.issues.push(
-                    &path,
-                    format!("{path} must be a string without NUL characters"),
-                );
+                self.problem(key, "must be a string without NUL characters");
                 None
             }
         }
@@ -128,8 +127,7 @@ impl<'a> Fields<'a> {
             None | Some(Value::Null) => Some(Map::new()),
             Some(Value::Object(object)) => Some(object.clone()),
             Some(_) => {
-                let path = self.path(key);
-                self.issues.push(&path, format!("{path} must be an object"));
+                self.problem(key, "must be an object");
                 None
             }
         }
@@ -144,23 +142,22 @@ impl<'a> Fields<'a> {
         max: usize,
         mut item: impl FnMut(&mut Fields<'_>) -> Option<T>,
     ) -> Vec<T> {
-        let path = self.path(key);
         let values = match self.object.get(key) {
             Some(Value::Array(values)) if (1..=max).contains(&values.len()) => values,
             Some(Value::Array(_)) => {
-                self.issues
-                    .push(&path, format!("{path} must hold between 1 and {max} items"));
+                self.problem(key, &format!("must hold between 1 and {max} items"));
                 return Vec::new();
             }
             None | Some(Value::Null) => {
-                self.issues.push(&path, format!("{path} is required"));
+                self.problem(key, "is required");
                 return Vec::new();
             }
             Some(_) => {
-                self.issues.push(&path, format!("{path} must be an array"));
+                self.problem(key, "must be an array");
                 return Vec::new();
             }
         };
+        let path = self.path(key);
         let mut decoded = Vec::with_capacity(values.len());
         for (i, value) in values.iter().enumerate() {
             let path = format!("{path}[{i}]");

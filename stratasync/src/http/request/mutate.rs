@@ -54,10 +54,9 @@ fn transaction(fields: &mut Fields<'_>) -> Option<Mutation> {
 fn action(fields: &mut Fields<'_>, name: &str) -> Option<ActionKind> {
     let kind = ActionKind::from_mutation_name(name);
     if kind.is_none() {
-        let path = fields.path("action");
-        fields.invalid(
+        fields.problem(
             "action",
-            format!("{path} must be one of INSERT, UPDATE, DELETE, ARCHIVE, UNARCHIVE"),
+            "must be one of INSERT, UPDATE, DELETE, ARCHIVE, UNARCHIVE",
         );
     }
     kind
