@@ -157,4 +157,12 @@ pub trait SyncModel: Sized + Send + Sync + 'static {
     fn touches_references(_changes: &Self::Changes) -> bool {
         false
     }
+
+    /// The rows a payload references through the fields of
+    /// `#[sync(references(...))]`: each referenced model's wire name and the
+    /// row's model id. Fields the payload lacks, or holds no valid id in,
+    /// are left out.
+    fn payload_references(_payload: &JsonMap) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
 }

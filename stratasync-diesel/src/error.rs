@@ -62,6 +62,14 @@ pub enum MutationError {
     /// so that a client whose link raced another client's does not drop it.
     #[error("The record already exists (linked by syncId {0}); nothing was applied")]
     AlreadyLinked(SyncId),
+    /// A write to a row that does not exist, whose payload references a
+    /// row removed by this committed delete the caller can see: the insert
+    /// of the row was refused for that reference, or the row went with it.
+    /// Answered as a success, like [`AlreadyDeleted`](Self::AlreadyDeleted),
+    /// so that a client whose refused insert was rolled back does not bring
+    /// the row back when a later write to it is refused too.
+    #[error("A record it references was already deleted (by syncId {0}); nothing was applied")]
+    ReferenceDeleted(SyncId),
     /// The store failed; the client sees a generic message.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use stratasync_core::{
-    ActionKind, FieldCodec, FilterContext, GroupKey, JsonMap, SyncId, map_contains_nul,
+    ActionKind, FieldCodec, FilterContext, GroupKey, JsonMap, SyncId, SyncModel, map_contains_nul,
 };
 
 use crate::hooks::{DynModelHooks, HookConn};
@@ -58,28 +58,51 @@ fn authorize(ctx: &FilterContext, group: Option<&str>) -> Result<(), MutationErr
 }
 
 /// Why the row a mutation names is missing. A committed delete the caller
-/// can see removed it: the mutation is moot ([`MutationError::AlreadyDeleted`]).
-/// Otherwise the row never existed for the caller: not found, as strictly as
-/// ever (a composite row that was never linked included).
-async fn missing_row<C: LogConn>(
+/// can see removed it, or removed a row its payload references: the
+/// mutation is moot ([`MutationError::AlreadyDeleted`],
+/// [`MutationError::ReferenceDeleted`]). Otherwise the row never existed
+/// for the caller: not found, as strictly as ever (a composite row that was
+/// never linked included).
+async fn missing_row<T: SyncModel, C: LogConn>(
     conn: &mut C,
     mutation: &Mutation,
     model_id: &str,
     ctx: &FilterContext,
 ) -> MutationError {
-    match conn.last_action_on(&mutation.model, model_id).await {
-        Ok(Some(last))
-            if last.action == ActionKind::Delete.letter()
+    match visible_delete(conn, &mutation.model, model_id, ctx).await {
+        Ok(Some(id)) => return MutationError::AlreadyDeleted(id),
+        Ok(None) => {}
+        Err(error) => return error,
+    }
+    for (model, id) in T::payload_references(&mutation.payload) {
+        match visible_delete(conn, model, &id, ctx).await {
+            Ok(Some(id)) => return MutationError::ReferenceDeleted(id),
+            Ok(None) => {}
+            Err(error) => return error,
+        }
+    }
+    MutationError::not_found()
+}
+
+/// The id of the delete that is the latest action on a row, when it is in a
+/// group the caller holds.
+async fn visible_delete<C: LogConn>(
+    conn: &mut C,
+    model: &str,
+    model_id: &str,
+    ctx: &FilterContext,
+) -> Result<Option<SyncId>, MutationError> {
+    Ok(conn
+        .last_action_on(model, model_id)
+        .await?
+        .filter(|last| {
+            last.action == ActionKind::Delete.letter()
                 && last
                     .group_id
                     .as_deref()
-                    .is_none_or(|group| ctx.holds(group)) =>
-        {
-            MutationError::AlreadyDeleted(last.id)
-        }
-        Ok(_) => MutationError::not_found(),
-        Err(error) => error.into(),
-    }
+                    .is_none_or(|group| ctx.holds(group))
+        })
+        .map(|last| last.id))
 }
 
 /// The insert that linked the composite pair `key` names, when the pair is
@@ -115,7 +138,8 @@ where
 /// held, in the caller's scope). `None` when the mutation takes the checked
 /// path of [`apply`] instead: a payload that path refuses after finding the
 /// row, a change of the row's group, a change of nothing. A write that
-/// matches no row reads the row to give the checked path's answer.
+/// matches no row (missing, of a group the caller does not hold, out of
+/// scope) is answered as that path answers each of them: [`missing_row`].
 async fn write_visible<T, C>(
     conn: &mut C,
     mutation: &Mutation,
@@ -179,29 +203,7 @@ where
             data,
             left: None,
         })),
-        None => Err(not_writable::<T, C>(conn, mutation, key, model_id, ctx).await),
-    }
-}
-
-/// Why a checked write matched no row, answered as the checked path of
-/// [`apply`] answers: a row of a group the caller does not hold is not
-/// found; else the row is missing for the caller ([`missing_row`]).
-async fn not_writable<T, C>(
-    conn: &mut C,
-    mutation: &Mutation,
-    key: &T::Key,
-    model_id: &str,
-    ctx: &FilterContext,
-) -> MutationError
-where
-    T: DieselModel<C>,
-    C: LogConn,
-{
-    match T::find_group(conn, key).await {
-        Ok(Some(Some(group))) if !ctx.holds(&group) => MutationError::not_found(),
-        Ok(Some(None)) if T::META.group != GroupKey::Global => MutationError::not_found(),
-        Ok(_) => missing_row(conn, mutation, model_id, ctx).await,
-        Err(error) => error.into(),
+        None => Err(missing_row::<T, C>(conn, mutation, model_id, ctx).await),
     }
 }
 
@@ -265,12 +267,11 @@ where
     let mut group_id = match T::find_group(conn, &key).await? {
         Some(Some(group)) if ctx.holds(&group) => Some(group),
         Some(None) if T::META.group == GroupKey::Global => None,
-        Some(_) => return Err(MutationError::not_found()),
-        None => return Err(missing_row(conn, mutation, &model_id, ctx).await),
+        Some(_) | None => return Err(missing_row::<T, C>(conn, mutation, &model_id, ctx).await),
     };
     // So are rows outside the caller's read scope.
     if !T::in_scope(conn, &key, ctx).await? {
-        return Err(missing_row(conn, mutation, &model_id, ctx).await);
+        return Err(missing_row::<T, C>(conn, mutation, &model_id, ctx).await);
     }
 
     let mut action = mutation.action;
@@ -297,7 +298,7 @@ where
             };
             let recheck = T::touches_references(&changes);
             if !T::changes_nothing(&changes) && T::update(conn, &key, changes).await? == 0 {
-                return Err(missing_row(conn, mutation, &model_id, ctx).await);
+                return Err(missing_row::<T, C>(conn, mutation, &model_id, ctx).await);
             }
             if recheck {
                 let row = T::find(conn, &key)
@@ -334,7 +335,7 @@ where
                     .map_err(MutationError::Rejected)?;
             }
             if T::delete(conn, &key).await? == 0 {
-                return Err(missing_row(conn, mutation, &model_id, ctx).await);
+                return Err(missing_row::<T, C>(conn, mutation, &model_id, ctx).await);
             }
             Value::Object(mutation.payload.clone())
         }
@@ -344,13 +345,13 @@ where
                 _ => return Err(MutationError::rejected("archivedAt is required")),
             };
             if T::set_archived(conn, &key, Some(at)).await? == 0 {
-                return Err(missing_row(conn, mutation, &model_id, ctx).await);
+                return Err(missing_row::<T, C>(conn, mutation, &model_id, ctx).await);
             }
             serde_json::json!({ "archivedAt": at.to_json() })
         }
         ActionKind::Unarchive => {
             if T::set_archived(conn, &key, None).await? == 0 {
-                return Err(missing_row(conn, mutation, &model_id, ctx).await);
+                return Err(missing_row::<T, C>(conn, mutation, &model_id, ctx).await);
             }
             serde_json::json!({ "archivedAt": null })
         }

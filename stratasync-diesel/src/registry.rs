@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 use futures::future::BoxFuture;
-use stratasync_core::{ActionKind, ClientSchema, FilterContext, ModelMeta, SyncModel};
+use stratasync_core::{ActionKind, ClientSchema, FilterContext, JsonMap, ModelMeta, SyncModel};
 
 use crate::hooks::{DynModelHooks, HookConn, ModelHooks};
 use crate::log::LogConn;
@@ -150,6 +150,7 @@ pub mod backends {
 /// One registered model.
 pub struct RegisteredModel {
     meta: ModelMeta,
+    payload_references: fn(&JsonMap) -> Vec<(&'static str, String)>,
     #[cfg(feature = "postgres")]
     pub(crate) postgres: Box<dyn ModelOps<crate::PgConn>>,
     #[cfg(feature = "sqlite")]
@@ -160,6 +161,11 @@ impl RegisteredModel {
     /// The model's static description.
     pub fn meta(&self) -> &ModelMeta {
         &self.meta
+    }
+
+    /// The rows `payload` references ([`SyncModel::payload_references`]).
+    pub(crate) fn payload_references(&self, payload: &JsonMap) -> Vec<(&'static str, String)> {
+        (self.payload_references)(payload)
     }
 }
 
@@ -218,6 +224,7 @@ impl Registry {
         );
         self.models.push(RegisteredModel {
             meta: T::META,
+            payload_references: T::payload_references,
             #[cfg(feature = "postgres")]
             postgres: Box::new(Erased::<T> {
                 hooks: hooks.clone(),

@@ -28,6 +28,32 @@ pub enum RequestPart {
     Body,
 }
 
+/// The protocol's error codes: the `error` of a `409` body and the `code`
+/// of a WebSocket error frame (PROTOCOL §6–8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorCode {
+    /// The cursor predates the retained log: bootstrap again.
+    BootstrapRequired,
+    /// The client's schema hash is not the server's.
+    SchemaMismatch,
+    /// A socket fell behind its outbox's bounds.
+    SlowConsumer,
+    /// More live actions arrived during a replay than it may buffer.
+    BufferOverflow,
+}
+
+impl ErrorCode {
+    /// The code on the wire.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BootstrapRequired => "BOOTSTRAP_REQUIRED",
+            ErrorCode::SchemaMismatch => "SCHEMA_MISMATCH",
+            ErrorCode::SlowConsumer => "SLOW_CONSUMER",
+            ErrorCode::BufferOverflow => "BUFFER_OVERFLOW",
+        }
+    }
+}
+
 /// Everything a route can answer other than success.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -134,7 +160,7 @@ impl IntoResponse for ApiError {
                 (
                     StatusCode::BAD_REQUEST,
                     json!({
-                        "error": "Validation failed",
+                        "error": self.to_string(),
                         "details": details,
                         "source": source,
                     }),
@@ -143,8 +169,8 @@ impl IntoResponse for ApiError {
             ApiError::BootstrapRequired => (
                 StatusCode::CONFLICT,
                 json!({
-                    "error": "BOOTSTRAP_REQUIRED",
-                    "message": "A fresh bootstrap is required before fetching deltas",
+                    "error": ErrorCode::BootstrapRequired.as_str(),
+                    "message": self.to_string(),
                 }),
             ),
             ApiError::TooMany { .. } => (
@@ -154,7 +180,7 @@ impl IntoResponse for ApiError {
             ApiError::SchemaMismatch { client, server } => (
                 StatusCode::CONFLICT,
                 json!({
-                    "error": "SCHEMA_MISMATCH",
+                    "error": ErrorCode::SchemaMismatch.as_str(),
                     "message": self.to_string(),
                     "clientSchemaHash": client,
                     "serverSchemaHash": server,

@@ -13,6 +13,8 @@ diesel::table! {
         estimate -> Nullable<Double>,
         completed_at -> Nullable<Instant>,
         due_on -> Nullable<Date>,
+        private -> Bool,
+        owner -> Text,
         workspace_id -> Text,
         created_at -> Instant,
         archived_at -> Nullable<Instant>,
@@ -53,6 +55,8 @@ CREATE TABLE IF NOT EXISTS todos (
     estimate DOUBLE PRECISION,
     completed_at TIMESTAMPTZ,
     due_on DATE,
+    private BOOLEAN NOT NULL DEFAULT FALSE,
+    owner TEXT NOT NULL DEFAULT '',
     workspace_id TEXT NOT NULL,
     created_at TIMESTAMPTZ NOT NULL,
     archived_at TIMESTAMPTZ
@@ -72,6 +76,17 @@ CREATE TABLE IF NOT EXISTS todo_labels (
     PRIMARY KEY (todo_id, label_id)
 );";
 
+/// Migration 2 on PostgreSQL: private todos and their owners, for tables
+/// created before them (existing todos are public, of no one).
+pub const POSTGRES_PRIVATE_TODOS: &str = "
+ALTER TABLE todos ADD COLUMN IF NOT EXISTS private BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE todos ADD COLUMN IF NOT EXISTS owner TEXT NOT NULL DEFAULT '';";
+
+/// Migration 2 on SQLite (run when `todos` has no `private` column).
+pub const SQLITE_PRIVATE_TODOS: &str = "
+ALTER TABLE todos ADD COLUMN private INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE todos ADD COLUMN owner TEXT NOT NULL DEFAULT '';";
+
 /// Creates the tables on SQLite when they are missing.
 pub const SQLITE_TABLES: &str = "
 CREATE TABLE IF NOT EXISTS todos (
@@ -82,6 +97,8 @@ CREATE TABLE IF NOT EXISTS todos (
     estimate REAL,
     completed_at TEXT,
     due_on TEXT,
+    private INTEGER NOT NULL DEFAULT 0,
+    owner TEXT NOT NULL DEFAULT '',
     workspace_id TEXT NOT NULL,
     created_at TEXT NOT NULL,
     archived_at TEXT

@@ -16,6 +16,10 @@ const LABEL_DOCS: &str = "6f1c1f7e-8f6e-4a53-9a51-3f0c2f6b6a02";
 const TODO_SHIP: &str = "0b8f8a3e-3c55-4d8c-9a4f-2d9d3c1e7b01";
 const TODO_DOCS: &str = "0b8f8a3e-3c55-4d8c-9a4f-2d9d3c1e7b02";
 const TODO_DONE: &str = "0b8f8a3e-3c55-4d8c-9a4f-2d9d3c1e7b03";
+const TODO_PRIVATE: &str = "0b8f8a3e-3c55-4d8c-9a4f-2d9d3c1e7b04";
+
+/// The title of alice's private todo, which bob does not load.
+const PRIVATE_TITLE: &str = "Alice's private todo";
 
 fn insert(tx: &str, model: &str, id: &str, payload: Value) -> Mutation {
     Mutation {
@@ -80,10 +84,22 @@ pub async fn seed(server: &SyncServer) -> Result<(), String> {
         ),
     ];
     let seeder = FilterContext::new("seed", vec![WORKSPACE.to_owned()]);
-    for mutation in &mutations {
+    // Written as alice, who then owns it.
+    let alice = FilterContext::new("alice", vec![WORKSPACE.to_owned()]);
+    let private = insert(
+        "seed-todo-private",
+        "Todo",
+        TODO_PRIVATE,
+        json!({"title": PRIVATE_TITLE, "priority": 0, "private": true, "workspaceId": WORKSPACE}),
+    );
+    let writes = mutations
+        .iter()
+        .map(|mutation| (&seeder, mutation))
+        .chain([(&alice, &private)]);
+    for (writer, mutation) in writes {
         server
             .store()
-            .mutate(&seeder, mutation)
+            .mutate(writer, mutation)
             .await
             .map_err(|e| format!("seeding {}: {e}", mutation.client_tx_id))?;
     }

@@ -1,10 +1,12 @@
-//! Creating the example's own tables (an application would use its migrations).
+//! Creating the example's own tables and bringing older ones up to date
+//! (an application would use its migrations).
 
-use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+use diesel::QueryableByName;
+use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 
 use stratasync::Redacted;
 
-use crate::schema::{POSTGRES_TABLES, SQLITE_TABLES};
+use crate::schema::{POSTGRES_PRIVATE_TODOS, POSTGRES_TABLES, SQLITE_PRIVATE_TODOS, SQLITE_TABLES};
 
 type SqliteConn =
     diesel_async::sync_connection_wrapper::SyncConnectionWrapper<diesel::SqliteConnection>;
@@ -23,6 +25,9 @@ pub async fn create(url: &str) -> Result<(), String> {
             .map_err(|e| fail(&e))?;
         conn.batch_execute(POSTGRES_TABLES)
             .await
+            .map_err(|e| fail(&e))?;
+        conn.batch_execute(POSTGRES_PRIVATE_TODOS)
+            .await
             .map_err(|e| fail(&e))
     } else if let Some(path) = url
         .strip_prefix("sqlite://")
@@ -31,11 +36,42 @@ pub async fn create(url: &str) -> Result<(), String> {
         let mut conn = SqliteConn::establish(path).await.map_err(|e| fail(&e))?;
         conn.batch_execute(SQLITE_TABLES)
             .await
-            .map_err(|e| fail(&e))
+            .map_err(|e| fail(&e))?;
+        if !sqlite_has_column(&mut conn, "todos", "private")
+            .await
+            .map_err(|e| fail(&e))?
+        {
+            conn.batch_execute(SQLITE_PRIVATE_TODOS)
+                .await
+                .map_err(|e| fail(&e))?;
+        }
+        Ok(())
     } else {
         Err(format!(
             "unsupported DATABASE_URL {}: use postgres://... or sqlite://<file>",
             Redacted(url)
         ))
     }
+}
+
+/// A count of rows.
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Whether SQLite table `table` has a column `column` (SQLite has no
+/// `ADD COLUMN IF NOT EXISTS`).
+async fn sqlite_has_column(
+    conn: &mut SqliteConn,
+    table: &str,
+    column: &str,
+) -> diesel::QueryResult<bool> {
+    let found = diesel::sql_query("SELECT COUNT(*) AS n FROM pragma_table_info(?) WHERE name = ?")
+        .bind::<diesel::sql_types::Text, _>(table)
+        .bind::<diesel::sql_types::Text, _>(column)
+        .get_result::<Count>(conn)
+        .await?;
+    Ok(found.n > 0)
 }

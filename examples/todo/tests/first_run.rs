@@ -124,31 +124,45 @@ fn first_run_serves_seeded_rows_on_sqlite() {
     );
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let body = runtime.block_on(async {
-        reqwest::Client::new()
-            .get(format!("{url}/sync/bootstrap"))
-            .bearer_auth("user:alice")
-            .send()
-            .await
-            .expect("bootstrap")
-            .text()
-            .await
-            .expect("body")
-    });
-    let lines: Vec<serde_json::Value> = body
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("NDJSON line"))
-        .collect();
+    let bootstrap = |user: &str| {
+        let body = runtime.block_on(async {
+            reqwest::Client::new()
+                .get(format!("{url}/sync/bootstrap"))
+                .bearer_auth(format!("user:{user}"))
+                .send()
+                .await
+                .expect("bootstrap")
+                .text()
+                .await
+                .expect("body")
+        });
+        body.lines()
+            .map(|l| serde_json::from_str(l).expect("NDJSON line"))
+            .collect::<Vec<serde_json::Value>>()
+    };
+    let lines = bootstrap("alice");
     assert_eq!(
         lines[0]["subscribedSyncGroups"],
         serde_json::json!(["demo", "alice"])
     );
+    // alice's private todo is hers alone.
+    assert_eq!(
+        lines[0]["returnedModelsCount"],
+        serde_json::json!({"Label": 2, "Todo": 4, "TodoLabel": 1})
+    );
+    assert_eq!(lines.len(), 1 + 2 + 4 + 1);
+    assert!(lines[1..].iter().all(|row| row["workspaceId"] == "demo"));
+    assert!(
+        lines
+            .iter()
+            .any(|row| row["private"] == true && row["owner"] == "alice")
+    );
+    let lines = bootstrap("bob");
     assert_eq!(
         lines[0]["returnedModelsCount"],
         serde_json::json!({"Label": 2, "Todo": 3, "TodoLabel": 1})
     );
-    assert_eq!(lines.len(), 1 + 2 + 3 + 1);
-    assert!(lines[1..].iter().all(|row| row["workspaceId"] == "demo"));
+    assert!(lines[1..].iter().all(|row| row["private"] != true));
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);
 }

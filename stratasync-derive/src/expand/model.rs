@@ -5,7 +5,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::Index;
 use syn::spanned::Spanned;
 
-use super::{bytes, json_string, tuple_type, tuple_value, wire};
+use super::{bytes, json_string, referenced, tuple_type, tuple_value, wire};
 use crate::ast::types;
 use crate::valid::{FieldFill, Group, Kind, Spec};
 
@@ -51,6 +51,7 @@ pub fn sync_model(spec: &Spec) -> TokenStream {
     let changed_group = changed_group(spec);
     let changes_nothing = changes_nothing(spec);
     let touches_references = touches_references(spec);
+    let payload_references = payload_references(spec);
     quote! {
         #[automatically_derived]
         impl __sp::SyncModel for #ident {
@@ -77,6 +78,41 @@ pub fn sync_model(spec: &Spec) -> TokenStream {
             #changed_group
             #changes_nothing
             #touches_references
+            #payload_references
+        }
+    }
+}
+
+/// `payload_references`: each referencing field the payload holds, decoded
+/// by its codec, as the referenced model's name and model id.
+fn payload_references(spec: &Spec) -> TokenStream {
+    if spec.references.is_empty() {
+        return TokenStream::new();
+    }
+    let reads = spec.references.iter().map(|(index, model)| {
+        let field = &spec.model.fields[*index];
+        let ty = field.ty;
+        let wire = wire(field);
+        let referenced = referenced(ty, model);
+        quote! {
+            let value = payload
+                .get(#wire)
+                .and_then(|value| <#ty as __sp::FieldCodec>::decode(value, #wire).ok());
+            if let ::core::option::Option::Some(key) = value.as_ref().and_then(#referenced) {
+                found.push((
+                    <#model as __sp::SyncModel>::META.name,
+                    <#model as __sp::SyncModel>::model_id(key),
+                ));
+            }
+        }
+    });
+    quote! {
+        fn payload_references(
+            payload: &__sp::JsonMap,
+        ) -> ::std::vec::Vec<(&'static str, ::std::string::String)> {
+            let mut found = ::std::vec::Vec::new();
+            #(#reads)*
+            found
         }
     }
 }

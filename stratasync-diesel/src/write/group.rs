@@ -235,20 +235,20 @@ enum Step {
     AfterEarlier(usize),
 }
 
-/// The earlier member of the group whose `action` on the row `mutation`
-/// names settled it, if any.
+/// The earlier member of the group whose `action` on the row `model_id` of
+/// `model` settled it, in a group the caller holds, if any.
 fn settled_earlier(
     group: &[Entry<'_>],
     steps: &[Step],
     ctx: &FilterContext,
-    mutation: &Mutation,
+    (model, model_id): (&str, &str),
     action: ActionKind,
 ) -> Option<usize> {
     steps.iter().zip(group).position(|(step, (_, earlier))| {
         matches!(step, Step::Append(change)
             if earlier.action == action
-                && earlier.model == mutation.model
-                && change.model_id == mutation.model_id
+                && earlier.model == model
+                && change.model_id == model_id
                 && change.group_id.as_deref().is_none_or(|g| ctx.holds(g)))
     })
 }
@@ -347,10 +347,18 @@ async fn apply_and_append_all(
                 return Err(StoreError::Query(error));
             }
             Err(error) => {
+                let row = (mutation.model.as_str(), mutation.model_id.as_str());
                 let settled_by = if error.is_not_found() {
-                    settled_earlier(group, &steps, ctx, mutation, ActionKind::Delete)
+                    // Deleted, or a row its payload references was.
+                    settled_earlier(group, &steps, ctx, row, ActionKind::Delete).or_else(|| {
+                        model.payload_references(&mutation.payload).iter().find_map(
+                            |(model, id)| {
+                                settled_earlier(group, &steps, ctx, (model, id), ActionKind::Delete)
+                            },
+                        )
+                    })
                 } else if error.is_already_exists() && model.meta().composite {
-                    settled_earlier(group, &steps, ctx, mutation, ActionKind::Insert)
+                    settled_earlier(group, &steps, ctx, row, ActionKind::Insert)
                 } else {
                     None
                 };
@@ -372,6 +380,9 @@ async fn apply_and_append_all(
             Step::Settled(outcome) => outcome,
             Step::Append(change) => Ok(append_change(conn, ctx, mutation, change).await?),
             Step::AfterEarlier(index) => match (&outcomes[index], group[index].1.action) {
+                (Ok(delete), ActionKind::Delete) if group[index].1.model != mutation.model => {
+                    Err(MutationError::ReferenceDeleted(delete.sync_id()))
+                }
                 (Ok(delete), ActionKind::Delete) => {
                     Err(MutationError::AlreadyDeleted(delete.sync_id()))
                 }

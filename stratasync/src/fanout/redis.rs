@@ -259,7 +259,7 @@ fn from_self(payload: &[u8], source_id: &str) -> bool {
 mod tests {
     use chrono::DateTime;
     use serde_json::value::RawValue;
-    use stratasync_core::SyncId;
+    use stratasync_core::{ActionKind, SyncId};
 
     use super::*;
 
@@ -269,7 +269,7 @@ mod tests {
             id: SyncId::new(7),
             model: "Task".into(),
             model_id: "m1".into(),
-            action: "I".into(),
+            action: ActionKind::Insert.letter().into(),
             data: RawValue::from_string("{}".into()).expect("raw"),
             group_id: Some("w1".into()),
             client_id: None,

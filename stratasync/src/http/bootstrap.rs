@@ -8,9 +8,9 @@ use futures::StreamExt as _;
 use stratasync_diesel::{BootstrapHeader, RowScope, SnapshotPart, SnapshotPlan};
 
 use super::ndjson::ndjson;
-use super::params::{Issues, Query};
+use super::request::BootstrapRequest;
 use crate::auth::Caller;
-use crate::error::{ApiError, RequestPart};
+use crate::error::ApiError;
 use crate::state::Shared;
 
 pub(crate) async fn bootstrap(
@@ -18,50 +18,22 @@ pub(crate) async fn bootstrap(
     caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let query = Query::parse(raw.as_deref());
-    let mut issues = Issues::new(RequestPart::Query);
-    let partial = match query.get("type") {
-        None | Some("full") => false,
-        Some("partial") => true,
-        Some(_) => {
-            issues.push("type", "type must be \"full\" or \"partial\"");
-            false
-        }
-    };
-    match query.get("firstSyncId") {
-        Some(text) => drop(issues.sync_id("firstSyncId", text)),
-        None if partial => issues.push(
-            "firstSyncId",
-            "firstSyncId is required for a partial bootstrap",
-        ),
-        None => {}
-    }
-    if !matches!(query.get("noSyncPackets"), None | Some("true" | "false")) {
-        issues.push(
-            "noSyncPackets",
-            "noSyncPackets must be \"true\" or \"false\"",
-        );
-    }
     let registry = state.store.registry();
-    let models: Vec<String> = match query.list("onlyModels") {
-        Some(names) if !names.is_empty() => {
-            for name in names.iter().filter(|name| registry.get(name).is_none()) {
-                issues.push("onlyModels", format!("unknown model \"{name}\""));
-            }
-            names
-        }
-        _ => registry.iter().map(|m| m.meta().name.to_owned()).collect(),
-    };
-    issues.finish(())?;
-    state.schema_check.check(
-        &caller.user.user_id,
-        query.get("schemaHash").unwrap_or_default(),
-    )?;
+    let request = BootstrapRequest::decode(raw.as_deref(), registry)?;
+    state
+        .schema_check
+        .check(&caller.user.user_id, &request.schema_hash)?;
+    let models = request.only_models.unwrap_or_else(|| {
+        registry
+            .iter()
+            .map(|model| model.meta().name.to_owned())
+            .collect()
+    });
 
     // A partial bootstrap reads the same consistent snapshot as a full one:
     // rows touched after `firstSyncId` are included at their current state,
     // so a client never holds a row known only through partial deltas.
-    let groups = caller.effective_groups(query.list("syncGroups").as_deref());
+    let groups = caller.effective_groups(request.sync_groups.as_deref());
     let parts = models
         .into_iter()
         .map(|model| SnapshotPart {
@@ -76,7 +48,7 @@ pub(crate) async fn bootstrap(
         .collect();
     let header = BootstrapHeader {
         groups,
-        schema_hash: query.get("schemaHash").unwrap_or_default().to_owned(),
+        schema_hash: request.schema_hash,
     };
     let plan = SnapshotPlan {
         header: Some(header),

@@ -7,15 +7,12 @@ use std::sync::Arc;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use stratasync_core::{SyncAction, SyncId};
+use stratasync_core::SyncAction;
 
-use super::params::{Issues, Query};
+use super::request::DeltasRequest;
 use crate::auth::Caller;
-use crate::error::{ApiError, RequestPart};
+use crate::error::ApiError;
 use crate::state::Shared;
-
-const DEFAULT_LIMIT: u64 = 1000;
-const MAX_LIMIT: u64 = 5000;
 
 /// Where a page must end so that no row gets actions from two different
 /// clients in one page: the index of the first action on a row that an
@@ -48,23 +45,12 @@ pub(crate) async fn deltas(
     caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let query = Query::parse(raw.as_deref());
-    let mut issues = Issues::new(RequestPart::Query);
-    let after = query
-        .get("after")
-        .and_then(|t| issues.sync_id("after", t))
-        .unwrap_or_default();
-    let limit = match query
-        .get("limit")
-        .and_then(|t| issues.sync_id("limit", t))
-        .map(SyncId::get)
-    {
-        None | Some(0) => DEFAULT_LIMIT,
-        Some(n) => n.min(MAX_LIMIT),
-    };
-    issues.finish(())?;
-
-    let groups = caller.effective_groups(query.list("syncGroups").as_deref());
+    let DeltasRequest {
+        after,
+        limit,
+        sync_groups,
+    } = DeltasRequest::decode(raw.as_deref())?;
+    let groups = caller.effective_groups(sync_groups.as_deref());
     if state.store.is_stale(after, &groups).await? {
         return Err(ApiError::BootstrapRequired);
     }
@@ -72,7 +58,7 @@ pub(crate) async fn deltas(
     let page = crate::log_page::read(
         &state.store,
         after,
-        usize::try_from(limit).unwrap_or(1000),
+        limit,
         state.limits.delta_page_bytes,
         Some(&groups),
     )

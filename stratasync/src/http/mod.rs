@@ -6,7 +6,7 @@ mod bootstrap;
 mod deltas;
 mod mutate;
 mod ndjson;
-mod params;
+mod request;
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;

@@ -4,19 +4,36 @@ use axum::extract::ws::Utf8Bytes;
 use serde_json::{Map, Value};
 use stratasync_core::{SyncAction, SyncId, write_json_string};
 
+use crate::error::ErrorCode;
+
 /// The close codes of `/sync/ws` (PROTOCOL §8).
-pub(crate) mod close_code {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CloseCode {
     /// 1001: the node is shutting down; the client resumes on another.
-    pub(crate) const GOING_AWAY: u16 = axum::extract::ws::close_code::AWAY;
+    GoingAway,
     /// 1011: a heartbeat timeout, or groups or the log could not be read.
-    pub(crate) const SERVER_ERROR: u16 = axum::extract::ws::close_code::ERROR;
+    ServerError,
     /// 4008: the socket fell too far behind (`BUFFER_OVERFLOW`,
     /// `SLOW_CONSUMER`).
-    pub(crate) const OVERFLOW: u16 = 4008;
+    Overflow,
     /// 1009: a client message over the size limit.
-    pub(crate) const TOO_BIG: u16 = axum::extract::ws::close_code::SIZE;
+    TooBig,
     /// 4001: no subscribe frame within the subscribe deadline.
-    pub(crate) const SUBSCRIBE_TIMEOUT: u16 = 4001;
+    SubscribeTimeout,
+}
+
+impl CloseCode {
+    /// The code on the wire.
+    pub(crate) fn code(self) -> u16 {
+        use axum::extract::ws::close_code::{AWAY, ERROR, SIZE};
+        match self {
+            CloseCode::GoingAway => AWAY,
+            CloseCode::ServerError => ERROR,
+            CloseCode::Overflow => 4008,
+            CloseCode::TooBig => SIZE,
+            CloseCode::SubscribeTimeout => 4001,
+        }
+    }
 }
 
 /// `{"packet":{"actions":[<action>],"lastSyncId":"<id>"},"type":"delta"}`,
@@ -49,12 +66,12 @@ pub(crate) fn subscribed(cursor: SyncId, groups: &[String]) -> Utf8Bytes {
 }
 
 /// `{"code":"<code>"?,"message":"<message>","type":"error"}`.
-pub(crate) fn error(message: &str, code: Option<&str>) -> Utf8Bytes {
+pub(crate) fn error(message: &str, code: Option<ErrorCode>) -> Utf8Bytes {
     let mut out = Vec::with_capacity(96);
     out.push(b'{');
     if let Some(code) = code {
         out.extend_from_slice(b"\"code\":");
-        write_json_string(&mut out, code);
+        write_json_string(&mut out, code.as_str());
         out.push(b',');
     }
     out.extend_from_slice(b"\"message\":");
@@ -158,13 +175,30 @@ mod tests {
     }
 
     #[test]
+    fn close_codes() {
+        let codes = [
+            CloseCode::GoingAway,
+            CloseCode::ServerError,
+            CloseCode::Overflow,
+            CloseCode::TooBig,
+            CloseCode::SubscribeTimeout,
+        ]
+        .map(CloseCode::code);
+        assert_eq!(codes, [1001, 1011, 4008, 1009, 4001]);
+    }
+
+    #[test]
     fn frame_shapes() {
         assert_eq!(
             subscribed(SyncId::new(3), &["w1".into(), "u1".into()]).as_str(),
             r#"{"afterSyncId":"3","groups":["w1","u1"],"type":"subscribed"}"#
         );
         assert_eq!(
-            error("Replay buffer limit exceeded", Some("BUFFER_OVERFLOW")).as_str(),
+            error(
+                "Replay buffer limit exceeded",
+                Some(ErrorCode::BufferOverflow)
+            )
+            .as_str(),
             r#"{"code":"BUFFER_OVERFLOW","message":"Replay buffer limit exceeded","type":"error"}"#
         );
         assert_eq!(

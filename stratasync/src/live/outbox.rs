@@ -24,7 +24,8 @@ use futures::stream::SplitSink;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::frames;
+use super::frames::{self, CloseCode};
+use crate::error::ErrorCode;
 
 /// How long the final frames of a close may take to write: a slow consumer
 /// that reads again within it still learns why it was closed.
@@ -214,10 +215,23 @@ impl Outbox {
         }
     }
 
+    /// Closes the socket as a slow consumer: `SLOW_CONSUMER`, then 4008.
+    pub(crate) fn close_slow_consumer(&mut self) {
+        let last = slow_consumer_frames();
+        if let Some(close) = self.close.take() {
+            let _ = close.send(last);
+        }
+    }
+
     /// Drops what is queued, sends `error` (if any) and a close frame, and
     /// ends the writer.
-    pub(crate) fn close(&mut self, error: Option<Utf8Bytes>, code: u16, reason: &'static str) {
-        crate::metrics::socket_closed(code);
+    pub(crate) fn close(
+        &mut self,
+        error: Option<Utf8Bytes>,
+        code: CloseCode,
+        reason: &'static str,
+    ) {
+        crate::metrics::socket_closed(code.code());
         if let Some(close) = self.close.take() {
             let _ = close.send(final_frames(error, code, reason));
         }
@@ -225,27 +239,30 @@ impl Outbox {
 }
 
 /// An error frame (if any) and a close frame.
-fn final_frames(error: Option<Utf8Bytes>, code: u16, reason: &'static str) -> Vec<Message> {
+fn final_frames(error: Option<Utf8Bytes>, code: CloseCode, reason: &'static str) -> Vec<Message> {
     let mut last = Vec::with_capacity(2);
     if let Some(error) = error {
         last.push(Message::Text(error));
     }
     last.push(Message::Close(Some(CloseFrame {
-        code,
+        code: code.code(),
         reason: Utf8Bytes::from_static(reason),
     })));
     last
 }
 
 /// The reason of a slow consumer's close.
-pub(crate) const SLOW_CONSUMER_REASON: &str = "Outgoing queue limit exceeded";
+const SLOW_CONSUMER_REASON: &str = "Outgoing queue limit exceeded";
 
 /// The final frames of a slow consumer (4008 `SLOW_CONSUMER`).
-pub(crate) fn slow_consumer_frames() -> Vec<Message> {
-    crate::metrics::socket_closed(frames::close_code::OVERFLOW);
+fn slow_consumer_frames() -> Vec<Message> {
+    crate::metrics::socket_closed(CloseCode::Overflow.code());
     final_frames(
-        Some(frames::error(SLOW_CONSUMER_REASON, Some("SLOW_CONSUMER"))),
-        frames::close_code::OVERFLOW,
+        Some(frames::error(
+            SLOW_CONSUMER_REASON,
+            Some(ErrorCode::SlowConsumer),
+        )),
+        CloseCode::Overflow,
         SLOW_CONSUMER_REASON,
     )
 }

@@ -8,13 +8,14 @@ use futures::StreamExt as _;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::Instrument as _;
 
-use super::frames::{self, ClientFrame, Subscribe, close_code};
+use super::frames::{self, ClientFrame, CloseCode, Subscribe};
 use super::heartbeat::{Beat, Heartbeat};
 use super::hooks::{LiveContext, LiveSocket};
-use super::outbox::{Outbox, QueueBounds, SLOW_CONSUMER_REASON, SendError};
+use super::outbox::{Outbox, QueueBounds, SendError};
 use super::replay::{self, ReplayError};
 use super::subscription::{Delivered, Subscription};
 use crate::auth::{Caller, caller_groups};
+use crate::error::ErrorCode;
 use crate::fanout::{self, LiveAction, bus::visible};
 use crate::limits::Clipped;
 use crate::quota::Held;
@@ -117,7 +118,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: S
                 Event::Shutdown => {
                     session
                         .outbox
-                        .close(None, close_code::GOING_AWAY, "Server shutting down");
+                        .close(None, CloseCode::GoingAway, "Server shutting down");
                     Flow::Stop
                 }
                 Event::Frame(Some(Ok(Message::Pong(_)))) => {
@@ -133,7 +134,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: S
                         );
                         session
                             .outbox
-                            .close(None, close_code::TOO_BIG, "Message too big");
+                            .close(None, CloseCode::TooBig, "Message too big");
                     }
                     Flow::Stop
                 }
@@ -151,7 +152,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: S
                     tracing::info!("heartbeat timed out");
                     session
                         .outbox
-                        .close(None, close_code::SERVER_ERROR, "Heartbeat timeout");
+                        .close(None, CloseCode::ServerError, "Heartbeat timeout");
                     Flow::Stop
                 }
                 Event::Recheck => session.recheck().await,
@@ -160,7 +161,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: S
                     tracing::info!("no subscribe in time; closing");
                     session
                         .outbox
-                        .close(None, close_code::SUBSCRIBE_TIMEOUT, "Subscribe timeout");
+                        .close(None, CloseCode::SubscribeTimeout, "Subscribe timeout");
                     Flow::Stop
                 }
             };
@@ -243,7 +244,7 @@ impl Session {
                 let reason = "Failed to resolve sync groups";
                 self.outbox.close(
                     Some(frames::error(reason, None)),
-                    close_code::SERVER_ERROR,
+                    CloseCode::ServerError,
                     reason,
                 );
                 return Flow::Stop;
@@ -272,7 +273,7 @@ impl Session {
                 return self
                     .send(frames::error(
                         "A fresh bootstrap is required before subscribing to deltas",
-                        Some("BOOTSTRAP_REQUIRED"),
+                        Some(ErrorCode::BootstrapRequired),
                     ))
                     .await;
             }
@@ -303,8 +304,8 @@ impl Session {
                 tracing::warn!(cursor = %sub.cursor, "replay buffer limit exceeded");
                 let reason = "Replay buffer limit exceeded";
                 self.outbox.close(
-                    Some(frames::error(reason, Some("BUFFER_OVERFLOW"))),
-                    close_code::OVERFLOW,
+                    Some(frames::error(reason, Some(ErrorCode::BufferOverflow))),
+                    CloseCode::Overflow,
                     reason,
                 );
                 return Flow::Stop;
@@ -366,7 +367,7 @@ impl Session {
             }
             Err(RecvError::Closed) => {
                 self.outbox
-                    .close(None, close_code::GOING_AWAY, "Server shutting down");
+                    .close(None, CloseCode::GoingAway, "Server shutting down");
                 return Flow::Stop;
             }
         };
@@ -426,11 +427,7 @@ impl Session {
     fn send_failed(&mut self, error: SendError) -> Flow {
         if error == SendError::SlowConsumer {
             tracing::warn!("socket is not reading; closing it");
-            self.outbox.close(
-                Some(frames::error(SLOW_CONSUMER_REASON, Some("SLOW_CONSUMER"))),
-                close_code::OVERFLOW,
-                SLOW_CONSUMER_REASON,
-            );
+            self.outbox.close_slow_consumer();
         }
         Flow::Stop
     }
@@ -443,7 +440,7 @@ impl Session {
         tracing::warn!(%error, "replay failed");
         self.outbox.close(
             Some(frames::error("Replay failed", None)),
-            close_code::SERVER_ERROR,
+            CloseCode::ServerError,
             "Replay failed",
         );
         Flow::Stop

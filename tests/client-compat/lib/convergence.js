@@ -150,7 +150,7 @@ const todoChange = (rng) => {
   return change;
 };
 
-const newTodo = (rng, workspaceId) => ({
+const newTodo = (rng, workspaceId, owner) => ({
   archivedAt: null,
   completedAt: null,
   createdAt: Date.now(),
@@ -158,7 +158,10 @@ const newTodo = (rng, workspaceId) => ({
   estimate: null,
   id: rng.uuid(),
   notes: null,
+  // The server makes the writer the owner; public, so every client loads it.
+  owner,
   priority: 0,
+  private: false,
   title: `todo ${rng.int(1000)}`,
   workspaceId,
 });
@@ -190,7 +193,7 @@ const randomOperation = async (client, rng, workspaceId) => {
   const links = rowsOf(client, "TodoLabel");
   const roll = rng.next();
   if (roll < 0.08 || todos.length < 2) {
-    await sync.create("Todo", newTodo(rng, workspaceId));
+    await sync.create("Todo", newTodo(rng, workspaceId, client.user));
     return "create Todo";
   }
   const todo = rng.pick(todos);
@@ -381,7 +384,7 @@ export const defineConvergenceSuite = ({ nodes, label }) => {
           // A few shared rows first, so that every client starts on the same ones.
           const setup = seededRandom(seed);
           const first = await startClient(0);
-          const todos = [0, 1, 2].map(() => newTodo(setup, workspaceId));
+          const todos = [0, 1, 2].map(() => newTodo(setup, workspaceId, first.user));
           const labels = [0, 1].map(() => newLabel(setup, workspaceId));
           for (const row of todos) {
             await first.client.create("Todo", row);

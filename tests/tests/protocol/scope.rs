@@ -474,6 +474,79 @@ async fn cross_group_references_are_rejected_as_missing(db: &TestDb) {
     assert_eq!(orphan, missing);
 }
 
+fn unlink(doc: &str, tag: &str, workspace: &str) -> Value {
+    tx(
+        &new_id(),
+        "DocTag",
+        "ignored",
+        "DELETE",
+        json!({ "docId": doc, "tagId": tag, "workspaceId": workspace }),
+    )
+}
+
+/// The moot answer to a write whose referenced row was deleted by `sync_id`.
+fn reference_deleted(sync_id: &str) -> Value {
+    json!({
+        "success": true,
+        "warnings": [format!(
+            "A record it references was already deleted (by syncId {sync_id}); nothing was applied"
+        )],
+    })
+}
+
+/// A client links a row another client deletes, then unlinks it before it
+/// hears of the refusal: the unlink is moot, not refused, so that the
+/// client's rollback of the refusal does not bring the link back.
+async fn unlinking_a_link_refused_for_a_deleted_row_is_moot(db: &TestDb) {
+    let server = start(db).await;
+    let alice = server.client("user:alice");
+    let bob = server.client("user:bob");
+    let doc = insert_doc(&alice, "w1", "alice", false).await;
+    let tag = insert_tag(&alice, "w1").await;
+    let deleted = alice
+        .mutate_ok(tx(&new_id(), "Doc", &doc, "DELETE", json!({})))
+        .await;
+
+    let refused = rejection(&bob, link(&doc, &tag, "w1")).await;
+    assert_eq!(refused["error"], REFERENCE_NOT_FOUND, "{refused}");
+    let moot = outcome(&bob.mutate_one(unlink(&doc, &tag, "w1")).await);
+    assert_eq!(moot, reference_deleted(&deleted));
+
+    // A pair whose rows all exist was never linked: not found, as ever.
+    let other_tag = insert_tag(&alice, "w1").await;
+    let live_doc = insert_doc(&alice, "w1", "alice", false).await;
+    let never = rejection(&bob, unlink(&live_doc, &other_tag, "w1")).await;
+    assert_eq!(never["error"], "Invalid mutation: record not found");
+
+    // A delete in a group bob does not hold settles nothing for him.
+    let hidden_doc = insert_doc(&alice, "w2", "alice", false).await;
+    alice
+        .mutate_ok(tx(&new_id(), "Doc", &hidden_doc, "DELETE", json!({})))
+        .await;
+    let hidden = rejection(&bob, unlink(&hidden_doc, &tag, "w2")).await;
+    assert_eq!(hidden, never, "another group's delete is not revealed");
+
+    // The same, with the delete, the link and the unlink in one request.
+    let doc = insert_doc(&alice, "w1", "alice", false).await;
+    let reply = alice
+        .post(
+            "/sync/mutate",
+            &json!({ "batchId": "b", "transactions": [
+                tx(&new_id(), "Doc", &doc, "DELETE", json!({})),
+                link(&doc, &tag, "w1"),
+                unlink(&doc, &tag, "w1"),
+            ] }),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let results = reply.json["results"].as_array().unwrap();
+    let deleted = results[0]["syncId"].as_str().expect("the delete applies");
+    assert_eq!(results[1]["error"], REFERENCE_NOT_FOUND, "{}", reply.text);
+    let mut moot = results[2].clone();
+    moot.as_object_mut().unwrap().remove("clientTxId");
+    assert_eq!(moot, reference_deleted(deleted), "{}", reply.text);
+}
+
 /// The sync id of an applied one-transaction mutate reply, or `None` when it
 /// was rejected as a reference to a row that is not in the group.
 fn applied(reply: &Reply) -> Option<u64> {
@@ -523,4 +596,5 @@ on_each_backend!(
     out_of_scope_writes_are_answered_as_missing,
     cross_group_references_are_rejected_as_missing,
     a_reference_races_a_move,
+    unlinking_a_link_refused_for_a_deleted_row_is_moot,
 );

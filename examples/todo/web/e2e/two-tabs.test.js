@@ -264,8 +264,14 @@ test("two tabs (alice and bob) stay in sync through the example server", async (
     }
     await waitForTitles(page, `${user}: seeded todos`, (t) => t.includes("Ship the sync server"), 15_000);
   }
-  const initial = await titles(alice);
-  assert.deepEqual(await titles(bob), initial, "both tabs start from the same list");
+  // alice's seeded private todo loads in her tab only; the rest is shared.
+  const PRIVATE = "Alice's private todo";
+  const alicesInitial = await titles(alice);
+  const initial = await titles(bob);
+  assert.ok(alicesInitial.includes(PRIVATE), `alice loads her private todo: ${JSON.stringify(alicesInitial)}`);
+  assert.ok(!initial.includes(PRIVATE), `bob does not load alice's private todo: ${JSON.stringify(initial)}`);
+  const shared = async (page) => (await titles(page)).filter((t) => t !== PRIVATE);
+  assert.deepEqual(await shared(alice), initial, "both tabs start from the same shared list");
 
   const suffix = Math.random().toString(36).slice(2, 7);
   const created = `Buy oat milk ${suffix}`;
@@ -292,12 +298,12 @@ test("two tabs (alice and bob) stay in sync through the example server", async (
       `return (t) => t.includes(${JSON.stringify(renamed)}) && !t.includes(${JSON.stringify(created)})`,
     )(),
   );
-  assert.deepEqual(await titles(bob), await titles(alice), "both tabs show the same list after the rename");
+  assert.deepEqual(await titles(bob), await shared(alice), "both tabs show the same list after the rename");
   assert.deepEqual(await titles(bob), [...initial, renamed]);
   await screenshotPair(
     [
-      ["alice (?user=alice): renamed the todo", alice],
-      ["bob (?user=bob): sees it live", bob],
+      ["alice (?user=alice): renamed the todo; her private todo (🔒) is hers alone", alice],
+      ["bob (?user=bob): sees the rename live, not alice's private todo", bob],
     ],
     "two-tabs.png",
   );
@@ -309,7 +315,7 @@ test("two tabs (alice and bob) stay in sync through the example server", async (
     bob,
     new Function(`return (t) => !t.includes(${JSON.stringify(renamed)})`)(),
   );
-  assert.deepEqual(await titles(alice), initial);
+  assert.deepEqual(await titles(alice), alicesInitial);
   assert.deepEqual(await titles(bob), initial);
   await screenshotPair(
     [

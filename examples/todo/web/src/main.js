@@ -187,12 +187,18 @@ const makeRow = (id) => {
   done.addEventListener("change", () => {
     run("Update", () => client.update("Todo", id, { completedAt: done.checked ? Date.now() : null }));
   });
+  const lock = document.createElement("span");
+  lock.className = "private";
+  lock.dataset.testid = "private";
+  lock.title = "Private: only its owner loads it";
+  lock.textContent = "🔒";
   const title = document.createElement("span");
   title.className = "title";
   title.dataset.testid = "todo-title";
   title.addEventListener("dblclick", () => startEditing(li, client.getCached("Todo", id)));
   view.append(
     done,
+    lock,
     title,
     button("Edit", "edit", () => startEditing(li, client.getCached("Todo", id))),
     button("Delete", "delete", () => run("Delete", () => client.delete("Todo", id))),
@@ -213,6 +219,7 @@ const render = () => {
       rows.set(todo.id, li);
     }
     li.querySelector(".title").textContent = todo.title;
+    li.querySelector(".private").hidden = todo.private !== true;
     li.querySelector("[data-testid=done]").checked = todo.completedAt != null;
     li.classList.toggle("done", todo.completedAt != null);
     // Move only rows that are out of place, so an open editor keeps its focus.
@@ -282,7 +289,10 @@ $("new-todo").addEventListener("submit", (event) => {
   if (!title) {
     return;
   }
+  const privateBox = $("new-private");
+  const isPrivate = privateBox.checked;
   input.value = "";
+  privateBox.checked = false;
   run("Create", () =>
     client.create("Todo", {
       archivedAt: null,
@@ -292,7 +302,10 @@ $("new-todo").addEventListener("submit", (event) => {
       estimate: null,
       id: randomId(),
       notes: null,
+      // The server makes the writer the owner.
+      owner: user,
       priority: 0,
+      private: isPrivate,
       title,
       workspaceId: workspace,
     }),

@@ -3,7 +3,7 @@
 import type { SchemaDefinition } from "@stratasync/core";
 
 /** What `computeSchemaHash(schema)` returns; the server expects it as `schemaHash`. */
-export const SCHEMA_HASH = "f42770f8ad7ca4bd";
+export const SCHEMA_HASH = "d23348a9fa8b338d";
 
 /** The models the server syncs, by wire name. */
 export const schema = {
@@ -27,7 +27,9 @@ export const schema = {
         estimate: { nullable: true, type: "number" },
         id: { type: "string" },
         notes: { nullable: true, type: "string" },
+        owner: { type: "string" },
         priority: { type: "number" },
+        private: { type: "boolean" },
         title: { type: "string" },
         workspaceId: { indexed: true, type: "string" },
       },
@@ -65,7 +67,9 @@ export interface Todo {
   estimate: number | null;
   id: string;
   notes: string | null;
+  owner: string;
   priority: number;
+  private: boolean;
   title: string;
   workspaceId: string;
 }

@@ -150,6 +150,8 @@ pub(super) fn parse_top(value: &Value) -> Option<(SyncId, SyncId)> {
 
 #[cfg(test)]
 mod tests {
+    use stratasync_core::ActionKind;
+
     use super::*;
 
     #[test]
@@ -158,7 +160,7 @@ mod tests {
             id: SyncId::new(42),
             model: "Task".into(),
             model_id: "m1".into(),
-            action: "U".into(),
+            action: ActionKind::Update.letter().into(),
             data: RawValue::from_string(r#"{"title":"x"}"#.into()).expect("raw"),
             group_id: Some("w1".into()),
             client_id: None,
