@@ -140,6 +140,13 @@ pub fn expand(input: &DeriveInput, krate: &Path, errors: &[syn::Error]) -> Token
                         ) -> __sp::BoxFuture<'a, __sp::diesel::QueryResult<usize>> {
                             ::core::unreachable!()
                         }
+                        fn find_visible_group<'a>(
+                            _: &'a mut $conn,
+                            _: &'a (),
+                            _: &'a __sp::FilterContext,
+                        ) -> __sp::BoxFuture<'a, __sp::diesel::QueryResult<::core::option::Option<::core::option::Option<::std::string::String>>>> {
+                            ::core::unreachable!()
+                        }
                         fn update_visible<'a>(
                             _: &'a mut $conn,
                             _: &'a (),

@@ -263,16 +263,11 @@ where
         return Ok(change);
     }
 
-    // Rows of groups the caller does not hold are answered as missing rows.
-    let mut group_id = match T::find_group(conn, &key).await? {
-        Some(Some(group)) if ctx.holds(&group) => Some(group),
-        Some(None) if T::META.group == GroupKey::Global => None,
-        Some(_) | None => return Err(missing_row::<T, C>(conn, mutation, &model_id, ctx).await),
-    };
-    // So are rows outside the caller's read scope.
-    if !T::in_scope(conn, &key, ctx).await? {
+    // Rows of groups the caller does not hold, and rows outside the
+    // caller's read scope, are answered as missing rows.
+    let Some(mut group_id) = T::find_visible_group(conn, &key, ctx).await? else {
         return Err(missing_row::<T, C>(conn, mutation, &model_id, ctx).await);
-    }
+    };
 
     let mut action = mutation.action;
     let mut left = None;

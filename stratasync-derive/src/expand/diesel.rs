@@ -253,26 +253,6 @@ pub fn diesel_model(spec: &Spec) -> TokenStream {
     let by_key = key_filter(spec);
     let reference_target = reference_target(spec);
     let references_in_group = references_in_group(spec);
-    let in_scope = scope_filter(spec, quote!(ctx)).map(|filter| {
-        quote! {
-            fn in_scope<'a>(
-                conn: &'a mut $conn,
-                key: &'a <Self as __sp::SyncModel>::Key,
-                ctx: &'a __sp::FilterContext,
-            ) -> __sp::BoxFuture<'a, __sp::diesel::QueryResult<bool>> {
-                ::std::boxed::Box::pin(async move {
-                    let rows = #by_key
-                        .into_boxed::<$backend>()
-                        .filter(#filter)
-                        .count()
-                        .get_result::<i64>(conn)
-                        .await?;
-                    ::core::result::Result::Ok(rows > 0)
-                })
-            }
-        }
-    });
-
     let (group_column, group_ty, group_map) = match (&spec.group, &spec.kind) {
         (Group::Column { field, .. }, _) | (Group::OwnId, Kind::Standard { id: field }) => {
             let to = to_id(&fields[*field]);
@@ -482,8 +462,6 @@ pub fn diesel_model(spec: &Spec) -> TokenStream {
                         #set_archived
 
                         #visible_writes
-
-                        #in_scope
 
                         #reference_target
 

@@ -1,6 +1,8 @@
 //! The writes that check the caller's access in the statement itself:
 //! `UPDATE` / `DELETE ... WHERE <key> AND <group> IN (<held groups>) AND
-//! <scope> RETURNING <group>`, one round trip instead of a read and a write.
+//! <scope> RETURNING <group>`, one round trip instead of a read and a write;
+//! and the read of a row's group under the same conditions, for the writes
+//! that need the check first (hooks run between the two).
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -17,8 +19,8 @@ pub struct Returned<'a> {
     pub map: TokenStream,
 }
 
-/// `update_visible`, `delete_visible` and `set_archived_visible`; `by_key`
-/// selects the row with `key`.
+/// `find_visible_group`, `update_visible`, `delete_visible` and
+/// `set_archived_visible`; `by_key` selects the row with `key`.
 pub fn visible_writes(spec: &Spec, by_key: &TokenStream, returned: &Returned<'_>) -> TokenStream {
     let table = &spec.table;
     let fields = &spec.model.fields;
@@ -94,6 +96,21 @@ pub fn visible_writes(spec: &Spec, by_key: &TokenStream, returned: &Returned<'_>
         _ => nothing,
     };
     quote! {
+        fn find_visible_group<'a>(
+            conn: &'a mut $conn,
+            key: &'a <Self as __sp::SyncModel>::Key,
+            ctx: &'a __sp::FilterContext,
+        ) -> __sp::BoxFuture<'a, #found> {
+            ::std::boxed::Box::pin(async move {
+                let found = #visible
+                    .select(#table::#column)
+                    .first::<#ty>(conn)
+                    .await
+                    .optional()?;
+                ::core::result::Result::Ok(found.map(#map))
+            })
+        }
+
         fn update_visible<'a>(
             conn: &'a mut $conn,
             key: &'a <Self as __sp::SyncModel>::Key,
