@@ -311,9 +311,11 @@ pub fn diesel_model(spec: &Spec) -> TokenStream {
                 changes: <Self as __sp::SyncModel>::Changes,
             ) -> __sp::BoxFuture<'a, __sp::diesel::QueryResult<usize>> {
                 ::std::boxed::Box::pin(async move {
-                    __sp::BySql(__sp::diesel::update(#by_key).set((#(#sets,)*)))
-                        .execute(conn)
-                        .await
+                    __sp::diesel_async::RunQueryDsl::execute(
+                        __sp::BySql(__sp::diesel::update(#by_key).set((#(#sets,)*))),
+                        conn,
+                    )
+                    .await
                 })
             }
         }
@@ -329,10 +331,12 @@ pub fn diesel_model(spec: &Spec) -> TokenStream {
                     at: ::core::option::Option<__sp::chrono::DateTime<__sp::chrono::Utc>>,
                 ) -> __sp::BoxFuture<'a, __sp::diesel::QueryResult<usize>> {
                     ::std::boxed::Box::pin(async move {
-                        __sp::BySql(
-                            __sp::diesel::update(#by_key).set(#table::#column.eq(__sp::Bind(at))),
+                        __sp::diesel_async::RunQueryDsl::execute(
+                            __sp::BySql(
+                                __sp::diesel::update(#by_key).set(#table::#column.eq(__sp::Bind(at))),
+                            ),
+                            conn,
                         )
-                        .execute(conn)
                         .await
                     })
                 }
@@ -358,8 +362,6 @@ pub fn diesel_model(spec: &Spec) -> TokenStream {
                         BoolExpressionMethods as _, ExpressionMethods as _,
                         OptionalExtension as _, QueryDsl as _,
                     };
-                    #[allow(unused_imports)]
-                    use __sp::diesel_async::RunQueryDsl as _;
 
                     /// The rows in `scope`; `None` when the scope cannot match a row.
                     fn __scoped(
@@ -383,12 +385,11 @@ pub fn diesel_model(spec: &Spec) -> TokenStream {
                                 if let ::core::option::Option::Some(after) = after {
                                     query = query.filter(#after);
                                 }
-                                query
+                                let query = query
                                     .order(#order)
                                     .limit(limit)
-                                    .select(<Self as __sp::diesel::SelectableHelper<$backend>>::as_select())
-                                    .load::<Self>(conn)
-                                    .await
+                                    .select(<Self as __sp::diesel::SelectableHelper<$backend>>::as_select());
+                                __sp::diesel_async::RunQueryDsl::load::<Self>(query, conn).await
                             })
                         }
 
@@ -400,7 +401,8 @@ pub fn diesel_model(spec: &Spec) -> TokenStream {
                                 let ::core::option::Option::Some(query) = __scoped(scope) else {
                                     return ::core::result::Result::Ok(0);
                                 };
-                                query.count().get_result::<i64>(conn).await
+                                __sp::diesel_async::RunQueryDsl::get_result::<i64>(query.count(), conn)
+                                    .await
                             })
                         }
 
@@ -414,11 +416,12 @@ pub fn diesel_model(spec: &Spec) -> TokenStream {
                             >,
                         > {
                             ::std::boxed::Box::pin(async move {
-                                let found = #by_key
-                                    .select(#table::#group_column)
-                                    .first::<#group_ty>(conn)
-                                    .await
-                                    .optional()?;
+                                let found = __sp::diesel_async::RunQueryDsl::first::<#group_ty>(
+                                    #by_key.select(#table::#group_column),
+                                    conn,
+                                )
+                                .await
+                                .optional()?;
                                 ::core::result::Result::Ok(found.map(#group_map))
                             })
                         }
@@ -428,9 +431,9 @@ pub fn diesel_model(spec: &Spec) -> TokenStream {
                             key: &'a <Self as __sp::SyncModel>::Key,
                         ) -> __sp::BoxFuture<'a, __sp::diesel::QueryResult<::core::option::Option<Self>>> {
                             ::std::boxed::Box::pin(async move {
-                                #by_key
-                                    .select(<Self as __sp::diesel::SelectableHelper<$backend>>::as_select())
-                                    .first::<Self>(conn)
+                                let query = #by_key
+                                    .select(<Self as __sp::diesel::SelectableHelper<$backend>>::as_select());
+                                __sp::diesel_async::RunQueryDsl::first::<Self>(query, conn)
                                     .await
                                     .optional()
                             })
@@ -441,10 +444,9 @@ pub fn diesel_model(spec: &Spec) -> TokenStream {
                             row: &'a Self,
                         ) -> __sp::BoxFuture<'a, __sp::diesel::QueryResult<usize>> {
                             ::std::boxed::Box::pin(async move {
-                                __sp::diesel::insert_into(#table::table)
-                                    .values((#(#insert_values,)*))
-                                    .execute(conn)
-                                    .await
+                                let query = __sp::diesel::insert_into(#table::table)
+                                    .values((#(#insert_values,)*));
+                                __sp::diesel_async::RunQueryDsl::execute(query, conn).await
                             })
                         }
 
@@ -455,7 +457,8 @@ pub fn diesel_model(spec: &Spec) -> TokenStream {
                             key: &'a <Self as __sp::SyncModel>::Key,
                         ) -> __sp::BoxFuture<'a, __sp::diesel::QueryResult<usize>> {
                             ::std::boxed::Box::pin(async move {
-                                __sp::diesel::delete(#by_key).execute(conn).await
+                                __sp::diesel_async::RunQueryDsl::execute(__sp::diesel::delete(#by_key), conn)
+                                    .await
                             })
                         }
 

@@ -45,11 +45,15 @@ pub fn visible_writes(spec: &Spec, by_key: &TokenStream, returned: &Returned<'_>
         .unwrap_or_default();
     let visible = quote!(#by_key #held #scoped);
     let Returned { column, ty, map } = returned;
-    let returning = quote! {
-        .get_result::<#ty>(conn)
-        .await
-        .optional()?;
-        ::core::result::Result::Ok(found.map(#map))
+    // Called by path: a `use diesel::prelude::*` beside the model would
+    // make the method ambiguous with diesel's own `RunQueryDsl`.
+    let returning = |query: TokenStream| {
+        quote! {
+            let found = __sp::diesel_async::RunQueryDsl::get_result::<#ty>(#query, conn)
+                .await
+                .optional()?;
+            ::core::result::Result::Ok(found.map(#map))
+        }
     };
     let found = quote! {
         __sp::diesel::QueryResult<
@@ -68,33 +72,34 @@ pub fn visible_writes(spec: &Spec, by_key: &TokenStream, returned: &Returned<'_>
             let ident = fields[i].ident;
             quote!(changes.#ident.map(|value| #table::#column.eq(__sp::Bind(value))))
         });
+        let write = returning(quote! {
+            __sp::BySql(
+                __sp::diesel::update(#visible)
+                    .set((#(#sets,)*))
+                    .returning(#table::#column),
+            )
+        });
         quote! {
-            ::std::boxed::Box::pin(async move {
-                let found = __sp::BySql(
-                    __sp::diesel::update(#visible)
-                        .set((#(#sets,)*))
-                        .returning(#table::#column),
-                )
-                #returning
-            })
+            ::std::boxed::Box::pin(async move { #write })
         }
     };
     let set_archived = match spec.archived_at {
         Some(index) if spec.actions.archive || spec.actions.unarchive => {
             let archived = &fields[index].column;
+            let write = returning(quote! {
+                __sp::BySql(
+                    __sp::diesel::update(#visible)
+                        .set(#table::#archived.eq(__sp::Bind(at)))
+                        .returning(#table::#column),
+                )
+            });
             quote! {
-                ::std::boxed::Box::pin(async move {
-                    let found = __sp::BySql(
-                        __sp::diesel::update(#visible)
-                            .set(#table::#archived.eq(__sp::Bind(at)))
-                            .returning(#table::#column),
-                    )
-                    #returning
-                })
+                ::std::boxed::Box::pin(async move { #write })
             }
         }
         _ => nothing,
     };
+    let delete = returning(quote!(__sp::diesel::delete(#visible).returning(#table::#column)));
     quote! {
         fn find_visible_group<'a>(
             conn: &'a mut $conn,
@@ -102,11 +107,12 @@ pub fn visible_writes(spec: &Spec, by_key: &TokenStream, returned: &Returned<'_>
             ctx: &'a __sp::FilterContext,
         ) -> __sp::BoxFuture<'a, #found> {
             ::std::boxed::Box::pin(async move {
-                let found = #visible
-                    .select(#table::#column)
-                    .first::<#ty>(conn)
-                    .await
-                    .optional()?;
+                let found = __sp::diesel_async::RunQueryDsl::first::<#ty>(
+                    #visible.select(#table::#column),
+                    conn,
+                )
+                .await
+                .optional()?;
                 ::core::result::Result::Ok(found.map(#map))
             })
         }
@@ -126,11 +132,7 @@ pub fn visible_writes(spec: &Spec, by_key: &TokenStream, returned: &Returned<'_>
             key: &'a <Self as __sp::SyncModel>::Key,
             ctx: &'a __sp::FilterContext,
         ) -> __sp::BoxFuture<'a, #found> {
-            ::std::boxed::Box::pin(async move {
-                let found = __sp::diesel::delete(#visible)
-                    .returning(#table::#column)
-                    #returning
-            })
+            ::std::boxed::Box::pin(async move { #delete })
         }
 
         fn set_archived_visible<'a>(
