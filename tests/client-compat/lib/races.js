@@ -8,9 +8,10 @@
 // 2. two updates of one field: with the client's default rebase strategy
 //    (server-wins) the client keeps the other value while the server applied
 //    its own later; with `rebaseStrategy: "client-wins"` it converges;
-// 3. a link of a pair another client linked, answered after that client's
-//    unlink reached the client: the server logs the relink, so the client
-//    settles it by its own delta, ordered before the unlink.
+// 3. a link of a pair another client linked, answered after a later action
+//    on the pair reached the client (the other client's unlink, or its new
+//    link after the client's own unlink): the server logs the relink, so the
+//    client settles it by its own delta, in log order.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { it } from "node:test";
