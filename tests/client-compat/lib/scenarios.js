@@ -49,6 +49,8 @@ const assertTodoShape = (row, where) => {
     row.dueOn === null || isDateOnly(row.dueOn),
     `${at}: dueOn must be epoch ms of a UTC midnight (multiple of 86400000) or null, got ${JSON.stringify(row.dueOn)}`,
   );
+  assert.equal(typeof row.private, "boolean", `${at}: private must be a boolean, got ${JSON.stringify(row.private)}`);
+  assert.equal(typeof row.owner, "string", `${at}: owner must be a string, got ${JSON.stringify(row.owner)}`);
   assert.equal(row.workspaceId, WORKSPACE, `${at}: workspaceId`);
   assert.ok(isInstant(row.createdAt), `${at}: createdAt must be an epoch-ms number, got ${JSON.stringify(row.createdAt)}`);
   assert.ok(
@@ -95,11 +97,17 @@ const fullTodo = (overrides = {}) => ({
   estimate: 2.75,
   id: randomUUID(),
   notes: 'multi\nline "quoted" ünïcødé ✓',
+  // The server makes the writer the owner; pass `owner` for other writers.
+  owner: "alice",
   priority: 3,
+  private: false,
   title: `compat todo ${randomUUID().slice(0, 8)}`,
   workspaceId: WORKSPACE,
   ...overrides,
 });
+
+/** Whether `user` loads `todo` (the example's scope: public, or their own). */
+const visibleTo = (user) => (todo) => !todo.private || todo.owner === user;
 
 /** GET on the sync API as a user, without the client. */
 const apiGet = async (node, route, user) => {
@@ -199,7 +207,12 @@ export const defineCompatSuite = ({ nodes, label }) => {
       const todos = alice.rows("Todo");
       const labels = alice.rows("Label");
       const links = alice.rows("TodoLabel");
-      assert.equal(todos.size, 3, `alice should bootstrap the 3 seeded todos, got ${JSON.stringify([...todos.values()])}`);
+      assert.equal(todos.size, 4, `alice should bootstrap the 3 seeded public todos and her private one, got ${JSON.stringify([...todos.values()])}`);
+      assert.equal(
+        [...todos.values()].filter((t) => t.private && t.owner === "alice").length,
+        1,
+        "the seed holds one private todo of alice's",
+      );
       assert.equal(labels.size, 2, `alice should bootstrap the 2 seeded labels, got ${JSON.stringify([...labels.values()])}`);
       assert.equal(links.size, 1, `alice should bootstrap the seeded TodoLabel, got ${JSON.stringify([...links.values()])}`);
       for (const row of todos.values()) {
@@ -235,10 +248,11 @@ export const defineCompatSuite = ({ nodes, label }) => {
 
       const bob = await pool.start({ node: nodeB(), user: "bob" });
       for (const model of ["Todo", "Label", "TodoLabel"]) {
+        const visible = [...alice.rows(model)].filter(([, row]) => model !== "Todo" || visibleTo("bob")(row));
         assert.deepEqual(
           Object.fromEntries(bob.rows(model)),
-          Object.fromEntries(alice.rows(model)),
-          `bob (same workspace) must bootstrap the same ${model} rows as alice`,
+          Object.fromEntries(visible),
+          `bob (same workspace) must bootstrap the same ${model} rows as alice, but for her private todo`,
         );
       }
 
@@ -388,7 +402,7 @@ export const defineCompatSuite = ({ nodes, label }) => {
 
       // Carol writes in her personal group; once that is confirmed, her
       // cursor has passed everything alice wrote.
-      const own = fullTodo({ workspaceId: "carol" });
+      const own = fullTodo({ owner: "carol", workspaceId: "carol" });
       await carol.client.create("Todo", own);
       await carol.settle();
       assert.deepEqual(idsOf(carol.rows("Todo")), [own.id], "carol holds only her own todo");
@@ -580,9 +594,10 @@ export const defineCompatSuite = ({ nodes, label }) => {
       try {
         await cluster.admin("POST", "/admin/memberships", { groupId: WORKSPACE, userId: "carol" }, 0);
         member = true;
-        const expected = idsOf(a.rows("Todo"));
+        // Every demo todo but alice's private one.
+        const expected = idsOf(new Map([...a.rows("Todo")].filter(([, todo]) => visibleTo("carol")(todo))));
         await waitFor(
-          "carol to receive every demo todo after joining",
+          "carol to receive every demo todo she may load after joining",
           () => expected.every((id) => carol.has("Todo", id)),
           { describe: () => ({ carol: idsOf(carol.rows("Todo")), expected }), timeout: 15_000 },
         );
@@ -616,7 +631,7 @@ export const defineCompatSuite = ({ nodes, label }) => {
         const later = fullTodo({ title: "after carol left" });
         await a.client.create("Todo", later);
         await a.settle();
-        const own = fullTodo({ workspaceId: "carol" });
+        const own = fullTodo({ owner: "carol", workspaceId: "carol" });
         await carol.client.create("Todo", own);
         await carol.settle();
         assert.ok(!carol.has("Todo", later.id), "a demo todo written after carol left does not reach her");
@@ -636,7 +651,7 @@ export const defineCompatSuite = ({ nodes, label }) => {
       const written = [];
       const writer = async (c, n) => {
         for (let i = 0; i < n; i += 1) {
-          const todo = fullTodo({ title: `${c.user} burst ${i}` });
+          const todo = fullTodo({ owner: c.user, title: `${c.user} burst ${i}` });
           written.push(todo.id);
           await c.client.create("Todo", todo);
           if (i % 5 === 4) {
