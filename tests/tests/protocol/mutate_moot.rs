@@ -283,17 +283,21 @@ async fn concurrent_links_of_a_pair_both_apply(db: &TestDb) {
         .await;
     let alice = server.client("user:alice");
     let bob = server.client("user:bob");
-    for n in 0..10 {
-        let keys = json!({ "taskId": new_id(), "labelId": new_id(), "workspaceId": "w1" });
+    for n in 0..20 {
+        let (task, label) = (new_id(), new_id());
+        // The canonical id, as the client sends it: the group-commit path
+        // finds an earlier link of the pair in its group by it.
+        let pair = composite_id(&task, &label);
+        let keys = json!({ "taskId": task, "labelId": label, "workspaceId": "w1" });
         let (a, b) = tokio::join!(
             alice.mutate_one(tx(
                 &format!("a{n}"),
                 "TaskLabel",
-                "x",
+                &pair,
                 "INSERT",
                 keys.clone()
             )),
-            bob.mutate_one(tx(&format!("b{n}"), "TaskLabel", "x", "INSERT", keys)),
+            bob.mutate_one(tx(&format!("b{n}"), "TaskLabel", &pair, "INSERT", keys)),
         );
         for reply in [a, b] {
             assert_eq!(reply.json["results"][0]["success"], true, "{}", reply.text);
