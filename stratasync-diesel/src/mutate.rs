@@ -155,7 +155,8 @@ where
 
     if mutation.action == ActionKind::Insert {
         // A relink: the pair is logged again as it is, so that the client's
-        // insert is ordered among the other actions on the pair.
+        // insert is ordered among the other actions on the pair
+        // (docs/protocol.md, "Relinks").
         if T::META.composite && linked_before::<T, C>(conn, mutation, &key, &model_id, ctx).await? {
             let row = T::find(conn, &key)
                 .await?

@@ -82,11 +82,7 @@ fn retryable(error: &MutationError) -> bool {
 /// Whether a first attempt failed because the composite pair it links was
 /// linked by a concurrent transaction: applied again, now that the link is
 /// committed, it relinks the pair (docs/protocol.md, "Relinks").
-pub(crate) fn lost_a_link_race(
-    model: &RegisteredModel,
-    error: &MutationError,
-    attempt: u32,
-) -> bool {
+fn lost_a_link_race(model: &RegisteredModel, error: &MutationError, attempt: u32) -> bool {
     attempt == 1 && model.meta().composite && error.is_already_exists()
 }
 
