@@ -348,14 +348,6 @@ async fn apply_and_append_all(
             Err(error) => {
                 savepoint.rollback().await?;
                 let row = (mutation.model.as_str(), mutation.model_id.as_str());
-                let relink = if error.is_already_exists() && model.meta().composite {
-                    match linked_earlier(group, &steps, ctx, row) {
-                        Some(change) => Some(change),
-                        None => relink_committed(conn, model, ctx, mutation, now).await?,
-                    }
-                } else {
-                    None
-                };
                 let settled_by = if error.is_not_found() {
                     // Deleted, or a row its payload references was.
                     settled_earlier(group, &steps, ctx, row, ActionKind::Delete).or_else(|| {
@@ -368,13 +360,20 @@ async fn apply_and_append_all(
                 } else {
                     None
                 };
-                steps.push(match (conn.find_client_tx(key).await?, relink) {
-                    (Some(id), _) => Step::Settled(Ok(Applied::Duplicate(id))),
-                    (None, Some(change)) => Step::Append(change),
-                    (None, None) => {
-                        settled_by.map_or(Step::Settled(Err(error)), Step::AfterEarlier)
+                let step = match conn.find_client_tx(key).await? {
+                    Some(id) => Step::Settled(Ok(Applied::Duplicate(id))),
+                    // A link of a pair linked earlier in the group, or by a
+                    // concurrent transaction: a relink.
+                    None if error.is_already_exists() && model.meta().composite => {
+                        let relink = match linked_earlier(group, &steps, ctx, row) {
+                            Some(change) => Some(change),
+                            None => relink_committed(conn, model, ctx, mutation, now).await?,
+                        };
+                        relink.map_or(Step::Settled(Err(error)), Step::Append)
                     }
-                });
+                    None => settled_by.map_or(Step::Settled(Err(error)), Step::AfterEarlier),
+                };
+                steps.push(step);
             }
         }
     }
