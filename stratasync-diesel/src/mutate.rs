@@ -156,11 +156,15 @@ where
     if mutation.action == ActionKind::Insert {
         // A relink: the pair is logged again as it is, so that the client's
         // insert is ordered among the other actions on the pair
-        // (docs/protocol.md, "Relinks").
-        if T::META.composite && linked_before::<T, C>(conn, mutation, &key, &model_id, ctx).await? {
-            let row = T::find(conn, &key)
-                .await?
-                .ok_or_else(MutationError::not_found)?;
+        // (docs/protocol.md, "Relinks"). The row is deleted and put back as
+        // it was, which waits for a concurrent unlink of the pair: when that
+        // one removed it, the insert below links the pair anew.
+        if T::META.composite
+            && linked_before::<T, C>(conn, mutation, &key, &model_id, ctx).await?
+            && let Some(row) = T::find(conn, &key).await?
+            && T::delete(conn, &key).await? == 1
+        {
+            T::insert(conn, &row).await?;
             return Ok(Change {
                 model_id,
                 action: ActionKind::Insert,
