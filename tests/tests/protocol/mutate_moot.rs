@@ -310,6 +310,58 @@ async fn concurrent_links_of_a_pair_both_apply(db: &TestDb) {
     }
 }
 
+/// An unlink and a relink of one pair at once: the log ends as the table
+/// does. When the relink is logged last, the pair is linked, and unlinking
+/// it applies (a relink that did not wait for the unlink logged an insert of
+/// a row the table no longer had).
+async fn a_relink_racing_an_unlink_ends_as_the_table(db: &TestDb) {
+    let server = Fixture::on(db)
+        .members(&[("alice", "w1"), ("bob", "w1")])
+        .start()
+        .await;
+    let alice = server.client("user:alice");
+    let bob = server.client("user:bob");
+    for n in 0..20 {
+        let (task, label) = (new_id(), new_id());
+        let pair = composite_id(&task, &label);
+        let keys = json!({ "taskId": task, "labelId": label, "workspaceId": "w1" });
+        alice
+            .mutate_ok(tx(
+                &format!("link{n}"),
+                "TaskLabel",
+                &pair,
+                "INSERT",
+                keys.clone(),
+            ))
+            .await;
+        tokio::join!(
+            alice.mutate_one(tx(
+                &format!("unlink{n}"),
+                "TaskLabel",
+                &pair,
+                "DELETE",
+                keys.clone()
+            )),
+            bob.mutate_one(tx(
+                &format!("relink{n}"),
+                "TaskLabel",
+                &pair,
+                "INSERT",
+                keys.clone()
+            )),
+        );
+        let log = pair_log(&alice, &pair).await;
+        if log.last().is_some_and(|(action, _)| action == "I") {
+            let (result, body) = result_of(
+                &alice,
+                tx(&format!("check{n}"), "TaskLabel", &pair, "DELETE", keys),
+            )
+            .await;
+            assert!(result["syncId"].is_string(), "{log:?}: {body}");
+        }
+    }
+}
+
 /// A link and its unlink in one request, of a pair another client linked:
 /// a relink, then the unlink, both logged in order. Two links of one pair in
 /// one request: the second relinks the first, on the group-commit path as
@@ -432,6 +484,7 @@ on_each_backend!(
     a_composite_row_unlinked_before_answers_the_unlink,
     linking_a_linked_pair_relinks_it,
     concurrent_links_of_a_pair_both_apply,
+    a_relink_racing_an_unlink_ends_as_the_table,
     links_within_one_request,
     a_moot_write_in_a_batch_leaves_the_rest_alone,
 );
