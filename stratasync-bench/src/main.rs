@@ -39,6 +39,7 @@ mod node;
 mod nodes;
 mod report;
 mod stats;
+mod wire;
 mod ws;
 
 use std::sync::Arc;
@@ -317,7 +318,8 @@ async fn mutate_section(
         .await?,
     );
     let token = format!("user:{}", MUTATE_WORKSPACE.1);
-    let node = Node::start(&args.server_bin, url, None).await?;
+    let wire = wire::RoundTrips::start(url).await?;
+    let node = Node::start(&args.server_bin, &wire.url, None).await?;
     let mut rows = Vec::new();
     let configs = args
         .batches
@@ -340,7 +342,8 @@ async fn mutate_section(
         };
         let server = async || {
             step!("mutate {clients} clients × {batch} tx/request: server");
-            mutate::through_server(
+            let before = wire.count();
+            let server = mutate::through_server(
                 &node,
                 &token,
                 Arc::clone(&ids),
@@ -349,7 +352,13 @@ async fn mutate_section(
                 args.mutate_time,
                 &run,
             )
-            .await
+            .await?;
+            let round_trips = (wire.count() - before) as f64 / server.transactions.max(1) as f64;
+            step!(
+                "mutate {clients} clients × {batch} tx/request: {} transactions, {round_trips:.2} round trips per transaction",
+                server.transactions
+            );
+            Ok::<_, String>((server, round_trips))
         };
         // Baselines and server alternate which runs first, so that a drift
         // of the shared machine does not always favour the same side.
@@ -365,7 +374,7 @@ async fn mutate_section(
         } else {
             None
         };
-        let server = match early {
+        let (server, round_trips) = match early {
             Some(server) => server,
             None => server().await?,
         };
@@ -376,6 +385,7 @@ async fn mutate_section(
             direct,
             per_request,
             server_first,
+            round_trips,
         });
     }
     node.stop().await;

@@ -20,6 +20,8 @@ pub struct Throughput {
     pub tx_per_sec: f64,
     /// Latency of one request (a batch of transactions).
     pub latency: Latency,
+    /// Committed transactions.
+    pub transactions: u64,
 }
 
 /// What a run of workers produced.
@@ -244,5 +246,6 @@ async fn collect(
     Ok(Throughput {
         tx_per_sec: crate::stats::per_sec(transactions as f64, elapsed),
         latency: Latency::of(&mut latencies),
+        transactions,
     })
 }

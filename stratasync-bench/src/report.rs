@@ -50,6 +50,8 @@ pub struct MutateRow {
     pub per_request: Option<Throughput>,
     /// Whether the server ran before the baselines (the order alternates).
     pub server_first: bool,
+    /// The server's PostgreSQL round trips per transaction (see `wire`).
+    pub round_trips: f64,
 }
 
 /// Catch-up figures.
@@ -226,15 +228,18 @@ impl Report {
              (`BEGIN ... COMMIT` around each), and for batches above 1 also once per request \
              (`BEGIN`, the batch's statements, `COMMIT`: the work the server does for a \
              request). The server and the baselines alternate which runs first (order \
-             column).\n"
+             column). Round trips: the server's PostgreSQL round trips (`Query` messages and \
+             `Sync` messages but those that only close statements, counted by a proxy in \
+             front of the database, the log tailer's reads and the pool's checks included) \
+             per transaction of its run.\n"
         );
         let _ = writeln!(
             w,
-            "| clients | tx/request | order | server tx/s | p50 ms | p99 ms | direct SQL, commit per tx: tx/s | p50 ms | p99 ms | ratio | direct SQL, commit per request: tx/s | p50 ms | p99 ms | ratio |"
+            "| clients | tx/request | order | server tx/s | p50 ms | p99 ms | round trips/tx | direct SQL, commit per tx: tx/s | p50 ms | p99 ms | ratio | direct SQL, commit per request: tx/s | p50 ms | p99 ms | ratio |"
         );
         let _ = writeln!(
             w,
-            "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for row in &self.mutate {
             let per_request = match &row.per_request {
@@ -249,7 +254,7 @@ impl Report {
             };
             let _ = writeln!(
                 w,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2}× | {per_request} |",
+                "| {} | {} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {:.2}× | {per_request} |",
                 row.clients,
                 row.batch,
                 if row.server_first {
@@ -260,6 +265,7 @@ impl Report {
                 thousands(row.server.tx_per_sec),
                 ms(row.server.latency.p50),
                 ms(row.server.latency.p99),
+                row.round_trips,
                 thousands(row.direct.tx_per_sec),
                 ms(row.direct.latency.p50),
                 ms(row.direct.latency.p99),

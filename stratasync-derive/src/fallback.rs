@@ -140,6 +140,36 @@ pub fn expand(input: &DeriveInput, krate: &Path, errors: &[syn::Error]) -> Token
                         ) -> __sp::BoxFuture<'a, __sp::diesel::QueryResult<usize>> {
                             ::core::unreachable!()
                         }
+                        fn find_visible_group<'a>(
+                            _: &'a mut $conn,
+                            _: &'a (),
+                            _: &'a __sp::FilterContext,
+                        ) -> __sp::BoxFuture<'a, __sp::diesel::QueryResult<::core::option::Option<::core::option::Option<::std::string::String>>>> {
+                            ::core::unreachable!()
+                        }
+                        fn update_visible<'a>(
+                            _: &'a mut $conn,
+                            _: &'a (),
+                            _: (),
+                            _: &'a __sp::FilterContext,
+                        ) -> __sp::BoxFuture<'a, __sp::diesel::QueryResult<::core::option::Option<::core::option::Option<::std::string::String>>>> {
+                            ::core::unreachable!()
+                        }
+                        fn delete_visible<'a>(
+                            _: &'a mut $conn,
+                            _: &'a (),
+                            _: &'a __sp::FilterContext,
+                        ) -> __sp::BoxFuture<'a, __sp::diesel::QueryResult<::core::option::Option<::core::option::Option<::std::string::String>>>> {
+                            ::core::unreachable!()
+                        }
+                        fn set_archived_visible<'a>(
+                            _: &'a mut $conn,
+                            _: &'a (),
+                            _: ::core::option::Option<__sp::chrono::DateTime<__sp::chrono::Utc>>,
+                            _: &'a __sp::FilterContext,
+                        ) -> __sp::BoxFuture<'a, __sp::diesel::QueryResult<::core::option::Option<::core::option::Option<::std::string::String>>>> {
+                            ::core::unreachable!()
+                        }
                     }
                 };
             }

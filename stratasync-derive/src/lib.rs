@@ -187,6 +187,10 @@
 //! PostgreSQL the referenced rows stay locked (`FOR SHARE`) until the
 //! transaction ends, so a concurrent move of one to another group is ordered
 //! after the mutation, or makes it fail; SQLite runs one write at a time.
+//! A later write to a row that does not exist (the unlink of a link whose
+//! insert was refused), whose payload names a referenced row deleted in a
+//! group the caller holds, is answered as a moot success, not refused: a
+//! refusal would make the client restore the row it just removed.
 //!
 //! ```ignore
 //! #[sync(composite(todo_id, label_id), group = "workspace_id",

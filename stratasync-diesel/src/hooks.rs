@@ -159,8 +159,3 @@ impl<T: SyncModel, H: ModelHooks<T>> DynModelHooks<T> for H {
         Box::pin(ModelHooks::before_delete(self, tx, ctx, key))
     }
 }
-
-/// The hooks of a model registered without any.
-pub(crate) struct NoHooks;
-
-impl<T: SyncModel> ModelHooks<T> for NoHooks {}

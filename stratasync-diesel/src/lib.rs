@@ -17,6 +17,7 @@ compile_error!("stratasync-diesel needs at least one backend feature: `postgres`
 
 mod backend;
 mod bind;
+mod by_sql;
 pub mod codegen;
 mod connection;
 mod error;
@@ -44,6 +45,8 @@ mod write;
 
 pub(crate) use backend::StoreConn;
 pub use bind::Bind;
+#[doc(hidden)]
+pub use by_sql::BySql;
 #[cfg(feature = "postgres")]
 pub use connection::PgConn;
 #[cfg(feature = "sqlite")]

@@ -51,17 +51,6 @@ pub trait DieselModel<C>: SyncModel {
         key: &'a Self::Key,
     ) -> BoxFuture<'a, QueryResult<Option<Option<String>>>>;
 
-    /// Whether a row with `key` is in the read scope of the caller of `ctx`
-    /// (`#[sync(scope = ...)]`). Models without a scope answer `true`
-    /// without a query: callers ask about a row they have found.
-    fn in_scope<'a>(
-        _conn: &'a mut C,
-        _key: &'a Self::Key,
-        _ctx: &'a FilterContext,
-    ) -> BoxFuture<'a, QueryResult<bool>> {
-        Box::pin(async { Ok(true) })
-    }
-
     /// For a model whose rows belong to groups, with an own id: the part of
     /// a reference check that finds its rows with `keys` in `group` (see
     /// [`references`](crate::references)). `None` when `group` cannot be a
@@ -110,6 +99,46 @@ pub trait DieselModel<C>: SyncModel {
         key: &'a Self::Key,
         at: Option<DateTime<Utc>>,
     ) -> BoxFuture<'a, QueryResult<usize>>;
+
+    /// The group of the row with `key` (`Some(None)` for a global model)
+    /// when the caller of `ctx` may write it: its group is one `ctx` holds
+    /// (any row of a global model) and it is in the caller's read scope
+    /// (`#[sync(scope = ...)]`). `None` for any other row, and when there is
+    /// no such row.
+    fn find_visible_group<'a>(
+        conn: &'a mut C,
+        key: &'a Self::Key,
+        ctx: &'a FilterContext,
+    ) -> BoxFuture<'a, QueryResult<Option<Option<String>>>>;
+
+    /// [`update`](Self::update) in one statement that also checks the row
+    /// is the caller's to write: its group is one `ctx` holds (any row of a
+    /// global model) and it is in the caller's read scope. The updated row's
+    /// group (`Some(None)` for a global model); `None` when no row matched.
+    fn update_visible<'a>(
+        conn: &'a mut C,
+        key: &'a Self::Key,
+        changes: Self::Changes,
+        ctx: &'a FilterContext,
+    ) -> BoxFuture<'a, QueryResult<Option<Option<String>>>>;
+
+    /// [`delete`](Self::delete) of a row the caller may write, like
+    /// [`update_visible`](Self::update_visible).
+    fn delete_visible<'a>(
+        conn: &'a mut C,
+        key: &'a Self::Key,
+        ctx: &'a FilterContext,
+    ) -> BoxFuture<'a, QueryResult<Option<Option<String>>>>;
+
+    /// [`set_archived`](Self::set_archived) on a row the caller may write,
+    /// like [`update_visible`](Self::update_visible). Models without archive
+    /// actions answer `Ok(None)`.
+    fn set_archived_visible<'a>(
+        conn: &'a mut C,
+        key: &'a Self::Key,
+        at: Option<DateTime<Utc>>,
+        ctx: &'a FilterContext,
+    ) -> BoxFuture<'a, QueryResult<Option<Option<String>>>>;
 }
 
 /// The part of a reference check for one referenced model: its table and

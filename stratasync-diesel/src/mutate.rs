@@ -131,13 +131,88 @@ where
     Ok(last.is_some_and(|last| last.action == ActionKind::Insert.letter()))
 }
 
-/// Applies `mutation` to model `T` on `conn` (inside the caller's transaction).
+/// For a model without hooks: `mutation` (not an insert) written in one
+/// statement that also checks the row is the caller's to write (its group
+/// held, in the caller's scope). `None` when the mutation takes the checked
+/// path of [`apply`] instead: a payload that path refuses after finding the
+/// row, a change of the row's group, a change of nothing. A write that
+/// matches no row (missing, of a group the caller does not hold, out of
+/// scope) is answered as that path answers each of them: [`missing_row`].
+async fn write_visible<T, C>(
+    conn: &mut C,
+    mutation: &Mutation,
+    key: &T::Key,
+    model_id: &str,
+    ctx: &FilterContext,
+) -> Result<Option<Change>, MutationError>
+where
+    T: DieselModel<C>,
+    C: HookConn + LogConn,
+{
+    let (written, data) = match mutation.action {
+        ActionKind::Update => {
+            let Ok((changes, data)) = T::decode_changes(&mutation.payload) else {
+                return Ok(None);
+            };
+            if T::changed_group(&changes).is_some() || T::changes_nothing(&changes) {
+                return Ok(None);
+            }
+            let recheck = T::touches_references(&changes);
+            let written = T::update_visible(conn, key, changes, ctx).await?;
+            if written.is_some() && recheck {
+                let row = T::find(conn, key)
+                    .await?
+                    .ok_or_else(MutationError::not_found)?;
+                references::check_row(conn, &row).await?;
+            }
+            (written, Value::Object(data))
+        }
+        ActionKind::Delete => {
+            if map_contains_nul(&mutation.payload) {
+                return Ok(None);
+            }
+            let written = T::delete_visible(conn, key, ctx).await?;
+            (written, Value::Object(mutation.payload.clone()))
+        }
+        ActionKind::Archive => {
+            let at = match mutation.payload.get("archivedAt") {
+                Some(value) if value.is_number() => {
+                    match DateTime::<Utc>::decode(value, "archivedAt") {
+                        Ok(at) => at,
+                        Err(_) => return Ok(None),
+                    }
+                }
+                _ => return Ok(None),
+            };
+            let written = T::set_archived_visible(conn, key, Some(at), ctx).await?;
+            (written, serde_json::json!({ "archivedAt": at.to_json() }))
+        }
+        ActionKind::Unarchive => {
+            let written = T::set_archived_visible(conn, key, None, ctx).await?;
+            (written, serde_json::json!({ "archivedAt": null }))
+        }
+        ActionKind::Insert | ActionKind::GroupsChanged => return Ok(None),
+    };
+    match written {
+        Some(group_id) => Ok(Some(Change {
+            model_id: model_id.to_owned(),
+            action: mutation.action,
+            group_id,
+            data,
+            left: None,
+        })),
+        None => Err(missing_row::<T, C>(conn, mutation, model_id, ctx).await),
+    }
+}
+
+/// Applies `mutation` to model `T` on `conn` (inside the caller's
+/// transaction), running the model's `hooks` if it has any.
 pub(crate) async fn apply<T, C>(
     conn: &mut C,
     mutation: &Mutation,
     ctx: &FilterContext,
     now: DateTime<Utc>,
-    hooks: &dyn DynModelHooks<T>,
+    hooks: Option<&dyn DynModelHooks<T>>,
 ) -> Result<Change, MutationError>
 where
     T: DieselModel<C>,
@@ -174,10 +249,12 @@ where
             });
         }
         let mut row = T::from_insert(key, &mutation.payload, now)?;
-        hooks
-            .before_insert(conn.tx(), ctx, &mut row)
-            .await
-            .map_err(MutationError::Rejected)?;
+        if let Some(hooks) = hooks {
+            hooks
+                .before_insert(conn.tx(), ctx, &mut row)
+                .await
+                .map_err(MutationError::Rejected)?;
+        }
         let group_id = row.group_id();
         authorize(ctx, group_id.as_deref())?;
         references::check_row(conn, &row).await?;
@@ -191,16 +268,17 @@ where
         });
     }
 
-    // Rows of groups the caller does not hold are answered as missing rows.
-    let mut group_id = match T::find_group(conn, &key).await? {
-        Some(Some(group)) if ctx.holds(&group) => Some(group),
-        Some(None) if T::META.group == GroupKey::Global => None,
-        Some(_) | None => return Err(missing_row::<T, C>(conn, mutation, &model_id, ctx).await),
-    };
-    // So are rows outside the caller's read scope.
-    if !T::in_scope(conn, &key, ctx).await? {
-        return Err(missing_row::<T, C>(conn, mutation, &model_id, ctx).await);
+    if hooks.is_none()
+        && let Some(change) = write_visible::<T, C>(conn, mutation, &key, &model_id, ctx).await?
+    {
+        return Ok(change);
     }
+
+    // Rows of groups the caller does not hold, and rows outside the
+    // caller's read scope, are answered as missing rows.
+    let Some(mut group_id) = T::find_visible_group(conn, &key, ctx).await? else {
+        return Err(missing_row::<T, C>(conn, mutation, &model_id, ctx).await);
+    };
 
     let mut action = mutation.action;
     let mut left = None;
@@ -211,10 +289,12 @@ where
             if let Some(moved_to) = &moved_to {
                 authorize(ctx, Some(moved_to))?;
             }
-            hooks
-                .before_update(conn.tx(), ctx, &key, &data)
-                .await
-                .map_err(MutationError::Rejected)?;
+            if let Some(hooks) = hooks {
+                hooks
+                    .before_update(conn.tx(), ctx, &key, &data)
+                    .await
+                    .map_err(MutationError::Rejected)?;
+            }
             // A move is logged as a delete in the old group and an insert of
             // the whole row in the new one: a client drops an update of a row
             // it does not hold, and keeps a row until told it is gone.
@@ -254,10 +334,12 @@ where
                     "Invalid mutation: the payload contains a NUL character",
                 ));
             }
-            hooks
-                .before_delete(conn.tx(), ctx, &key)
-                .await
-                .map_err(MutationError::Rejected)?;
+            if let Some(hooks) = hooks {
+                hooks
+                    .before_delete(conn.tx(), ctx, &key)
+                    .await
+                    .map_err(MutationError::Rejected)?;
+            }
             if T::delete(conn, &key).await? == 0 {
                 return Err(missing_row::<T, C>(conn, mutation, &model_id, ctx).await);
             }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 use futures::future::BoxFuture;
-use stratasync_core::{ClientSchema, FilterContext, JsonMap, ModelMeta, SyncModel};
+use stratasync_core::{ActionKind, ClientSchema, FilterContext, JsonMap, ModelMeta, SyncModel};
 
-use crate::hooks::{DynModelHooks, HookConn, ModelHooks, NoHooks};
+use crate::hooks::{DynModelHooks, HookConn, ModelHooks};
 use crate::log::LogConn;
 use crate::mutate::{Change, Mutation, apply};
 use crate::{DieselModel, MutationError, RowScope};
@@ -27,6 +27,14 @@ pub(crate) trait ModelOps<C>: Send + Sync {
         now: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<Change, MutationError>>;
 
+    /// Whether [`apply`](Self::apply) may write something before it refuses
+    /// `mutation`, so that only a savepoint around it can undo the write:
+    /// when the model has hooks (they run SQL and refuse), and for an update
+    /// whose references are checked after the row is written. Otherwise a
+    /// refusal leaves the transaction as it found it, or (a statement the
+    /// database refused) aborted.
+    fn needs_savepoint(&self, mutation: &Mutation) -> bool;
+
     /// Appends up to `limit` NDJSON row lines after `cursor` to `out` and
     /// advances `cursor`; returns how many rows were written.
     fn write_page<'a>(
@@ -44,7 +52,8 @@ pub(crate) trait ModelOps<C>: Send + Sync {
 }
 
 struct Erased<T> {
-    hooks: Arc<dyn DynModelHooks<T>>,
+    /// The application's hooks, if it registered any.
+    hooks: Option<Arc<dyn DynModelHooks<T>>>,
 }
 
 impl<T, C> ModelOps<C> for Erased<T>
@@ -59,7 +68,20 @@ where
         ctx: &'a FilterContext,
         now: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<Change, MutationError>> {
-        Box::pin(apply::<T, C>(conn, mutation, ctx, now, self.hooks.as_ref()))
+        Box::pin(apply::<T, C>(
+            conn,
+            mutation,
+            ctx,
+            now,
+            self.hooks.as_deref(),
+        ))
+    }
+
+    fn needs_savepoint(&self, mutation: &Mutation) -> bool {
+        self.hooks.is_some()
+            || mutation.action == ActionKind::Update
+                && T::decode_changes(&mutation.payload)
+                    .is_ok_and(|(changes, _)| T::touches_references(&changes))
     }
 
     fn write_page<'a>(
@@ -179,7 +201,7 @@ impl Registry {
     /// configuration mistake found at startup.
     #[must_use]
     pub fn model<T: StoreModel>(self) -> Self {
-        self.model_with_hooks::<T>(NoHooks)
+        self.register::<T>(None)
     }
 
     /// Registers `T` with hooks that run inside each of its mutations'
@@ -189,8 +211,12 @@ impl Registry {
     ///
     /// Like [`Registry::model`], when the wire name is already registered.
     #[must_use]
-    pub fn model_with_hooks<T: StoreModel>(mut self, hooks: impl ModelHooks<T>) -> Self {
-        let hooks: Arc<dyn DynModelHooks<T>> = Arc::new(hooks);
+    pub fn model_with_hooks<T: StoreModel>(self, hooks: impl ModelHooks<T>) -> Self {
+        self.register::<T>(Some(Arc::new(hooks)))
+    }
+
+    /// Registers `T` with the application's `hooks`, if any.
+    fn register<T: StoreModel>(mut self, hooks: Option<Arc<dyn DynModelHooks<T>>>) -> Self {
         assert!(
             self.get(T::META.name).is_none(),
             "stratasync: model `{}` is registered twice",
@@ -201,11 +227,11 @@ impl Registry {
             payload_references: T::payload_references,
             #[cfg(feature = "postgres")]
             postgres: Box::new(Erased::<T> {
-                hooks: Arc::clone(&hooks),
+                hooks: hooks.clone(),
             }),
             #[cfg(feature = "sqlite")]
             sqlite: Box::new(Erased::<T> {
-                hooks: Arc::clone(&hooks),
+                hooks: hooks.clone(),
             }),
         });
         self

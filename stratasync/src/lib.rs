@@ -67,5 +67,5 @@ pub mod __private {
         Grouped, ReferenceCheck, ReferenceTarget, ReferenceValue, assert_grouped,
     };
     pub use stratasync_diesel::scope::scope_filter;
-    pub use stratasync_diesel::{Bind, DieselModel, RowScope, for_each_backend};
+    pub use stratasync_diesel::{Bind, BySql, DieselModel, RowScope, for_each_backend};
 }

@@ -358,10 +358,15 @@ async fn terminate_backends(url: &str) {
 }
 
 impl Session {
-    async fn start(db: &TestDb) -> (Session, tokio::task::JoinHandle<()>) {
-        let registry = Registry::new()
-            .model_with_hooks::<Task>(FaultHooks)
-            .model::<TaskLabel>();
+    /// A server on `db`; `hooks`: tasks run [`FaultHooks`] (each mutation
+    /// of a group in its savepoint), else none (no savepoints).
+    async fn start(db: &TestDb, hooks: bool) -> (Session, tokio::task::JoinHandle<()>) {
+        let registry = if hooks {
+            Registry::new().model_with_hooks::<Task>(FaultHooks)
+        } else {
+            Registry::new().model::<Task>()
+        }
+        .model::<TaskLabel>();
         let (proxy, server_db) = match db.backend {
             Backend::Postgres => {
                 let (prefix, name) = db.url.rsplit_once('/').expect("database name");
@@ -1089,7 +1094,7 @@ async fn property(db: &TestDb) {
         "fault injection on {:?}: {cases} cases, STRATASYNC_FAULT_SEED={seed}",
         db.backend
     );
-    let (mut session, server) = Session::start(db).await;
+    let (mut session, server) = Session::start(db, true).await;
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for case in 0..cases {
         let case_seed = seed.wrapping_add(case as u64);
@@ -1127,126 +1132,129 @@ async fn acknowledged_writes_survive_faults_sqlite() {
 /// and every answer matches the table, the log and the live subscribers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn grouped_members_fail_alone() {
-    run(Backend::Postgres, |db| {
-        Box::pin(async move {
-            let (mut session, server) = Session::start(db).await;
-            let problems = Arc::new(Mutex::new(Vec::new()));
-            let good = |tx_id: &str, group: &'static str| {
-                let (row, title) = (new_id(), format!("ok-{tx_id}"));
-                Planned {
-                    tx: transaction(tx_id, &row, "INSERT", insert_payload(&title, group)),
-                    expect: Expect::Success,
-                    row,
-                    title,
-                    insert: true,
-                    group,
-                }
-            };
-            // Rows for the unique violations to collide with.
-            let seed: Request = (0..4).map(|i| good(&format!("seed{i}"), "w1")).collect();
-            let start_id = session
-                .server
-                .store()
-                .last_id()
-                .await
-                .expect("last id")
-                .get();
-            let seeded = start_writers(&session, vec![vec![seed]], &problems);
-            let mut sent = Vec::new();
-            for writer in seeded {
-                sent.extend(writer.await.expect("writer"));
-            }
-            let found = oracle(&mut session, start_id, Fault::Unique, sent, None, problems).await;
-            assert!(found.is_empty(), "{}", found.join("\n"));
-            let seeded: Vec<String> = session.known.keys().cloned().collect();
+    run(Backend::Postgres, |db| Box::pin(grouped_failures(db, true))).await;
+}
 
-            let problems = Arc::new(Mutex::new(Vec::new()));
-            let start_id = session
-                .server
-                .store()
-                .last_id()
-                .await
-                .expect("last id")
-                .get();
-            let plans: Vec<Vec<Request>> = (0..12)
-                .map(|w| {
-                    let mut requests: Vec<Request> = (0..6)
-                        .map(|r| {
-                            let tx = |n: usize| format!("g-w{w}-r{r}-{n}");
-                            let group = GROUPS[(w + r) % GROUPS.len()];
-                            let failing = if (w + r) % 2 == 0 {
-                                let row = seeded[(w + r) % seeded.len()].clone();
-                                let title = format!("dup-{}", tx(1));
-                                Planned {
-                                    tx: transaction(
-                                        &tx(1),
-                                        &row,
-                                        "INSERT",
-                                        insert_payload(&title, "w1"),
-                                    ),
-                                    expect: Expect::Rejected("already exists"),
-                                    row,
-                                    title,
-                                    insert: true,
-                                    group: "w1",
-                                }
-                            } else {
-                                let (row, title) = (new_id(), format!("reject-{}", tx(1)));
-                                Planned {
-                                    tx: transaction(
-                                        &tx(1),
-                                        &row,
-                                        "INSERT",
-                                        insert_payload(&title, group),
-                                    ),
-                                    expect: Expect::Rejected("rejected by the hook"),
-                                    row,
-                                    title,
-                                    insert: true,
-                                    group,
-                                }
-                            };
-                            vec![good(&tx(0), group), failing, good(&tx(2), group)]
-                        })
-                        .collect();
-                    if w % 3 == 0 {
-                        let (row, title) = (new_id(), format!("sql-g-w{w}"));
-                        requests.insert(
-                            2,
-                            vec![Planned {
-                                tx: transaction(
-                                    &format!("g-w{w}-sql"),
-                                    &row,
-                                    "INSERT",
-                                    insert_payload(&title, "w2"),
-                                ),
-                                expect: Expect::NotApplied,
-                                row,
-                                title,
-                                insert: true,
-                                group: "w2",
-                            }],
-                        );
-                    }
-                    requests
-                })
-                .collect();
-            let writers = start_writers(&session, plans, &problems);
-            let mut sent = Vec::new();
-            for writer in writers {
-                sent.extend(writer.await.expect("writer"));
-            }
-            let committed = sent
-                .iter()
-                .flat_map(|(_, s)| &s.answers)
-                .filter(|a| matches!(a, Answer::Success(_)))
-                .count();
-            assert_eq!(committed, 12 * 6 * 2, "every good member committed");
-            let found = oracle(&mut session, start_id, Fault::Unique, sent, None, problems).await;
-            assert!(found.is_empty(), "{}", found.join("\n"));
-            drop(session);
-            server.abort();
-        })
+/// The same without hooks: members run without savepoints, so a unique
+/// violation aborts its group's transaction; the group then runs one by
+/// one, and the answers are the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grouped_members_without_hooks_fail_alone() {
+    run(Backend::Postgres, |db| {
+        Box::pin(grouped_failures(db, false))
     })
     .await;
+}
+
+/// Twelve writers' requests of good members around a failing one (see
+/// [`grouped_members_fail_alone`]); `hooks` as in [`Session::start`]: without
+/// them every failing member is a unique violation.
+async fn grouped_failures(db: &TestDb, hooks: bool) {
+    let (mut session, server) = Session::start(db, hooks).await;
+    let problems = Arc::new(Mutex::new(Vec::new()));
+    let good = |tx_id: &str, group: &'static str| {
+        let (row, title) = (new_id(), format!("ok-{tx_id}"));
+        Planned {
+            tx: transaction(tx_id, &row, "INSERT", insert_payload(&title, group)),
+            expect: Expect::Success,
+            row,
+            title,
+            insert: true,
+            group,
+        }
+    };
+    // Rows for the unique violations to collide with.
+    let seed: Request = (0..4).map(|i| good(&format!("seed{i}"), "w1")).collect();
+    let start_id = session
+        .server
+        .store()
+        .last_id()
+        .await
+        .expect("last id")
+        .get();
+    let seeded = start_writers(&session, vec![vec![seed]], &problems);
+    let mut sent = Vec::new();
+    for writer in seeded {
+        sent.extend(writer.await.expect("writer"));
+    }
+    let found = oracle(&mut session, start_id, Fault::Unique, sent, None, problems).await;
+    assert!(found.is_empty(), "{}", found.join("\n"));
+    let seeded: Vec<String> = session.known.keys().cloned().collect();
+
+    let problems = Arc::new(Mutex::new(Vec::new()));
+    let start_id = session
+        .server
+        .store()
+        .last_id()
+        .await
+        .expect("last id")
+        .get();
+    let plans: Vec<Vec<Request>> = (0..12)
+        .map(|w| {
+            let mut requests: Vec<Request> = (0..6)
+                .map(|r| {
+                    let tx = |n: usize| format!("g-w{w}-r{r}-{n}");
+                    let group = GROUPS[(w + r) % GROUPS.len()];
+                    let failing = if !hooks || (w + r) % 2 == 0 {
+                        let row = seeded[(w + r) % seeded.len()].clone();
+                        let title = format!("dup-{}", tx(1));
+                        Planned {
+                            tx: transaction(&tx(1), &row, "INSERT", insert_payload(&title, "w1")),
+                            expect: Expect::Rejected("already exists"),
+                            row,
+                            title,
+                            insert: true,
+                            group: "w1",
+                        }
+                    } else {
+                        let (row, title) = (new_id(), format!("reject-{}", tx(1)));
+                        Planned {
+                            tx: transaction(&tx(1), &row, "INSERT", insert_payload(&title, group)),
+                            expect: Expect::Rejected("rejected by the hook"),
+                            row,
+                            title,
+                            insert: true,
+                            group,
+                        }
+                    };
+                    vec![good(&tx(0), group), failing, good(&tx(2), group)]
+                })
+                .collect();
+            if hooks && w % 3 == 0 {
+                let (row, title) = (new_id(), format!("sql-g-w{w}"));
+                requests.insert(
+                    2,
+                    vec![Planned {
+                        tx: transaction(
+                            &format!("g-w{w}-sql"),
+                            &row,
+                            "INSERT",
+                            insert_payload(&title, "w2"),
+                        ),
+                        expect: Expect::NotApplied,
+                        row,
+                        title,
+                        insert: true,
+                        group: "w2",
+                    }],
+                );
+            }
+            requests
+        })
+        .collect();
+    let writers = start_writers(&session, plans, &problems);
+    let mut sent = Vec::new();
+    for writer in writers {
+        sent.extend(writer.await.expect("writer"));
+    }
+    let committed = sent
+        .iter()
+        .flat_map(|(_, s)| &s.answers)
+        .filter(|a| matches!(a, Answer::Success(_)))
+        .count();
+    assert_eq!(committed, 12 * 6 * 2, "every good member committed");
+    let found = oracle(&mut session, start_id, Fault::Unique, sent, None, problems).await;
+    assert!(found.is_empty(), "{}", found.join("\n"));
+    drop(session);
+    server.abort();
 }

@@ -63,7 +63,7 @@ fn after_condition(spec: &Spec) -> TokenStream {
 /// The filter of the model's scope function for the `FilterContext` `ctx`
 /// (an expression), spanned at the function's path so that rustc checks its
 /// signature there.
-fn scope_filter(spec: &Spec, ctx: TokenStream) -> Option<TokenStream> {
+pub(super) fn scope_filter(spec: &Spec, ctx: TokenStream) -> Option<TokenStream> {
     let table = &spec.table;
     spec.scope.as_ref().map(|path| {
         quote_spanned! {path.span()=>
@@ -253,26 +253,6 @@ pub fn diesel_model(spec: &Spec) -> TokenStream {
     let by_key = key_filter(spec);
     let reference_target = reference_target(spec);
     let references_in_group = references_in_group(spec);
-    let in_scope = scope_filter(spec, quote!(ctx)).map(|filter| {
-        quote! {
-            fn in_scope<'a>(
-                conn: &'a mut $conn,
-                key: &'a <Self as __sp::SyncModel>::Key,
-                ctx: &'a __sp::FilterContext,
-            ) -> __sp::BoxFuture<'a, __sp::diesel::QueryResult<bool>> {
-                ::std::boxed::Box::pin(async move {
-                    let rows = #by_key
-                        .into_boxed::<$backend>()
-                        .filter(#filter)
-                        .count()
-                        .get_result::<i64>(conn)
-                        .await?;
-                    ::core::result::Result::Ok(rows > 0)
-                })
-            }
-        }
-    });
-
     let (group_column, group_ty, group_map) = match (&spec.group, &spec.kind) {
         (Group::Column { field, .. }, _) | (Group::OwnId, Kind::Standard { id: field }) => {
             let to = to_id(&fields[*field]);
@@ -291,6 +271,16 @@ pub fn diesel_model(spec: &Spec) -> TokenStream {
             )
         }
     };
+
+    let visible_writes = super::visible::visible_writes(
+        spec,
+        &by_key,
+        &super::visible::Returned {
+            column: group_column,
+            ty: group_ty,
+            map: group_map.clone(),
+        },
+    );
 
     let insert_values = fields.iter().map(|field| {
         let column = &field.column;
@@ -321,8 +311,7 @@ pub fn diesel_model(spec: &Spec) -> TokenStream {
                 changes: <Self as __sp::SyncModel>::Changes,
             ) -> __sp::BoxFuture<'a, __sp::diesel::QueryResult<usize>> {
                 ::std::boxed::Box::pin(async move {
-                    __sp::diesel::update(#by_key)
-                        .set((#(#sets,)*))
+                    __sp::BySql(__sp::diesel::update(#by_key).set((#(#sets,)*)))
                         .execute(conn)
                         .await
                 })
@@ -340,10 +329,11 @@ pub fn diesel_model(spec: &Spec) -> TokenStream {
                     at: ::core::option::Option<__sp::chrono::DateTime<__sp::chrono::Utc>>,
                 ) -> __sp::BoxFuture<'a, __sp::diesel::QueryResult<usize>> {
                     ::std::boxed::Box::pin(async move {
-                        __sp::diesel::update(#by_key)
-                            .set(#table::#column.eq(__sp::Bind(at)))
-                            .execute(conn)
-                            .await
+                        __sp::BySql(
+                            __sp::diesel::update(#by_key).set(#table::#column.eq(__sp::Bind(at))),
+                        )
+                        .execute(conn)
+                        .await
                     })
                 }
             }
@@ -471,7 +461,7 @@ pub fn diesel_model(spec: &Spec) -> TokenStream {
 
                         #set_archived
 
-                        #in_scope
+                        #visible_writes
 
                         #reference_target
 

@@ -5,6 +5,7 @@
 
 mod diesel;
 mod model;
+mod visible;
 
 use proc_macro2::{Literal, TokenStream};
 use quote::{quote, quote_spanned};

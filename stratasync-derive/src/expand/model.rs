@@ -5,7 +5,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::Index;
 use syn::spanned::Spanned;
 
-use super::{bytes, json_string, referenced, tuple_type, tuple_value, wire};
+use super::{bytes, json_string, tuple_type, tuple_value, wire};
 use crate::ast::types;
 use crate::valid::{FieldFill, Group, Kind, Spec};
 
@@ -84,24 +84,22 @@ pub fn sync_model(spec: &Spec) -> TokenStream {
 }
 
 /// `payload_references`: each referencing field the payload holds, decoded
-/// by its codec, as the referenced model's name and model id.
+/// as the referenced model's id (the field's own type is checked against it
+/// once, by the reference check), with that model's name.
 fn payload_references(spec: &Spec) -> TokenStream {
     if spec.references.is_empty() {
         return TokenStream::new();
     }
     let reads = spec.references.iter().map(|(index, model)| {
-        let field = &spec.model.fields[*index];
-        let ty = field.ty;
-        let wire = wire(field);
-        let referenced = referenced(ty, model);
+        let wire = wire(&spec.model.fields[*index]);
         quote! {
-            let value = payload
-                .get(#wire)
-                .and_then(|value| <#ty as __sp::FieldCodec>::decode(value, #wire).ok());
-            if let ::core::option::Option::Some(key) = value.as_ref().and_then(#referenced) {
+            let key = payload.get(#wire).and_then(|value| {
+                <<#model as __sp::SyncModel>::Key as __sp::FieldCodec>::decode(value, #wire).ok()
+            });
+            if let ::core::option::Option::Some(key) = key {
                 found.push((
                     <#model as __sp::SyncModel>::META.name,
-                    <#model as __sp::SyncModel>::model_id(key),
+                    <#model as __sp::SyncModel>::model_id(&key),
                 ));
             }
         }

@@ -8,18 +8,25 @@
 //! takes what has queued (up to [`MAX_GROUP`]) and runs it in one
 //! transaction:
 //!
-//! 1. each mutation in its own savepoint: deduplicate, check, apply. One
-//!    that fails (a rejection, a value the database refuses, a hook's
-//!    failing SQL) is rolled back to its savepoint and answered alone; the
-//!    rest of the group goes on;
+//! 1. the idempotency keys of the whole group looked up in one query;
+//!    then each mutation checked and applied. A mutation that may write
+//!    before it refuses (one with hooks, an update whose references are
+//!    checked after the write) runs in its own savepoint: when it fails (a
+//!    rejection, a value the database refuses, a hook's failing SQL) it is
+//!    rolled back to its savepoint and answered alone, and the rest of the
+//!    group goes on. Any other mutation refuses before writing, so it needs
+//!    no savepoint: a refusal is answered alone, and a statement the
+//!    database refuses (which aborts the transaction) fails the whole
+//!    group;
 //! 2. then the append lock, and the actions of every applied mutation
 //!    appended in queue order;
 //! 3. one commit; only then is anything answered.
 //!
 //! When the group as a whole fails, nothing of it was committed. A deadlock
 //! or serialization failure reruns the group, at most
-//! [`ATTEMPTS`](super::ATTEMPTS) times; a lost connection, or conflicts past
-//! that, runs each mutation alone on the single path, on a fresh connection
+//! [`ATTEMPTS`](super::ATTEMPTS) times; a lost connection, a statement
+//! refused outside a savepoint, or conflicts past that, runs each mutation
+//! alone on the single path (each in its own transaction), on a fresh connection
 //! (deduplication answers any that did commit before the connection
 //! dropped).
 
@@ -27,13 +34,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use diesel_async::pooled_connection::deadpool::Pool;
-use stratasync_core::{ActionKind, FilterContext};
+use stratasync_core::{ActionKind, FilterContext, SyncId};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::scope::{Leased, Scope};
 use super::{ATTEMPTS, Applied, Outcome, append_change, apply_alone, back_off, key};
 use crate::error::{Fault, classify};
-use crate::log::LogConn;
+use crate::log::{LogConn, TxKey};
 use crate::mutate::{Change, Mutation};
 use crate::registry::{RegisteredModel, Registry};
 use crate::{MutationError, PgConn, StoreConn, StoreError};
@@ -303,6 +310,49 @@ fn settled_earlier(
     })
 }
 
+/// A member's position in its group (from 1) and the action its
+/// idempotency key produced before.
+#[derive(diesel::QueryableByName)]
+struct AppliedBefore {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    member: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+}
+
+/// The action each member's idempotency key already produced, if any: one
+/// query for the whole group (each key an index lookup on the log's unique
+/// key), in the group's order.
+async fn find_applied(
+    conn: &mut PgConn,
+    group: &[Entry<'_>],
+) -> Result<Vec<Option<SyncId>>, StoreError> {
+    use diesel::sql_types::{Array, Text};
+    use diesel_async::RunQueryDsl;
+    let keys: Vec<TxKey<'_>> = group.iter().map(|&(ctx, m)| key(ctx, m)).collect();
+    let found = diesel::sql_query(
+        "SELECT k.member, a.id \
+         FROM unnest($1::text[], $2::text[], $3::text[]) \
+              WITH ORDINALITY AS k(user_id, client_id, client_tx_id, member) \
+         JOIN sync_actions a USING (user_id, client_id, client_tx_id)",
+    )
+    .bind::<Array<Text>, _>(keys.iter().map(|k| k.user_id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(keys.iter().map(|k| k.client_id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(keys.iter().map(|k| k.client_tx_id).collect::<Vec<_>>())
+    .load::<AppliedBefore>(conn)
+    .await?;
+    let mut applied = vec![None; group.len()];
+    for row in found {
+        if let Some(slot) = usize::try_from(row.member - 1)
+            .ok()
+            .and_then(|i| applied.get_mut(i))
+        {
+            *slot = Some(SyncId::from_i64(row.id));
+        }
+    }
+    Ok(applied)
+}
+
 /// Inside the group's transaction: each member in its savepoint, then the
 /// appends. `Err` fails the whole group.
 async fn apply_and_append_all(
@@ -311,8 +361,9 @@ async fn apply_and_append_all(
     group: &[Entry<'_>],
 ) -> Result<Vec<Outcome>, StoreError> {
     let now = Utc::now();
+    let applied_before = find_applied(conn, group).await?;
     let mut steps = Vec::with_capacity(group.len());
-    for &(ctx, mutation) in group {
+    for (&(ctx, mutation), applied_before) in group.iter().zip(applied_before) {
         let Some(model) = registry.get(&mutation.model) else {
             steps.push(Step::Settled(Err(MutationError::rejected(format!(
                 "Unknown model \"{}\"",
@@ -325,28 +376,34 @@ async fn apply_and_append_all(
         // group either makes this apply fail after waiting on its rows (then
         // its action is committed and found below) or makes the append fail
         // on the unique key, which reruns this group and finds it.
-        if let Some(id) = conn.find_client_tx(key).await? {
+        if let Some(id) = applied_before {
             steps.push(Step::Settled(Ok(Applied::Duplicate(id))));
             continue;
         }
-        let mut savepoint = Scope::begin(&mut *conn).await?;
-        let applied = PgConn::ops(model)
-            .apply(savepoint.conn(), mutation, ctx, now)
-            .await;
-        match applied {
-            Ok(change) => {
-                savepoint.commit().await?;
-                steps.push(Step::Append(change));
+        let ops = PgConn::ops(model);
+        let savepoint = ops.needs_savepoint(mutation);
+        let applied = if savepoint {
+            let mut savepoint = Scope::begin(&mut *conn).await?;
+            let applied = ops.apply(savepoint.conn(), mutation, ctx, now).await;
+            match &applied {
+                Ok(_) => savepoint.commit().await?,
+                Err(_) => savepoint.rollback().await?,
             }
-            // A deadlock or a lost connection fails the group.
+            applied
+        } else {
+            ops.apply(conn, mutation, ctx, now).await
+        };
+        match applied {
+            Ok(change) => steps.push(Step::Append(change)),
+            // A deadlock or a lost connection fails the group; so does any
+            // failed statement outside a savepoint (it aborted the group's
+            // transaction).
             Err(MutationError::Store(StoreError::Query(error)))
-                if matches!(classify(&error), Fault::Conflict | Fault::Broken) =>
+                if !savepoint || matches!(classify(&error), Fault::Conflict | Fault::Broken) =>
             {
-                savepoint.rollback().await?;
                 return Err(StoreError::Query(error));
             }
             Err(error) => {
-                savepoint.rollback().await?;
                 let row = (mutation.model.as_str(), mutation.model_id.as_str());
                 let settled_by = if error.is_not_found() {
                     // Deleted, or a row its payload references was.
@@ -360,6 +417,10 @@ async fn apply_and_append_all(
                 } else {
                     None
                 };
+                // Outside a savepoint, a refusal may come from a statement
+                // the database refused (a value it cannot store, a unique
+                // violation): then the transaction is aborted, this query
+                // fails, and with it the group.
                 let step = match conn.find_client_tx(key).await? {
                     Some(id) => Step::Settled(Ok(Applied::Duplicate(id))),
                     // A link of a pair linked earlier in the group, or by a
