@@ -56,12 +56,6 @@ pub enum MutationError {
     /// did not know of the delete does not roll its row back into existence.
     #[error("The record was already deleted (by syncId {0}); nothing was applied")]
     AlreadyDeleted(SyncId),
-    /// The composite pair an insert names is linked already, by the insert
-    /// with this id, in a group the caller holds: nothing is left to apply.
-    /// Answered as a success, like [`AlreadyDeleted`](Self::AlreadyDeleted),
-    /// so that a client whose link raced another client's does not drop it.
-    #[error("The record already exists (linked by syncId {0}); nothing was applied")]
-    AlreadyLinked(SyncId),
     /// A write to a row that does not exist, whose payload references a
     /// row removed by this committed delete the caller can see: the insert
     /// of the row was refused for that reference, or the row went with it.

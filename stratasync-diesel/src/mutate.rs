@@ -105,16 +105,16 @@ async fn visible_delete<C: LogConn>(
         .map(|last| last.id))
 }
 
-/// The insert that linked the composite pair `key` names, when the pair is
-/// linked in a group the caller holds: inserting it again is moot. Another
-/// group's pair is left to the insert, which finds it already exists.
+/// Whether the composite pair `key` names is linked, by an insert, in a
+/// group the caller holds: inserting it again relinks it. Another group's
+/// pair is left to the insert, which finds it already exists.
 async fn linked_before<T, C>(
     conn: &mut C,
     mutation: &Mutation,
     key: &T::Key,
     model_id: &str,
     ctx: &FilterContext,
-) -> Result<Option<SyncId>, MutationError>
+) -> Result<bool, MutationError>
 where
     T: DieselModel<C>,
     C: HookConn + LogConn,
@@ -125,12 +125,10 @@ where
         None => false,
     };
     if !visible {
-        return Ok(None);
+        return Ok(false);
     }
     let last = conn.last_action_on(&mutation.model, model_id).await?;
-    Ok(last
-        .filter(|last| last.action == ActionKind::Insert.letter())
-        .map(|last| last.id))
+    Ok(last.is_some_and(|last| last.action == ActionKind::Insert.letter()))
 }
 
 /// For a model without hooks: `mutation` (not an insert) written in one
@@ -231,11 +229,24 @@ where
     let model_id = T::model_id(&key);
 
     if mutation.action == ActionKind::Insert {
+        // A relink: the pair is logged again as it is, so that the client's
+        // insert is ordered among the other actions on the pair
+        // (docs/protocol.md, "Relinks"). The row is deleted and put back as
+        // it was, which waits for a concurrent unlink of the pair: when that
+        // one removed it, the insert below links the pair anew.
         if T::META.composite
-            && let Some(linked) =
-                linked_before::<T, C>(conn, mutation, &key, &model_id, ctx).await?
+            && linked_before::<T, C>(conn, mutation, &key, &model_id, ctx).await?
+            && let Some(row) = T::find(conn, &key).await?
+            && T::delete(conn, &key).await? == 1
         {
-            return Err(MutationError::AlreadyLinked(linked));
+            T::insert(conn, &row).await?;
+            return Ok(Change {
+                model_id,
+                action: ActionKind::Insert,
+                group_id: row.group_id(),
+                data: Value::Object(row.insert_data()),
+                left: None,
+            });
         }
         let mut row = T::from_insert(key, &mutation.payload, now)?;
         if let Some(hooks) = hooks {

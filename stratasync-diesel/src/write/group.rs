@@ -32,7 +32,7 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use diesel_async::pooled_connection::deadpool::Pool;
 use stratasync_core::{ActionKind, FilterContext, SyncId};
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -42,7 +42,7 @@ use super::{ATTEMPTS, Applied, Outcome, append_change, apply_alone, back_off, ke
 use crate::error::{Fault, classify};
 use crate::log::{LogConn, TxKey};
 use crate::mutate::{Change, Mutation};
-use crate::registry::Registry;
+use crate::registry::{RegisteredModel, Registry};
 use crate::{MutationError, PgConn, StoreConn, StoreError};
 
 /// Mutations one group transaction carries at most.
@@ -228,11 +228,68 @@ async fn run_group(
 enum Step {
     Settled(Outcome),
     Append(Change),
-    /// Its row was settled by the group's mutation at this index: deleted
-    /// (for a write to the row) or linked (for an insert of the same
-    /// composite pair). Answered once that mutation is appended, as the
-    /// single path answers a write a committed action made moot.
+    /// Its row, or a row its payload references, was deleted by the group's
+    /// mutation at this index. Answered once that mutation is appended, as
+    /// the single path answers a write a committed delete made moot.
     AfterEarlier(usize),
+}
+
+/// The link of the composite pair `model_id` of `model` the group appended
+/// last, in a group the caller holds: an insert of the same pair relinks it,
+/// logged as that link is, as the single path relinks a committed pair.
+fn linked_earlier(
+    group: &[Entry<'_>],
+    steps: &[Step],
+    ctx: &FilterContext,
+    (model, model_id): (&str, &str),
+) -> Option<Change> {
+    steps
+        .iter()
+        .zip(group)
+        .rev()
+        .find_map(|(step, (_, earlier))| match step {
+            Step::Append(change)
+                if change.action == ActionKind::Insert
+                    && earlier.model == model
+                    && change.model_id == model_id
+                    && change.group_id.as_deref().is_none_or(|g| ctx.holds(g)) =>
+            {
+                Some(change.clone())
+            }
+            _ => None,
+        })
+}
+
+/// Applies `mutation` again, in its own savepoint, after its link failed on
+/// a pair a concurrent transaction linked: that link is committed now, and
+/// the insert relinks the pair, as on the single path's second attempt.
+async fn relink_committed(
+    conn: &mut PgConn,
+    model: &RegisteredModel,
+    ctx: &FilterContext,
+    mutation: &Mutation,
+    now: DateTime<Utc>,
+) -> Result<Option<Change>, StoreError> {
+    let mut savepoint = Scope::begin(&mut *conn).await?;
+    match PgConn::ops(model)
+        .apply(savepoint.conn(), mutation, ctx, now)
+        .await
+    {
+        Ok(change) => {
+            savepoint.commit().await?;
+            Ok(Some(change))
+        }
+        Err(MutationError::Store(StoreError::Query(error)))
+            if matches!(classify(&error), Fault::Conflict | Fault::Broken) =>
+        {
+            savepoint.rollback().await?;
+            Err(StoreError::Query(error))
+        }
+        Err(_) => {
+            savepoint.rollback().await?;
+            Ok(None)
+        }
+    }
 }
 
 /// The earlier member of the group whose `action` on the row `model_id` of
@@ -357,8 +414,6 @@ async fn apply_and_append_all(
                             },
                         )
                     })
-                } else if error.is_already_exists() && model.meta().composite {
-                    settled_earlier(group, &steps, ctx, row, ActionKind::Insert)
                 } else {
                     None
                 };
@@ -366,10 +421,20 @@ async fn apply_and_append_all(
                 // the database refused (a value it cannot store, a unique
                 // violation): then the transaction is aborted, this query
                 // fails, and with it the group.
-                steps.push(match conn.find_client_tx(key).await? {
+                let step = match conn.find_client_tx(key).await? {
                     Some(id) => Step::Settled(Ok(Applied::Duplicate(id))),
+                    // A link of a pair linked earlier in the group, or by a
+                    // concurrent transaction: a relink.
+                    None if error.is_already_exists() && model.meta().composite => {
+                        let relink = match linked_earlier(group, &steps, ctx, row) {
+                            Some(change) => Some(change),
+                            None => relink_committed(conn, model, ctx, mutation, now).await?,
+                        };
+                        relink.map_or(Step::Settled(Err(error)), Step::Append)
+                    }
                     None => settled_by.map_or(Step::Settled(Err(error)), Step::AfterEarlier),
-                });
+                };
+                steps.push(step);
             }
         }
     }
@@ -379,15 +444,12 @@ async fn apply_and_append_all(
         let outcome = match step {
             Step::Settled(outcome) => outcome,
             Step::Append(change) => Ok(append_change(conn, ctx, mutation, change).await?),
-            Step::AfterEarlier(index) => match (&outcomes[index], group[index].1.action) {
-                (Ok(delete), ActionKind::Delete) if group[index].1.model != mutation.model => {
+            Step::AfterEarlier(index) => match &outcomes[index] {
+                Ok(delete) if group[index].1.model != mutation.model => {
                     Err(MutationError::ReferenceDeleted(delete.sync_id()))
                 }
-                (Ok(delete), ActionKind::Delete) => {
-                    Err(MutationError::AlreadyDeleted(delete.sync_id()))
-                }
-                (Ok(link), _) => Err(MutationError::AlreadyLinked(link.sync_id())),
-                (Err(_), _) => Err(MutationError::not_found()),
+                Ok(delete) => Err(MutationError::AlreadyDeleted(delete.sync_id())),
+                Err(_) => Err(MutationError::not_found()),
             },
         };
         outcomes.push(outcome);

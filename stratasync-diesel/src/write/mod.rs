@@ -79,6 +79,13 @@ fn retryable(error: &MutationError) -> bool {
     }
 }
 
+/// Whether a first attempt failed because the composite pair it links was
+/// linked by a concurrent transaction: applied again, now that the link is
+/// committed, it relinks the pair (docs/protocol.md, "Relinks").
+fn lost_a_link_race(model: &RegisteredModel, error: &MutationError, attempt: u32) -> bool {
+    attempt == 1 && model.meta().composite && error.is_already_exists()
+}
+
 /// A short pause before attempt `attempt` + 1, growing with each attempt.
 pub(crate) async fn back_off(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt * attempt))).await;
@@ -97,7 +104,10 @@ pub(crate) async fn apply_alone<C: StoreConn>(
         let mut conn = Leased::<C>::get(pool).await?;
         let outcome = apply_on(conn.conn(), model, ctx, mutation).await;
         match outcome {
-            Err(error) if attempt < ATTEMPTS && retryable(&error) => {
+            Err(error)
+                if attempt < ATTEMPTS
+                    && (retryable(&error) || lost_a_link_race(model, &error, attempt)) =>
+            {
                 tracing::debug!(%error, attempt, "mutation retried");
                 drop(conn);
                 back_off(attempt).await;

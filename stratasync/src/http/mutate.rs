@@ -6,23 +6,13 @@ use axum::Json;
 use axum::extract::State;
 use bytes::Bytes;
 use serde_json::{Value, json};
-use stratasync_core::{ActionKind, SyncId};
-use stratasync_diesel::{Applied, Mutation, MutationError};
+use stratasync_core::SyncId;
+use stratasync_diesel::{Applied, MutationError};
 
 use super::request::MutateRequest;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::Shared;
-
-/// Whether a later transaction of `rest` deletes the row its first one names.
-fn unlinked_later(rest: &[Mutation]) -> bool {
-    let [first, later @ ..] = rest else {
-        return false;
-    };
-    later.iter().any(|m| {
-        m.action == ActionKind::Delete && m.model == first.model && m.model_id == first.model_id
-    })
-}
 
 pub(crate) async fn mutate_route(
     State(state): State<Arc<Shared>>,
@@ -38,21 +28,8 @@ pub(crate) async fn mutate_route(
     let mut last = SyncId::ZERO;
     let mut all_succeeded = true;
     let mut store_failure = None;
-    for (i, (mutation, outcome)) in mutations.iter().zip(outcomes).enumerate() {
+    for (mutation, outcome) in mutations.iter().zip(outcomes) {
         match outcome {
-            // A moot link the same request unlinks afterwards is refused as
-            // before: the client re-applies a pending insert until it is
-            // answered, and nothing but the answer settles a moot one, so
-            // after its own unlink's delta it would put the pair back; the
-            // refusal's rollback removes it (docs/protocol.md, "Moot writes").
-            Err(MutationError::AlreadyLinked(_)) if unlinked_later(&mutations[i..]) => {
-                all_succeeded = false;
-                results.push(json!({
-                    "clientTxId": mutation.client_tx_id,
-                    "success": false,
-                    "error": "Invalid mutation: record already exists",
-                }));
-            }
             Ok(applied) => {
                 last = last.max(applied.sync_id());
                 let mut result = json!({
@@ -82,15 +59,11 @@ pub(crate) async fn mutate_route(
                 }));
             }
             // Moot: a committed delete removed the row (or a row its payload
-            // references), or the pair is linked already. A success keeps the client from rolling its change
+            // references). A success keeps the client from rolling its change
             // back over that action; without a syncId the client completes
             // the transaction at once instead of waiting for an id its cursor
             // may have passed already (docs/protocol.md, "Moot writes").
-            Err(
-                moot @ (MutationError::AlreadyDeleted(_)
-                | MutationError::AlreadyLinked(_)
-                | MutationError::ReferenceDeleted(_)),
-            ) => {
+            Err(moot @ (MutationError::AlreadyDeleted(_) | MutationError::ReferenceDeleted(_))) => {
                 crate::metrics::mutation("moot");
                 results.push(json!({
                     "clientTxId": mutation.client_tx_id,

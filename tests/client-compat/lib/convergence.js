@@ -304,6 +304,46 @@ const rejectionsFor = (client, modelId) =>
       .filter((x) => x.result?.success !== true);
   });
 
+/** One line per transaction on `modelId` a client sent, with its answer: `INSERT tx=ab12cd -> ok 41`. */
+const transactionsOn = (client, modelId) =>
+  httpLog({ client: client.name, path: "/sync/mutate" }).flatMap((e) => {
+    let request;
+    let response;
+    try {
+      request = JSON.parse(e.reqBody);
+      response = JSON.parse(e.resBody);
+    } catch {
+      return [];
+    }
+    return request.transactions
+      .filter((tx) => tx.modelId === modelId)
+      .map((tx) => {
+        const r = response.results?.find((x) => x.clientTxId === tx.clientTxId);
+        const answer = !r ? "no answer" : r.success ? `ok ${r.syncId ?? `(no syncId${r.warnings ? `: ${r.warnings[0]}` : ""})`}` : `refused: ${r.error}`;
+        return `${e.t} ${tx.action} tx=${tx.clientTxId.slice(0, 8)} -> ${answer} (answered after ${e.ms} ms)`;
+      });
+  });
+
+/** One line per action on `modelId` a client received, over its WebSocket or a catch-up page: `41 D tx=ab12cd`. */
+const deltasOn = (client, modelId) => {
+  const pages = httpLog({ client: client.name, path: "/sync/deltas" }).flatMap((e) => {
+    try {
+      return JSON.parse(e.resBody).actions ?? [];
+    } catch {
+      return [];
+    }
+  });
+  return [...client.wsActions(), ...pages]
+    .filter((a) => a.modelId === modelId)
+    .map((a) => `${a.syncId} ${a.action} tx=${String(a.clientTxId ?? "").slice(0, 8)}`);
+};
+
+/** What every client of the seed wrote to `modelId` and what the diverged one received of it, for a failure message. */
+const historyOf = (clients, diverged, modelId) => ({
+  received: deltasOn(diverged, modelId),
+  writes: Object.fromEntries(clients.map((c) => [c.name, transactionsOn(c, modelId)]).filter(([, lines]) => lines.length > 0)),
+});
+
 /**
  * Registers the convergence property for one topology: `nodes` server nodes
  * on one PostgreSQL database (and Redis when there are two).
@@ -470,7 +510,10 @@ export const defineConvergenceSuite = ({ nodes, label }) => {
             .filter((r) => r.differences.length > 0)
             .map((r) => ({
               ...r,
-              differences: r.differences.map((d) => ({ ...d, rejected: rejectionsFor(clients.find((c) => c.name === r.client), d.id) })),
+              differences: r.differences.map((d) => {
+                const client = clients.find((c) => c.name === r.client);
+                return { ...d, history: historyOf(clients, client, d.id), rejected: rejectionsFor(client, d.id) };
+              }),
             }));
           if (report.length > 0) {
             diverged.push(seed);

@@ -7,13 +7,17 @@
 //    of a "record not found" (what the server used to answer) resurrects it;
 // 2. two updates of one field: with the client's default rebase strategy
 //    (server-wins) the client keeps the other value while the server applied
-//    its own later; with `rebaseStrategy: "client-wins"` it converges.
+//    its own later; with `rebaseStrategy: "client-wins"` it converges;
+// 3. a link of a pair another client linked, answered after a later action
+//    on the pair reached the client (the other client's unlink, or its new
+//    link after the client's own unlink): the server logs the relink, so the
+//    client settles it by its own delta, in log order.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { it } from "node:test";
 import { intercept } from "./network.js";
 import { serverRows } from "./convergence.js";
-import { waitFor } from "./util.js";
+import { compositeId, waitFor } from "./util.js";
 
 /**
  * Holds `client`'s next mutate request until `release()`;
@@ -33,6 +37,31 @@ const holdMutate = (client, answer) => {
     match: ({ client: name, method, url }) => name === client.name && method === "POST" && url.endsWith("/sync/mutate"),
   });
   return { release, rule };
+};
+
+/**
+ * Holds `client`'s next mutate request until `send()`, then the server's
+ * answer to it until `answer()`.
+ */
+const holdRequestAndAnswer = (client) => {
+  const gate = () => {
+    let open;
+    const promise = new Promise((resolve) => {
+      open = resolve;
+    });
+    return { open, promise };
+  };
+  const [sending, answering] = [gate(), gate()];
+  const rule = intercept({
+    handle: async ({ forward }) => {
+      await sending.promise;
+      const response = await forward();
+      await answering.promise;
+      return response;
+    },
+    match: ({ client: name, method, url }) => name === client.name && method === "POST" && url.endsWith("/sync/mutate"),
+  });
+  return { answer: answering.open, rule, send: sending.open };
 };
 
 /** Turns the server's results for `modelId` into the old answer, "record not found". */
@@ -115,6 +144,85 @@ export const defineRaces = ({ cluster, fresh }) => {
       assert.deepEqual(b.row("Todo", id), { title: "doomed" }, "the resurrected row holds what the update changed, from its original");
     },
   );
+
+  /** A delta with `action` on `modelId` has reached `client`. */
+  const reached = (client, modelId, action) => () =>
+    client.wsActions().some((x) => x.modelId === modelId && x.action === action);
+
+  /** A workspace where a has made a todo and a label and b holds both; and the composite id of their link. */
+  const linkable = async (name) => {
+    const { a, b, workspaceId } = await fresh(name, { rebaseStrategy: "client-wins" });
+    const todo = { createdAt: Date.now(), id: randomUUID(), priority: 0, title: "linked", workspaceId };
+    const label = { color: "#123456", id: randomUUID(), name: "shared", workspaceId };
+    await a.client.create("Todo", todo);
+    await a.client.create("Label", label);
+    await a.settle();
+    await b.waitRow("Label", label.id, (r) => r !== null, "the label to reach b");
+    const id = compositeId("TodoLabel", [todo.id, label.id]);
+    const link = () => ({ createdAt: Date.now(), id, labelId: label.id, todoId: todo.id, workspaceId });
+    return { a, b, id, link, workspaceId };
+  };
+
+  /** The pair `id` as the server holds it once b is at the log head of `workspaceId`. */
+  const settledPair = async ({ a, b, id, workspaceId }) => {
+    await b.settle();
+    const [{ head }] = await cluster.sql("SELECT max(id)::text AS head FROM sync_actions WHERE group_id = $1", [workspaceId]);
+    await waitFor("b to reach the log head", () => BigInt(b.lastSyncId) >= BigInt(head));
+    return (await serverRows(cluster.node(0), a.user, workspaceId)).TodoLabel.get(id) ?? null;
+  };
+
+  // b re-applies a pending insert after every packet until the insert is
+  // settled. Answered without a syncId (a moot success, or a refusal), a
+  // link settled only when its answer came, after later deltas on the pair
+  // had been applied; the logged relink settles it by its own delta, in
+  // order (docs/protocol.md, "Moot writes").
+  it("a link of a pair another client linked, answered after that client's unlink reached it, leaves the pair unlinked", { timeout: 60_000 }, async () => {
+    const { a, b, id, link, workspaceId } = await linkable("race-relink");
+    const held = holdRequestAndAnswer(b);
+    try {
+      await b.client.create("TodoLabel", link());
+      await waitFor("b's link to be sent", () => held.rule.hits.length > 0);
+      await a.client.create("TodoLabel", link());
+      await a.settle();
+      await waitFor("a's link to reach b", reached(b, id, "I"));
+      held.send();
+      await waitFor("the server to answer b's link", () => held.rule.hits[0]?.forwardedStatus !== undefined);
+      await a.client.delete("TodoLabel", id);
+      await a.settle();
+      await waitFor("a's unlink to reach b while b's answer is held", reached(b, id, "D"));
+    } finally {
+      held.send();
+      held.answer();
+      held.rule.remove();
+    }
+    assert.equal(await settledPair({ a, b, id, workspaceId }), null, "a unlinked the pair last");
+    assert.equal(b.row("TodoLabel", id) ?? null, null, `b must not keep the pair: ${held.rule.hits[0]?.forwardedBody}`);
+  });
+
+  it("a link and its unlink in one request, of a pair another client linked and links again, leave the pair linked", { timeout: 60_000 }, async () => {
+    const { a, b, id, link, workspaceId } = await linkable("race-link-unlink");
+    const held = holdRequestAndAnswer(b);
+    try {
+      await b.client.create("TodoLabel", link());
+      await b.client.delete("TodoLabel", id);
+      await waitFor("b's link and unlink to be sent", () => held.rule.hits.length > 0);
+      await a.client.create("TodoLabel", link());
+      await a.settle();
+      await waitFor("a's link to reach b", reached(b, id, "I"));
+      held.send();
+      await waitFor("the server to answer b's link and unlink", () => held.rule.hits[0]?.forwardedStatus !== undefined);
+      await a.waitRow("TodoLabel", id, (r) => r === null, "b's unlink to reach a");
+      await a.client.create("TodoLabel", link());
+      await a.settle();
+      await waitFor("a's second link to reach b while b's answer is held", () => b.wsActions().filter((x) => x.modelId === id && x.action === "I").length >= 2);
+    } finally {
+      held.send();
+      held.answer();
+      held.rule.remove();
+    }
+    assert.notEqual(await settledPair({ a, b, id, workspaceId }), null, "a linked the pair last");
+    assert.notEqual(b.row("TodoLabel", id) ?? null, null, `b must hold the pair: ${held.rule.hits[0]?.forwardedBody}`);
+  });
 
   /** a and b update one field of one todo; b's update is sent first but applied last. */
   const updateUpdate = async (options) => {

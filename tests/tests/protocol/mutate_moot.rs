@@ -1,9 +1,10 @@
 //! PROTOCOL §7 as the client needs it (docs/protocol.md, "Moot writes"): a
-//! write to a row that a committed delete removed, or a link of a composite
-//! pair that is linked already, is moot: nothing is applied or logged, and the
-//! answer is a success without a syncId (the client completes it at once)
-//! whose warning names the action that settled the row. The client then does
-//! not roll its own change back over that action.
+//! write to a row that a committed delete removed is moot: nothing is applied
+//! or logged, and the answer is a success without a syncId (the client
+//! completes it at once) whose warning names the action that settled the row.
+//! The client then does not roll its own change back over that action. A link
+//! of a composite pair that is linked already is a relink: logged as an
+//! insert of the row as it is, answered with its syncId ("Relinks").
 
 use serde_json::{Value, json};
 use stratasync_tests::harness::{Client, Fixture, TestDb, new_id, tx};
@@ -188,7 +189,22 @@ async fn a_composite_row_unlinked_before_answers_the_unlink(db: &TestDb) {
     assert_ne!(again, unlinked, "a real delete logs its own action");
 }
 
-async fn linking_a_linked_pair_answers_the_link(db: &TestDb) {
+/// The (action, clientTxId) of every action on the pair `pair`, in log order.
+async fn pair_log(client: &Client, pair: &str) -> Vec<(String, String)> {
+    actions(client)
+        .await
+        .iter()
+        .filter(|a| a["modelId"] == pair)
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap().to_owned(),
+                a["clientTxId"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn linking_a_linked_pair_relinks_it(db: &TestDb) {
     let server = Fixture::on(db)
         .members(&[("alice", "w1"), ("bob", "w1"), ("carol", "w2")])
         .start()
@@ -197,26 +213,46 @@ async fn linking_a_linked_pair_answers_the_link(db: &TestDb) {
     let bob = server.client("user:bob");
     let carol = server.client("user:carol");
     let (task, label) = (new_id(), new_id());
+    let pair = composite_id(&task, &label);
     let keys = json!({ "taskId": task, "labelId": label, "workspaceId": "w1" });
     let linked = alice
         .mutate_ok(tx("alice-link", "TaskLabel", "x", "INSERT", keys.clone()))
         .await;
 
-    // Bob links the same pair before he has seen alice's link.
-    let reply = bob
-        .mutate_one(tx("bob-link", "TaskLabel", "x", "INSERT", keys.clone()))
-        .await;
+    // Bob links the same pair before he has seen alice's link: logged again,
+    // as the row is, under his clientTxId, and answered with its syncId.
+    let (result, body) = result_of(
+        &bob,
+        tx("bob-link", "TaskLabel", "x", "INSERT", keys.clone()),
+    )
+    .await;
+    let relinked = result["syncId"].as_str().unwrap_or_default().to_owned();
     assert_eq!(
-        reply.text,
-        format!(
-            r#"{{"lastSyncId":"0","results":[{{"clientTxId":"bob-link","success":true,"warnings":["The record already exists (linked by syncId {linked}); nothing was applied"]}}],"success":true}}"#
-        )
+        (result["success"].clone(), result.get("warnings")),
+        (json!(true), None),
+        "{body}"
     );
+    assert!(relinked.parse::<u64>().unwrap() > linked.parse::<u64>().unwrap());
     assert_eq!(
-        actions(&alice).await.len(),
-        1,
-        "nothing is logged for a moot link"
+        pair_log(&alice, &pair).await,
+        [
+            ("I".to_owned(), "alice-link".to_owned()),
+            ("I".to_owned(), "bob-link".to_owned())
+        ]
     );
+    let log = actions(&alice).await;
+    assert_eq!(
+        log[1]["data"], log[0]["data"],
+        "the relink logs the row as it is"
+    );
+    // A retry is the same relink.
+    let (retry, body) = result_of(
+        &bob,
+        tx("bob-link", "TaskLabel", "x", "INSERT", keys.clone()),
+    )
+    .await;
+    assert_eq!(retry["syncId"], relinked.as_str(), "{body}");
+    assert_eq!(pair_log(&alice, &pair).await.len(), 2);
 
     // Outside the group, nothing changes: no access, and no syncId leaks.
     let (result, body) =
@@ -233,12 +269,103 @@ async fn linking_a_linked_pair_answers_the_link(db: &TestDb) {
         result["error"], "Invalid mutation: record already exists",
         "{body}"
     );
+    assert_eq!(pair_log(&alice, &pair).await.len(), 2);
 }
 
-/// A link and its unlink in one request, of a pair another client linked: the
-/// link is refused as before (docs/protocol.md, "Moot writes"), the unlink
-/// applies. Two links of one pair in one request: the second is moot, on the
-/// group-commit path as on the single one.
+/// Two clients link one pair at once: the insert that waited on the other's
+/// uncommitted link relinks it once it is committed, instead of being
+/// refused as a row that exists (which the client would roll back over the
+/// other client's link).
+async fn concurrent_links_of_a_pair_both_apply(db: &TestDb) {
+    let server = Fixture::on(db)
+        .members(&[("alice", "w1"), ("bob", "w1")])
+        .start()
+        .await;
+    let alice = server.client("user:alice");
+    let bob = server.client("user:bob");
+    for n in 0..20 {
+        let (task, label) = (new_id(), new_id());
+        // The canonical id, as the client sends it: the group-commit path
+        // finds an earlier link of the pair in its group by it.
+        let pair = composite_id(&task, &label);
+        let keys = json!({ "taskId": task, "labelId": label, "workspaceId": "w1" });
+        let (a, b) = tokio::join!(
+            alice.mutate_one(tx(
+                &format!("a{n}"),
+                "TaskLabel",
+                &pair,
+                "INSERT",
+                keys.clone()
+            )),
+            bob.mutate_one(tx(&format!("b{n}"), "TaskLabel", &pair, "INSERT", keys)),
+        );
+        for reply in [a, b] {
+            assert_eq!(reply.json["results"][0]["success"], true, "{}", reply.text);
+            assert!(
+                reply.json["results"][0]["syncId"].is_string(),
+                "{}",
+                reply.text
+            );
+        }
+    }
+}
+
+/// An unlink and a relink of one pair at once: the log ends as the table
+/// does. When the relink is logged last, the pair is linked, and unlinking
+/// it applies (a relink that did not wait for the unlink logged an insert of
+/// a row the table no longer had).
+async fn a_relink_racing_an_unlink_ends_as_the_table(db: &TestDb) {
+    let server = Fixture::on(db)
+        .members(&[("alice", "w1"), ("bob", "w1")])
+        .start()
+        .await;
+    let alice = server.client("user:alice");
+    let bob = server.client("user:bob");
+    for n in 0..20 {
+        let (task, label) = (new_id(), new_id());
+        let pair = composite_id(&task, &label);
+        let keys = json!({ "taskId": task, "labelId": label, "workspaceId": "w1" });
+        alice
+            .mutate_ok(tx(
+                &format!("link{n}"),
+                "TaskLabel",
+                &pair,
+                "INSERT",
+                keys.clone(),
+            ))
+            .await;
+        tokio::join!(
+            alice.mutate_one(tx(
+                &format!("unlink{n}"),
+                "TaskLabel",
+                &pair,
+                "DELETE",
+                keys.clone()
+            )),
+            bob.mutate_one(tx(
+                &format!("relink{n}"),
+                "TaskLabel",
+                &pair,
+                "INSERT",
+                keys.clone()
+            )),
+        );
+        let log = pair_log(&alice, &pair).await;
+        if log.last().is_some_and(|(action, _)| action == "I") {
+            let (result, body) = result_of(
+                &alice,
+                tx(&format!("check{n}"), "TaskLabel", &pair, "DELETE", keys),
+            )
+            .await;
+            assert!(result["syncId"].is_string(), "{log:?}: {body}");
+        }
+    }
+}
+
+/// A link and its unlink in one request, of a pair another client linked:
+/// a relink, then the unlink, both logged in order. Two links of one pair in
+/// one request: the second relinks the first, on the group-commit path as
+/// on the single one.
 async fn links_within_one_request(db: &TestDb) {
     let server = Fixture::on(db)
         .members(&[("alice", "w1"), ("bob", "w1")])
@@ -261,13 +388,13 @@ async fn links_within_one_request(db: &TestDb) {
             ] }),
         )
         .await;
+    assert_eq!(reply.json["success"], true, "{}", reply.text);
     let results = reply.json["results"].as_array().unwrap();
-    assert_eq!(
-        results[0]["error"], "Invalid mutation: record already exists",
+    assert!(
+        results.iter().all(|r| r["syncId"].is_string()),
         "{}",
         reply.text
     );
-    assert_eq!(results[1]["success"], true, "{}", reply.text);
 
     let reply = bob
         .post(
@@ -278,21 +405,23 @@ async fn links_within_one_request(db: &TestDb) {
             ] }),
         )
         .await;
-    let results = reply.json["results"].as_array().unwrap();
-    let linked = results[0]["syncId"].as_str().unwrap_or_default();
+    assert_eq!(reply.json["success"], true, "{}", reply.text);
+    let letters = pair_log(&alice, &pair).await;
+    let expected: Vec<(String, String)> = [
+        ("I", "alice-link"),
+        ("I", "bob-link"),
+        ("D", "bob-unlink"),
+        ("I", "link-1"),
+        ("I", "link-2"),
+    ]
+    .iter()
+    .map(|&(a, t)| (a.to_owned(), t.to_owned()))
+    .collect();
+    assert_eq!(letters, expected);
+    let log = actions(&alice).await;
     assert_eq!(
-        (
-            results[1]["success"].clone(),
-            results[1]["warnings"][0].clone()
-        ),
-        (
-            json!(true),
-            json!(format!(
-                "The record already exists (linked by syncId {linked}); nothing was applied"
-            ))
-        ),
-        "{}",
-        reply.text
+        log[4]["data"], log[3]["data"],
+        "the relink logs link-1's row"
     );
 }
 
@@ -353,7 +482,9 @@ on_each_backend!(
     writes_to_a_deleted_row_answer_the_delete,
     a_delete_the_caller_cannot_see_stays_not_found,
     a_composite_row_unlinked_before_answers_the_unlink,
-    linking_a_linked_pair_answers_the_link,
+    linking_a_linked_pair_relinks_it,
+    concurrent_links_of_a_pair_both_apply,
+    a_relink_racing_an_unlink_ends_as_the_table,
     links_within_one_request,
     a_moot_write_in_a_batch_leaves_the_rest_alone,
 );
