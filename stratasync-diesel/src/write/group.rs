@@ -234,32 +234,6 @@ enum Step {
     AfterEarlier(usize),
 }
 
-/// The link of the composite pair `model_id` of `model` the group appended
-/// last, in a group the caller holds: an insert of the same pair relinks it,
-/// logged as that link is, as the single path relinks a committed pair.
-fn linked_earlier(
-    group: &[Entry<'_>],
-    steps: &[Step],
-    ctx: &FilterContext,
-    (model, model_id): (&str, &str),
-) -> Option<Change> {
-    steps
-        .iter()
-        .zip(group)
-        .rev()
-        .find_map(|(step, (_, earlier))| match step {
-            Step::Append(change)
-                if change.action == ActionKind::Insert
-                    && earlier.model == model
-                    && change.model_id == model_id
-                    && change.group_id.as_deref().is_none_or(|g| ctx.holds(g)) =>
-            {
-                Some(change.clone())
-            }
-            _ => None,
-        })
-}
-
 /// Applies `mutation` again, in its own savepoint, after its link failed on
 /// a pair a concurrent transaction linked: that link is committed now, and
 /// the insert relinks the pair, as on the single path's second attempt.
@@ -292,8 +266,10 @@ async fn relink_committed(
     }
 }
 
-/// The earlier member of the group whose `action` on the row `model_id` of
-/// `model` settled it, in a group the caller holds, if any.
+/// The latest earlier member of the group whose appended change is an
+/// `action` on the row `model_id` of `model`, in a group the caller holds:
+/// a delete that settled the row, or a link an insert of the same pair
+/// relinks.
 fn settled_earlier(
     group: &[Entry<'_>],
     steps: &[Step],
@@ -301,9 +277,9 @@ fn settled_earlier(
     (model, model_id): (&str, &str),
     action: ActionKind,
 ) -> Option<usize> {
-    steps.iter().zip(group).position(|(step, (_, earlier))| {
+    steps.iter().zip(group).rposition(|(step, (_, earlier))| {
         matches!(step, Step::Append(change)
-            if earlier.action == action
+            if change.action == action
                 && earlier.model == model
                 && change.model_id == model_id
                 && change.group_id.as_deref().is_none_or(|g| ctx.holds(g)))
@@ -426,9 +402,10 @@ async fn apply_and_append_all(
                     // A link of a pair linked earlier in the group, or by a
                     // concurrent transaction: a relink.
                     None if error.is_already_exists() && model.meta().composite => {
-                        let relink = match linked_earlier(group, &steps, ctx, row) {
-                            Some(change) => Some(change),
-                            None => relink_committed(conn, model, ctx, mutation, now).await?,
+                        let linked = settled_earlier(group, &steps, ctx, row, ActionKind::Insert);
+                        let relink = match linked.map(|index| &steps[index]) {
+                            Some(Step::Append(change)) => Some(change.clone()),
+                            _ => relink_committed(conn, model, ctx, mutation, now).await?,
                         };
                         relink.map_or(Step::Settled(Err(error)), Step::Append)
                     }

@@ -287,8 +287,8 @@ const differences = (client, expected) => {
   return out;
 };
 
-/** The mutate answers a client got for `modelId` that were not successes, for a failure message. */
-const rejectionsFor = (client, modelId) =>
+/** Each transaction on `modelId` a client sent, with its answer and the exchange it was in. */
+const answeredOn = (client, modelId) =>
   httpLog({ client: client.name, path: "/sync/mutate" }).flatMap((e) => {
     let request;
     let response;
@@ -300,28 +300,20 @@ const rejectionsFor = (client, modelId) =>
     }
     return request.transactions
       .filter((tx) => tx.modelId === modelId)
-      .map((tx) => ({ action: tx.action, result: response.results?.find((r) => r.clientTxId === tx.clientTxId) }))
-      .filter((x) => x.result?.success !== true);
+      .map((tx) => ({ exchange: e, result: response.results?.find((r) => r.clientTxId === tx.clientTxId), tx }));
   });
+
+/** The mutate answers a client got for `modelId` that were not successes, for a failure message. */
+const rejectionsFor = (client, modelId) =>
+  answeredOn(client, modelId)
+    .filter(({ result }) => result?.success !== true)
+    .map(({ result, tx }) => ({ action: tx.action, result }));
 
 /** One line per transaction on `modelId` a client sent, with its answer: `INSERT tx=ab12cd -> ok 41`. */
 const transactionsOn = (client, modelId) =>
-  httpLog({ client: client.name, path: "/sync/mutate" }).flatMap((e) => {
-    let request;
-    let response;
-    try {
-      request = JSON.parse(e.reqBody);
-      response = JSON.parse(e.resBody);
-    } catch {
-      return [];
-    }
-    return request.transactions
-      .filter((tx) => tx.modelId === modelId)
-      .map((tx) => {
-        const r = response.results?.find((x) => x.clientTxId === tx.clientTxId);
-        const answer = !r ? "no answer" : r.success ? `ok ${r.syncId ?? `(no syncId${r.warnings ? `: ${r.warnings[0]}` : ""})`}` : `refused: ${r.error}`;
-        return `${e.t} ${tx.action} tx=${tx.clientTxId.slice(0, 8)} -> ${answer} (answered after ${e.ms} ms)`;
-      });
+  answeredOn(client, modelId).map(({ exchange: e, result: r, tx }) => {
+    const answer = !r ? "no answer" : r.success ? `ok ${r.syncId ?? `(no syncId${r.warnings ? `: ${r.warnings[0]}` : ""})`}` : `refused: ${r.error}`;
+    return `${e.t} ${tx.action} tx=${tx.clientTxId.slice(0, 8)} -> ${answer} (answered after ${e.ms} ms)`;
   });
 
 /** One line per action on `modelId` a client received, over its WebSocket or a catch-up page: `41 D tx=ab12cd`. */
