@@ -38,12 +38,12 @@ use stratasync_core::{ActionKind, FilterContext, SyncId};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::scope::{Leased, Scope};
-use super::{ATTEMPTS, Applied, Outcome, append_change, apply_alone, back_off, key};
+use super::{ATTEMPTS, Applied, Outcome, append_change, append_moot, apply_alone, back_off, key};
 use crate::error::{Fault, classify};
 use crate::log::{LogConn, TxKey};
 use crate::mutate::{Change, Mutation};
 use crate::registry::{RegisteredModel, Registry};
-use crate::{MutationError, PgConn, StoreConn, StoreError};
+use crate::{MutationError, PgConn, Settled, StoreConn, StoreError};
 
 /// Mutations one group transaction carries at most.
 pub(crate) const MAX_GROUP: usize = 64;
@@ -228,9 +228,12 @@ async fn run_group(
 enum Step {
     Settled(Outcome),
     Append(Change),
+    /// Moot: a committed delete settled its row, or a row its payload
+    /// references. Its own delete is appended in its turn.
+    Moot(MutationError),
     /// Its row, or a row its payload references, was deleted by the group's
-    /// mutation at this index. Answered once that mutation is appended, as
-    /// the single path answers a write a committed delete made moot.
+    /// mutation at this index. Moot once that mutation is appended, as if the
+    /// delete had committed first.
     AfterEarlier(usize),
 }
 
@@ -284,6 +287,30 @@ fn settled_earlier(
                 && change.model_id == model_id
                 && change.group_id.as_deref().is_none_or(|g| ctx.holds(g)))
     })
+}
+
+/// Appends the delete answering the moot member `mutation` (see
+/// [`append_moot`]). A row written again since it was found deleted fails
+/// the group, which runs again.
+async fn append_moot_of(
+    conn: &mut PgConn,
+    registry: &Registry,
+    ctx: &FilterContext,
+    mutation: &Mutation,
+    moot: &MutationError,
+) -> Result<Outcome, StoreError> {
+    let (Some(model), Some(settled)) = (registry.get(&mutation.model), moot.settled()) else {
+        return Ok(Err(MutationError::not_found()));
+    };
+    Ok(Ok(append_moot(
+        conn,
+        model,
+        ctx,
+        mutation,
+        settled,
+        moot.to_string(),
+    )
+    .await?))
 }
 
 /// A member's position in its group (from 1) and the action its
@@ -409,6 +436,7 @@ async fn apply_and_append_all(
                         };
                         relink.map_or(Step::Settled(Err(error)), Step::Append)
                     }
+                    None if error.settled().is_some() => Step::Moot(error),
                     None => settled_by.map_or(Step::Settled(Err(error)), Step::AfterEarlier),
                 };
                 steps.push(step);
@@ -421,12 +449,21 @@ async fn apply_and_append_all(
         let outcome = match step {
             Step::Settled(outcome) => outcome,
             Step::Append(change) => Ok(append_change(conn, ctx, mutation, change).await?),
+            Step::Moot(moot) => append_moot_of(conn, registry, ctx, mutation, &moot).await?,
             Step::AfterEarlier(index) => match &outcomes[index] {
-                Ok(delete) if group[index].1.model != mutation.model => {
-                    Err(MutationError::ReferenceDeleted(delete.sync_id()))
+                Ok(Applied::New(delete)) => {
+                    let settled = Settled {
+                        by: delete.id,
+                        group_id: delete.group_id.clone(),
+                    };
+                    let moot = if group[index].1.model == mutation.model {
+                        MutationError::AlreadyDeleted(settled)
+                    } else {
+                        MutationError::ReferenceDeleted(settled)
+                    };
+                    append_moot_of(conn, registry, ctx, mutation, &moot).await?
                 }
-                Ok(delete) => Err(MutationError::AlreadyDeleted(delete.sync_id())),
-                Err(_) => Err(MutationError::not_found()),
+                _ => Err(MutationError::not_found()),
             },
         };
         outcomes.push(outcome);
