@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use diesel_async::RunQueryDsl;
 use diesel_async::pooled_connection::deadpool::Pool;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 
 use crate::log::impl_log_conn;
@@ -109,6 +111,12 @@ pub(crate) async fn connect(url: &str, options: &PoolOptions) -> Result<Pool<PgC
         .map_err(|e| StoreError::Connect(e.to_string()))?;
     crate::migrate::postgres(conn, MIGRATIONS).await?;
     let mut config = ManagerConfig::default();
+    // A checkout asks no query of the database (`Verified` sends `SELECT 1`
+    // first, a round trip per checkout): a connection whose session ended
+    // while it sat in the pool (a restart, a terminated backend) is closed
+    // on the client's side too and is dropped by the broken check, and one
+    // lost while in use is retried by the write path.
+    config.recycling_method = RecyclingMethod::Fast;
     config.custom_setup = Box::new(move |_url| {
         let target = Arc::clone(&target);
         Box::pin(async move { target.establish().await })
