@@ -180,9 +180,14 @@ pub async fn run(target: Target<'_>, plan: Plan) -> Result<Fanout, String> {
     // The writer: one mutation (or frame) per tick.
     let recording = plan.profile.then(|| {
         let writing = Duration::from_secs_f64(plan.mutations as f64 / f64::from(plan.rate.max(1)));
+        let on = match nodes {
+            0 => "the broadcast baseline".to_owned(),
+            1 => "one node".to_owned(),
+            n => format!("{n} nodes"),
+        };
         let during = format!(
-            "fan-out, {} subscribers, {} node(s), {} mutations/s",
-            plan.subscribers, nodes, plan.rate
+            "fan-out, {} subscribers, {on}, {} mutations/s",
+            plan.subscribers, plan.rate
         );
         profile::record(pids[0], writing, &during)
     });

@@ -282,6 +282,9 @@ impl Report {
     }
 
     fn render_fanout(&self, w: &mut String) {
+        if self.fanout.is_empty() && self.fanout_skipped.is_none() {
+            return;
+        }
         let _ = writeln!(w, "\n## (c) Fan-out\n");
         if let Some(reason) = &self.fanout_skipped {
             let _ = writeln!(w, "Not measured in this run: {reason}\n");
