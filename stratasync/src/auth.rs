@@ -6,9 +6,6 @@ use futures::future::BoxFuture;
 use stratasync_core::FilterContext;
 use stratasync_diesel::Store;
 
-use crate::fanout::Fanout;
-use crate::group_cache::GroupCache;
-
 /// An error an application callback may return.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -194,39 +191,6 @@ impl Caller {
     pub fn filter_context(&self, groups: Vec<String>) -> FilterContext {
         FilterContext::new(self.user.user_id.clone(), groups)
     }
-}
-
-/// What [`authorize`] reads: the node's auth, store, cache of groups and
-/// fan-out (whose bus tells the cache of membership changes).
-pub(crate) struct Authorizer<'a> {
-    pub(crate) auth: &'a Arc<dyn DynAuth>,
-    pub(crate) store: &'a Store,
-    pub(crate) groups: &'a GroupCache,
-    pub(crate) fanout: &'a Fanout,
-}
-
-/// Verifies `token` and gathers the caller's groups: those the node keeps
-/// for the user and token (`group_cache`), or resolved and then kept.
-pub(crate) async fn authorize(node: Authorizer<'_>, token: &str) -> Result<Caller, AuthorizeError> {
-    let user = node.auth.verify_token(token).await?;
-    let miss = match node
-        .groups
-        .get(&user.user_id, token, node.store.member_writes())
-    {
-        Ok(groups) => return Ok(Caller { user, groups }),
-        Err(miss) => miss,
-    };
-    // The personal group's `G` actions reach the bus before the memberships
-    // are read, so a change after the read forgets what is kept here.
-    let interest = node
-        .fanout
-        .interest(std::slice::from_ref(&user.user_id))
-        .await;
-    let groups = caller_groups(node.auth, node.store, &user).await?;
-    let member_writes = node.store.member_writes();
-    node.groups
-        .keep(miss, member_writes, (&user.user_id, &groups), interest);
-    Ok(Caller { user, groups })
 }
 
 /// Every group `user` holds (PROTOCOL §2).

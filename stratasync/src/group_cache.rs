@@ -41,10 +41,45 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use stratasync_core::ActionKind;
+use stratasync_diesel::Store;
 use tokio::sync::broadcast::{self, error::TryRecvError};
 use tokio::sync::watch;
 
-use crate::fanout::{Interest, LiveAction};
+use crate::auth::{AuthorizeError, Caller, DynAuth, caller_groups};
+use crate::fanout::{Fanout, Interest, LiveAction};
+
+/// What [`authorize`] reads: the node's auth, store, cache of groups and
+/// fan-out (whose bus tells the cache of membership changes).
+pub(crate) struct Authorizer<'a> {
+    pub(crate) auth: &'a Arc<dyn DynAuth>,
+    pub(crate) store: &'a Store,
+    pub(crate) groups: &'a GroupCache,
+    pub(crate) fanout: &'a Fanout,
+}
+
+/// Verifies `token` and gathers the caller's groups: those the node keeps
+/// for the user and token, or resolved and then kept.
+pub(crate) async fn authorize(node: Authorizer<'_>, token: &str) -> Result<Caller, AuthorizeError> {
+    let user = node.auth.verify_token(token).await?;
+    let miss = match node
+        .groups
+        .get(&user.user_id, token, node.store.member_writes())
+    {
+        Ok(groups) => return Ok(Caller { user, groups }),
+        Err(miss) => miss,
+    };
+    // The personal group's `G` actions reach the bus before the memberships
+    // are read, so a change after the read forgets what is kept here.
+    let interest = node
+        .fanout
+        .interest(std::slice::from_ref(&user.user_id))
+        .await;
+    let groups = caller_groups(node.auth, node.store, &user).await?;
+    let member_writes = node.store.member_writes();
+    node.groups
+        .keep(miss, member_writes, (&user.user_id, &groups), interest);
+    Ok(Caller { user, groups })
+}
 
 /// The users' groups one node keeps; each entry holds an `H` while it lives
 /// (the [`Interest`] that keeps its user's personal group on the bus).

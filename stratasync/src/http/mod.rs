@@ -13,8 +13,9 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::routing::{get, post};
 
-use crate::auth::{Authorizer, Caller, authorize};
+use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::group_cache::{Authorizer, authorize};
 use crate::state::SyncServer;
 
 pub(crate) use mutate::mutate_route;
