@@ -256,37 +256,51 @@ async fn apply_and_append<C: StoreConn>(
     Ok(append_change(conn, ctx, mutation, change).await?)
 }
 
-/// Appends the actions of an applied `mutation` (the append lock is held):
-/// its one action, or for a move the delete in the group the row left and
-/// then the insert in the new one. The last action appended is the one
-/// answered, now and to retries.
+/// Appends the actions of an applied `mutation` (the append lock is held)
+/// and answers it with the last ([`actions_of`]).
 pub(crate) async fn append_change<C: StoreConn>(
     conn: &mut C,
     ctx: &FilterContext,
     mutation: &Mutation,
-    change: Change,
+    mut change: Change,
 ) -> Result<Applied, StoreError> {
-    if let Some(left) = change.left {
-        conn.append(NewAction {
+    let (left, answer) = actions_of(ctx, mutation, &mut change);
+    if let Some(left) = left {
+        conn.append(left).await?;
+    }
+    let (id, created_at) = conn.append(answer.clone()).await?;
+    Ok(Applied::New(to_sync_action(&answer, id, created_at)))
+}
+
+/// The actions an applied `mutation` appends, in this order: for a move,
+/// the delete in the group the row left; then its own action (for a move,
+/// the insert in the new group), the one answered, now and to retries. The
+/// change's data moves into them.
+pub(crate) fn actions_of<'a>(
+    ctx: &'a FilterContext,
+    mutation: &'a Mutation,
+    change: &'a mut Change,
+) -> (Option<NewAction<'a>>, NewAction<'a>) {
+    let left = change.left.as_mut().map(|left| {
+        let data = std::mem::take(&mut left.data);
+        NewAction {
             model: &mutation.model,
             model_id: &change.model_id,
             action: ActionKind::Delete.letter(),
-            data: left.data,
+            data,
             group_id: Some(&left.group_id),
             key: Some(key(ctx, mutation)),
             answers_retries: false,
-        })
-        .await?;
-    }
-    let action = NewAction {
+        }
+    });
+    let own = NewAction {
         model: &mutation.model,
         model_id: &change.model_id,
         action: change.action.letter(),
-        data: change.data,
+        data: std::mem::take(&mut change.data),
         group_id: change.group_id.as_deref(),
         key: Some(key(ctx, mutation)),
         answers_retries: true,
     };
-    let (id, created_at) = conn.append(action.clone()).await?;
-    Ok(Applied::New(to_sync_action(&action, id, created_at)))
+    (left, own)
 }
