@@ -41,13 +41,6 @@ pub(crate) struct TxKey<'a> {
     pub client_tx_id: &'a str,
 }
 
-impl TxKey<'_> {
-    /// The user and client as one name, for the key's lock.
-    pub(crate) fn lock_name(&self) -> String {
-        format!("{}\u{1f}{}", self.user_id, self.client_id)
-    }
-}
-
 /// The [`SyncAction`] that appending `action` as `id` at `created_at` made.
 pub(crate) fn to_sync_action(
     action: &NewAction<'_>,
@@ -128,15 +121,6 @@ pub(crate) trait LogConn: Send {
     /// become visible in id order (PROTOCOL §7, commit order).
     fn lock_append_order(&mut self) -> BoxFuture<'_, QueryResult<()>>;
 
-    /// Serializes transactions carrying the same client transaction until
-    /// the enclosing transaction ends (concurrent duplicate retries);
-    /// `client` names the user and client ([`TxKey::lock_name`]).
-    fn lock_client_tx<'a>(
-        &'a mut self,
-        client: &'a str,
-        client_tx_id: &'a str,
-    ) -> BoxFuture<'a, QueryResult<()>>;
-
     /// Appends an action; returns its id and timestamp.
     fn append<'a>(
         &'a mut self,
@@ -206,22 +190,14 @@ pub(crate) trait LogConn: Send {
 }
 
 /// Implements the backend-neutral [`LogConn`] methods for a connection type;
-/// the two lock methods are given per backend.
+/// the append lock is given per backend.
 macro_rules! impl_log_conn {
-    ($conn:ty, lock_append_order: $order:expr, lock_client_tx: $client:expr $(,)?) => {
+    ($conn:ty, lock_append_order: $order:expr $(,)?) => {
         impl $crate::log::LogConn for $conn {
             fn lock_append_order(
                 &mut self,
             ) -> ::futures::future::BoxFuture<'_, ::diesel::QueryResult<()>> {
                 Box::pin($order(self))
-            }
-
-            fn lock_client_tx<'a>(
-                &'a mut self,
-                client_id: &'a str,
-                client_tx_id: &'a str,
-            ) -> ::futures::future::BoxFuture<'a, ::diesel::QueryResult<()>> {
-                Box::pin($client(self, client_id, client_tx_id))
             }
 
             fn append<'a>(
