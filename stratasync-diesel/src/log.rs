@@ -41,13 +41,6 @@ pub(crate) struct TxKey<'a> {
     pub client_tx_id: &'a str,
 }
 
-impl TxKey<'_> {
-    /// The user and client as one name, for the key's lock.
-    pub(crate) fn lock_name(&self) -> String {
-        format!("{}\u{1f}{}", self.user_id, self.client_id)
-    }
-}
-
 /// The [`SyncAction`] that appending `action` as `id` at `created_at` made.
 pub(crate) fn to_sync_action(
     action: &NewAction<'_>,
@@ -68,6 +61,57 @@ pub(crate) fn to_sync_action(
     }
 }
 
+/// Appends `actions` in order with one statement on PostgreSQL (the append
+/// lock is held); their ids and creation times, in the same order.
+///
+/// One `INSERT ... VALUES` of every row: the sequence numbers them in the
+/// order of the list, and the ids are handed back sorted, so each action
+/// gets its own whatever order `RETURNING` lists them in.
+#[cfg(feature = "postgres")]
+pub(crate) async fn append_all(
+    conn: &mut crate::PgConn,
+    actions: &[NewAction<'_>],
+) -> QueryResult<Vec<(SyncId, DateTime<Utc>)>> {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+
+    use crate::schema::sync_actions::dsl as a;
+    let now = Utc::now();
+    let rows: Vec<_> = actions
+        .iter()
+        .map(|action| {
+            (
+                a::model.eq(action.model),
+                a::model_id.eq(action.model_id),
+                a::action.eq(action.action),
+                a::data.eq(crate::Bind(&action.data)),
+                a::group_id.eq(action.group_id),
+                a::user_id.eq(action
+                    .key
+                    .filter(|_| action.answers_retries)
+                    .map(|k| k.user_id)),
+                a::client_id.eq(action.key.map(|k| k.client_id)),
+                a::client_tx_id.eq(action.key.map(|k| k.client_tx_id)),
+                a::created_at.eq(crate::Bind(now)),
+            )
+        })
+        .collect();
+    let mut appended = RunQueryDsl::get_results::<(i64, DateTime<Utc>)>(
+        crate::BySql(
+            diesel::insert_into(a::sync_actions)
+                .values(rows)
+                .returning((a::id, a::created_at)),
+        ),
+        conn,
+    )
+    .await?;
+    appended.sort_unstable_by_key(|&(id, _)| id);
+    Ok(appended
+        .into_iter()
+        .map(|(id, at)| (SyncId::from_i64(id), at))
+        .collect())
+}
+
 /// The log operations of one backend's connection.
 ///
 /// Every method runs on the connection as it is, inside whatever transaction
@@ -76,15 +120,6 @@ pub(crate) trait LogConn: Send {
     /// Serializes appends until the enclosing transaction ends, so that ids
     /// become visible in id order (PROTOCOL §7, commit order).
     fn lock_append_order(&mut self) -> BoxFuture<'_, QueryResult<()>>;
-
-    /// Serializes transactions carrying the same client transaction until
-    /// the enclosing transaction ends (concurrent duplicate retries);
-    /// `client` names the user and client ([`TxKey::lock_name`]).
-    fn lock_client_tx<'a>(
-        &'a mut self,
-        client: &'a str,
-        client_tx_id: &'a str,
-    ) -> BoxFuture<'a, QueryResult<()>>;
 
     /// Appends an action; returns its id and timestamp.
     fn append<'a>(
@@ -155,22 +190,14 @@ pub(crate) trait LogConn: Send {
 }
 
 /// Implements the backend-neutral [`LogConn`] methods for a connection type;
-/// the two lock methods are given per backend.
+/// the append lock is given per backend.
 macro_rules! impl_log_conn {
-    ($conn:ty, lock_append_order: $order:expr, lock_client_tx: $client:expr $(,)?) => {
+    ($conn:ty, lock_append_order: $order:expr $(,)?) => {
         impl $crate::log::LogConn for $conn {
             fn lock_append_order(
                 &mut self,
             ) -> ::futures::future::BoxFuture<'_, ::diesel::QueryResult<()>> {
                 Box::pin($order(self))
-            }
-
-            fn lock_client_tx<'a>(
-                &'a mut self,
-                client_id: &'a str,
-                client_tx_id: &'a str,
-            ) -> ::futures::future::BoxFuture<'a, ::diesel::QueryResult<()>> {
-                Box::pin($client(self, client_id, client_tx_id))
             }
 
             fn append<'a>(

@@ -1,6 +1,6 @@
 //! PostgreSQL: connection pool, migrations and the ordering locks.
 
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::BigInt;
 use std::sync::Arc;
 
 use diesel_async::RunQueryDsl;
@@ -14,7 +14,7 @@ use crate::log::impl_log_conn;
 use crate::pg_tls::PgTarget;
 use crate::pool::PoolOptions;
 use crate::registry::{ModelOps, RegisteredModel};
-use crate::{PgConn, StoreConn, StoreError};
+use crate::{BySql, PgConn, StoreConn, StoreError};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
@@ -49,29 +49,16 @@ pub(crate) async fn unlock_retention(conn: &mut PgConn) -> diesel::QueryResult<(
         .map(drop)
 }
 
+/// Takes the append lock, prepared once per connection ([`BySql`]): it is
+/// taken once per write transaction.
 async fn lock_append_order(conn: &mut PgConn) -> diesel::QueryResult<()> {
-    diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-        .bind::<BigInt, _>(APPEND_ORDER_KEY)
+    BySql(diesel::sql_query("SELECT pg_advisory_xact_lock($1)").bind::<BigInt, _>(APPEND_ORDER_KEY))
         .execute(conn)
         .await
         .map(drop)
 }
 
-async fn lock_client_tx(
-    conn: &mut PgConn,
-    client_id: &str,
-    client_tx_id: &str,
-) -> diesel::QueryResult<()> {
-    // The two-key form lives in another key space than the append lock.
-    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))")
-        .bind::<Text, _>(client_id)
-        .bind::<Text, _>(client_tx_id)
-        .execute(conn)
-        .await
-        .map(drop)
-}
-
-impl_log_conn!(PgConn, lock_append_order: lock_append_order, lock_client_tx: lock_client_tx);
+impl_log_conn!(PgConn, lock_append_order: lock_append_order);
 
 impl crate::hooks::HookConn for PgConn {
     fn tx(&mut self) -> crate::hooks::Tx<'_> {

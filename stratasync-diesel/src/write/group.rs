@@ -19,7 +19,8 @@
 //!    database refuses (which aborts the transaction) fails the whole
 //!    group;
 //! 2. then the append lock, and the actions of every applied mutation
-//!    appended in queue order;
+//!    appended in queue order, in one statement (a moot mutation's delete
+//!    on its own, in its turn);
 //! 3. one commit; only then is anything answered.
 //!
 //! When the group as a whole fails, nothing of it was committed. A deadlock
@@ -38,9 +39,9 @@ use stratasync_core::{ActionKind, FilterContext, SyncId};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::scope::{Leased, Scope};
-use super::{ATTEMPTS, Applied, Outcome, append_change, append_moot, apply_alone, back_off, key};
+use super::{ATTEMPTS, Applied, Outcome, actions_of, append_moot, apply_alone, back_off, key};
 use crate::error::{Fault, classify};
-use crate::log::{LogConn, TxKey};
+use crate::log::{LogConn, TxKey, append_all, to_sync_action};
 use crate::mutate::{Change, Mutation};
 use crate::registry::{RegisteredModel, Registry};
 use crate::{MutationError, PgConn, Settled, StoreConn, StoreError};
@@ -444,29 +445,80 @@ async fn apply_and_append_all(
         }
     }
     conn.lock_append_order().await?;
-    let mut outcomes: Vec<Outcome> = Vec::with_capacity(steps.len());
-    for (&(ctx, mutation), step) in group.iter().zip(steps) {
-        let outcome = match step {
-            Step::Settled(outcome) => outcome,
-            Step::Append(change) => Ok(append_change(conn, ctx, mutation, change).await?),
-            Step::Moot(moot) => append_moot_of(conn, registry, ctx, mutation, &moot).await?,
-            Step::AfterEarlier(index) => match &outcomes[index] {
-                Ok(Applied::New(delete)) => {
-                    let settled = Settled {
-                        by: delete.id,
-                        group_id: delete.group_id.clone(),
-                    };
-                    let moot = if group[index].1.model == mutation.model {
-                        MutationError::AlreadyDeleted(settled)
-                    } else {
-                        MutationError::ReferenceDeleted(settled)
-                    };
-                    append_moot_of(conn, registry, ctx, mutation, &moot).await?
+    // The actions of applied members go in one statement; a moot member's
+    // delete is appended alone, after the actions before it, as it checks
+    // the row's latest action.
+    let mut outcomes: Vec<Option<Outcome>> = (0..steps.len()).map(|_| None).collect();
+    let mut applied: Vec<(usize, Change)> = Vec::new();
+    for (member, step) in steps.into_iter().enumerate() {
+        let (ctx, mutation) = group[member];
+        let moot = match step {
+            Step::Settled(outcome) => {
+                outcomes[member] = Some(outcome);
+                continue;
+            }
+            Step::Append(change) => {
+                applied.push((member, change));
+                continue;
+            }
+            Step::Moot(moot) => Some(moot),
+            Step::AfterEarlier(index) => {
+                append_applied(conn, group, &mut applied, &mut outcomes).await?;
+                match &outcomes[index] {
+                    Some(Ok(Applied::New(delete))) => {
+                        let settled = Settled {
+                            by: delete.id,
+                            group_id: delete.group_id.clone(),
+                        };
+                        Some(if group[index].1.model == mutation.model {
+                            MutationError::AlreadyDeleted(settled)
+                        } else {
+                            MutationError::ReferenceDeleted(settled)
+                        })
+                    }
+                    _ => None,
                 }
-                _ => Err(MutationError::not_found()),
-            },
+            }
         };
-        outcomes.push(outcome);
+        append_applied(conn, group, &mut applied, &mut outcomes).await?;
+        outcomes[member] = Some(match moot {
+            Some(moot) => append_moot_of(conn, registry, ctx, mutation, &moot).await?,
+            None => Err(MutationError::not_found()),
+        });
     }
-    Ok(outcomes)
+    append_applied(conn, group, &mut applied, &mut outcomes).await?;
+    Ok(outcomes.into_iter().flatten().collect())
+}
+
+/// Appends the actions of the `applied` members, in order, in one statement,
+/// and answers each with its own; `applied` is left empty.
+async fn append_applied(
+    conn: &mut PgConn,
+    group: &[Entry<'_>],
+    applied: &mut Vec<(usize, Change)>,
+    outcomes: &mut [Option<Outcome>],
+) -> Result<(), StoreError> {
+    if applied.is_empty() {
+        return Ok(());
+    }
+    let mut actions = Vec::with_capacity(applied.len());
+    let mut answers = Vec::with_capacity(applied.len());
+    for (member, change) in applied.iter_mut() {
+        let (ctx, mutation) = group[*member];
+        let (left, own) = actions_of(ctx, mutation, change);
+        actions.extend(left);
+        actions.push(own);
+        answers.push((*member, actions.len() - 1));
+    }
+    let appended = append_all(conn, &actions).await?;
+    for (member, index) in answers {
+        let (id, created_at) = appended[index];
+        outcomes[member] = Some(Ok(Applied::New(to_sync_action(
+            &actions[index],
+            id,
+            created_at,
+        ))));
+    }
+    applied.clear();
+    Ok(())
 }

@@ -132,6 +132,11 @@ pub(crate) async fn apply_alone<C: StoreConn>(
 /// Applies one mutation in its own transaction on `conn`: deduplicates,
 /// applies, appends, commits. A moot mutation is rolled back (a hook may
 /// have written) and its delete logged in a transaction of its own.
+///
+/// A concurrent duplicate (the same key, applied by another transaction
+/// meanwhile) waits on the row the first one wrote and then fails to append
+/// on the log's unique key: it is rolled back and answered with the first
+/// one's id.
 pub(crate) async fn apply_on<C: StoreConn>(
     conn: &mut C,
     model: &RegisteredModel,
@@ -144,13 +149,15 @@ pub(crate) async fn apply_on<C: StoreConn>(
     }
     let mut tx = Scope::begin(&mut *conn).await?;
     let outcome = apply_and_append(tx.conn(), model, ctx, mutation).await;
-    let outcome = tx.finish(outcome).await;
-    match outcome {
+    let outcome = match tx.finish(outcome).await {
         Err(moot) if moot.settled().is_some() => {
             let mut tx = Scope::begin(&mut *conn).await?;
             let outcome = log_moot(tx.conn(), model, ctx, mutation, moot).await;
             tx.finish(outcome).await
         }
+        outcome => outcome,
+    };
+    match outcome {
         // A concurrent duplicate that won the race leaves its id behind.
         Err(error) if !scope::is_dirty(conn) => match conn.find_client_tx(key).await {
             Ok(Some(id)) => Ok(Applied::Duplicate(id)),
@@ -160,8 +167,7 @@ pub(crate) async fn apply_on<C: StoreConn>(
     }
 }
 
-/// Inside an open transaction: logs the delete of a moot mutation under the
-/// key's lock, unless the same key was applied meanwhile.
+/// Inside an open transaction: appends the delete of a moot mutation.
 async fn log_moot<C: StoreConn>(
     conn: &mut C,
     model: &RegisteredModel,
@@ -169,13 +175,6 @@ async fn log_moot<C: StoreConn>(
     mutation: &Mutation,
     moot: MutationError,
 ) -> Outcome {
-    let key = key(ctx, mutation);
-    conn.lock_client_tx(&key.lock_name(), key.client_tx_id)
-        .await
-        .map_err(StoreError::from)?;
-    if let Some(id) = conn.find_client_tx(key).await.map_err(StoreError::from)? {
-        return Ok(Applied::Duplicate(id));
-    }
     let Some(settled) = moot.settled() else {
         return Err(moot);
     };
@@ -236,57 +235,64 @@ fn raced() -> diesel::result::Error {
     )
 }
 
-/// Inside an open transaction: deduplicates under the key's lock, applies
-/// the mutation and appends its action in commit order.
+/// Inside an open transaction: applies the mutation and appends its action
+/// in commit order.
 async fn apply_and_append<C: StoreConn>(
     conn: &mut C,
     model: &RegisteredModel,
     ctx: &FilterContext,
     mutation: &Mutation,
 ) -> Outcome {
-    let key = key(ctx, mutation);
-    conn.lock_client_tx(&key.lock_name(), key.client_tx_id)
-        .await
-        .map_err(StoreError::from)?;
-    if let Some(id) = conn.find_client_tx(key).await.map_err(StoreError::from)? {
-        return Ok(Applied::Duplicate(id));
-    }
     let change = C::ops(model).apply(conn, mutation, ctx, Utc::now()).await?;
     conn.lock_append_order().await.map_err(StoreError::from)?;
     Ok(append_change(conn, ctx, mutation, change).await?)
 }
 
-/// Appends the actions of an applied `mutation` (the append lock is held):
-/// its one action, or for a move the delete in the group the row left and
-/// then the insert in the new one. The last action appended is the one
-/// answered, now and to retries.
+/// Appends the actions of an applied `mutation` (the append lock is held)
+/// and answers it with the last ([`actions_of`]).
 pub(crate) async fn append_change<C: StoreConn>(
     conn: &mut C,
     ctx: &FilterContext,
     mutation: &Mutation,
-    change: Change,
+    mut change: Change,
 ) -> Result<Applied, StoreError> {
-    if let Some(left) = change.left {
-        conn.append(NewAction {
+    let (left, answer) = actions_of(ctx, mutation, &mut change);
+    if let Some(left) = left {
+        conn.append(left).await?;
+    }
+    let (id, created_at) = conn.append(answer.clone()).await?;
+    Ok(Applied::New(to_sync_action(&answer, id, created_at)))
+}
+
+/// The actions an applied `mutation` appends, in this order: for a move,
+/// the delete in the group the row left; then its own action (for a move,
+/// the insert in the new group), the one answered, now and to retries. The
+/// change's data moves into them.
+pub(crate) fn actions_of<'a>(
+    ctx: &'a FilterContext,
+    mutation: &'a Mutation,
+    change: &'a mut Change,
+) -> (Option<NewAction<'a>>, NewAction<'a>) {
+    let left = change.left.as_mut().map(|left| {
+        let data = std::mem::take(&mut left.data);
+        NewAction {
             model: &mutation.model,
             model_id: &change.model_id,
             action: ActionKind::Delete.letter(),
-            data: left.data,
+            data,
             group_id: Some(&left.group_id),
             key: Some(key(ctx, mutation)),
             answers_retries: false,
-        })
-        .await?;
-    }
-    let action = NewAction {
+        }
+    });
+    let own = NewAction {
         model: &mutation.model,
         model_id: &change.model_id,
         action: change.action.letter(),
-        data: change.data,
+        data: std::mem::take(&mut change.data),
         group_id: change.group_id.as_deref(),
         key: Some(key(ctx, mutation)),
         answers_retries: true,
     };
-    let (id, created_at) = conn.append(action.clone()).await?;
-    Ok(Applied::New(to_sync_action(&action, id, created_at)))
+    (left, own)
 }
