@@ -13,7 +13,8 @@
 //!   streams of several nodes, its stream consumer) hands that action to the
 //!   node's bus, before it answers the user's next request. While it keeps a
 //!   user, a node of several reads the shard of the user's personal group, so
-//!   that the action reaches it.
+//!   that the action reaches it; a node that cannot start reading it at
+//!   once (Redis away) keeps nothing for that user.
 //! - **Memberships written through the node's own store**
 //!   ([`Store::add_member`], [`Store::remove_member`], which append no `G`
 //!   action): the node starts afresh, for every user, at its next request.
@@ -69,17 +70,27 @@ pub(crate) async fn authorize(node: Authorizer<'_>, token: &str) -> Result<Calle
         Err(miss) => miss,
     };
     // The personal group's `G` actions reach the bus before the memberships
-    // are read, so a change after the read forgets what is kept here.
-    let interest = node
-        .fanout
-        .interest(std::slice::from_ref(&user.user_id))
-        .await;
+    // are read, so a change after the read forgets what is kept here. With
+    // the streams, a shard the node does not read yet waits for its stream
+    // consumer; past a short wait (Redis away) the groups are not kept.
+    let interest = tokio::time::timeout(
+        INTEREST_WAIT,
+        node.fanout.interest(std::slice::from_ref(&user.user_id)),
+    )
+    .await;
     let groups = caller_groups(node.auth, node.store, &user).await?;
-    let member_writes = node.store.member_writes();
-    node.groups
-        .keep(miss, member_writes, (&user.user_id, &groups), interest);
+    if let Ok(interest) = interest {
+        let member_writes = node.store.member_writes();
+        node.groups
+            .keep(miss, member_writes, (&user.user_id, &groups), interest);
+    }
     Ok(Caller { user, groups })
 }
+
+/// How long a request waits for the node to read the shard of its user's
+/// personal group (the streams of several nodes) before it is answered
+/// without keeping its groups.
+const INTEREST_WAIT: Duration = Duration::from_millis(100);
 
 /// The users' groups one node keeps; each entry holds an `H` while it lives
 /// (the [`Interest`] that keeps its user's personal group on the bus).
