@@ -1128,16 +1128,18 @@ async fn acknowledged_writes_survive_faults_sqlite() {
 /// Group commit under grouped failures: twelve clients at once, each request
 /// carrying good transactions around one that fails in the database (a
 /// unique violation; a hook whose SQL fails) or is rolled back by its hook.
-/// The failing members are answered alone, the rest of their groups commit,
-/// and every answer matches the table, the log and the live subscribers.
+/// A member refused after its hook ran (the hook may have written) rolls its
+/// group back, which then runs one by one; the failing members are answered
+/// alone, and every answer matches the table, the log and the live
+/// subscribers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn grouped_members_fail_alone() {
     run(Backend::Postgres, |db| Box::pin(grouped_failures(db, true))).await;
 }
 
-/// The same without hooks: members run without savepoints, so a unique
-/// violation aborts its group's transaction; the group then runs one by
-/// one, and the answers are the same.
+/// The same without hooks: a unique violation aborts its group's
+/// transaction; the group then runs one by one, and the answers are the
+/// same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn grouped_members_without_hooks_fail_alone() {
     run(Backend::Postgres, |db| {

@@ -243,7 +243,10 @@ async fn apply_and_append<C: StoreConn>(
     ctx: &FilterContext,
     mutation: &Mutation,
 ) -> Outcome {
-    let change = C::ops(model).apply(conn, mutation, ctx, Utc::now()).await?;
+    // A refusal rolls the whole transaction back, hooks' writes included.
+    let change = C::ops(model)
+        .apply(conn, mutation, ctx, Utc::now(), &mut false)
+        .await?;
     conn.lock_append_order().await.map_err(StoreError::from)?;
     Ok(append_change(conn, ctx, mutation, change).await?)
 }
