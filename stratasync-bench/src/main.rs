@@ -118,7 +118,8 @@ async fn run() -> Result<(), String> {
     };
 
     if args.runs("bootstrap") {
-        report.bootstrap = bootstrap_section(&args, &db, &url, &mut report.slow).await?;
+        (report.bootstrap, report.bootstrap_profile) =
+            bootstrap_section(&args, &db, &url, &mut report.slow).await?;
     }
     if args.runs("mutate") || args.runs("fanout") || args.runs("catchup") || args.runs("nodes") {
         step!("seeding {MUTATE_ROWS} todos for mutate and fan-out");
@@ -255,8 +256,10 @@ async fn bootstrap_section(
     db: &tokio_postgres::Client,
     url: &str,
     slow: &mut Option<(bootstrap::Fetched, bootstrap::Fetched)>,
-) -> Result<Vec<BootstrapRow>, String> {
+) -> Result<(Vec<BootstrapRow>, Option<profile::Profile>), String> {
     let mut rows = Vec::new();
+    let mut profiled = None;
+    let largest = args.rows.iter().copied().max().unwrap_or(0);
     for &size in &args.rows {
         let (workspace, user) = (format!("w{size}"), format!("u{size}"));
         step!("seeding {size} todos");
@@ -270,11 +273,18 @@ async fn bootstrap_section(
             expected_rows: size,
         };
         step!("bootstrap {size} rows: identity");
-        let plain =
-            bootstrap::on_fresh_node(&args.server_bin, url, &token, read(false, None)).await?;
+        let during = format!(
+            "bootstrap of {} rows, identity",
+            stats::thousands(size as f64)
+        );
+        let profile = (args.profile && size == largest).then_some(during.as_str());
+        let (plain, profile) =
+            bootstrap::on_fresh_node(&args.server_bin, url, &token, read(false, None), profile)
+                .await?;
+        profiled = profiled.or(profile);
         step!("bootstrap {size} rows: gzip");
-        let gzip =
-            bootstrap::on_fresh_node(&args.server_bin, url, &token, read(true, None)).await?;
+        let (gzip, _) =
+            bootstrap::on_fresh_node(&args.server_bin, url, &token, read(true, None), None).await?;
         for fetched in [&plain, &gzip] {
             if fetched.rows != size {
                 return Err(format!(
@@ -285,11 +295,12 @@ async fn bootstrap_section(
         }
         if slow.is_none() {
             step!("bootstrap {size} rows: slow reader");
-            let paused = bootstrap::on_fresh_node(
+            let (paused, _) = bootstrap::on_fresh_node(
                 &args.server_bin,
                 url,
                 &token,
                 read(false, Some(SLOW_PAUSE)),
+                None,
             )
             .await?;
             *slow = Some((paused, plain));
@@ -303,7 +314,7 @@ async fn bootstrap_section(
             baselines: before.best(after),
         });
     }
-    Ok(rows)
+    Ok((rows, profiled))
 }
 
 async fn mutate_section(

@@ -83,6 +83,8 @@ pub struct Report {
     pub revision: String,
     /// Bootstrap sizes.
     pub bootstrap: Vec<BootstrapRow>,
+    /// The server's profile during the largest identity bootstrap (`--profile`).
+    pub bootstrap_profile: Option<Profile>,
     /// The slow reader: rows, its read, and a normal read of the same size.
     pub slow: Option<(Fetched, Fetched)>,
     /// Mutate configurations.
@@ -213,6 +215,9 @@ impl Report {
                 mib(slow.rss_growth_kib - normal.rss_growth_kib),
                 thousands(slow.rows as f64),
             );
+        }
+        if let Some(profile) = &self.bootstrap_profile {
+            render_profile(w, profile);
         }
     }
 
