@@ -3,9 +3,12 @@
 
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
+use diesel::dsl::Eq;
 use futures::future::BoxFuture;
 use serde_json::value::RawValue;
 use stratasync_core::{SyncAction, SyncId};
+
+use crate::schema::sync_actions;
 
 /// An action about to be appended.
 #[derive(Debug, Clone)]
@@ -27,6 +30,38 @@ pub(crate) struct NewAction<'a> {
     /// in the log); the client ids are recorded either way, so the writing
     /// client recognizes every action of its transaction as its own.
     pub answers_retries: bool,
+}
+
+/// The columns of an appended action, as diesel inserts them.
+pub(crate) type ActionValues<'a> = (
+    Eq<sync_actions::model, &'a str>,
+    Eq<sync_actions::model_id, &'a str>,
+    Eq<sync_actions::action, &'static str>,
+    Eq<sync_actions::data, crate::Bind<&'a serde_json::Value>>,
+    Eq<sync_actions::group_id, Option<&'a str>>,
+    Eq<sync_actions::user_id, Option<&'a str>>,
+    Eq<sync_actions::client_id, Option<&'a str>>,
+    Eq<sync_actions::client_tx_id, Option<&'a str>>,
+    Eq<sync_actions::created_at, crate::Bind<DateTime<Utc>>>,
+);
+
+impl<'a> NewAction<'a> {
+    /// Its columns, appended at `now`.
+    pub(crate) fn values(&'a self, now: DateTime<Utc>) -> ActionValues<'a> {
+        use diesel::ExpressionMethods as _;
+        use sync_actions::dsl as a;
+        (
+            a::model.eq(self.model),
+            a::model_id.eq(self.model_id),
+            a::action.eq(self.action),
+            a::data.eq(crate::Bind(&self.data)),
+            a::group_id.eq(self.group_id),
+            a::user_id.eq(self.key.filter(|_| self.answers_retries).map(|k| k.user_id)),
+            a::client_id.eq(self.key.map(|k| k.client_id)),
+            a::client_tx_id.eq(self.key.map(|k| k.client_tx_id)),
+            a::created_at.eq(crate::Bind(now)),
+        )
+    }
 }
 
 /// The idempotency key of a client transaction: a user's client and its
@@ -72,30 +107,11 @@ pub(crate) async fn append_all(
     conn: &mut crate::PgConn,
     actions: &[NewAction<'_>],
 ) -> QueryResult<Vec<(SyncId, DateTime<Utc>)>> {
-    use diesel::prelude::*;
     use diesel_async::RunQueryDsl;
 
     use crate::schema::sync_actions::dsl as a;
     let now = Utc::now();
-    let rows: Vec<_> = actions
-        .iter()
-        .map(|action| {
-            (
-                a::model.eq(action.model),
-                a::model_id.eq(action.model_id),
-                a::action.eq(action.action),
-                a::data.eq(crate::Bind(&action.data)),
-                a::group_id.eq(action.group_id),
-                a::user_id.eq(action
-                    .key
-                    .filter(|_| action.answers_retries)
-                    .map(|k| k.user_id)),
-                a::client_id.eq(action.key.map(|k| k.client_id)),
-                a::client_tx_id.eq(action.key.map(|k| k.client_tx_id)),
-                a::created_at.eq(crate::Bind(now)),
-            )
-        })
-        .collect();
+    let rows: Vec<_> = actions.iter().map(|action| action.values(now)).collect();
     let mut appended = RunQueryDsl::get_results::<(i64, DateTime<Utc>)>(
         crate::BySql(
             diesel::insert_into(a::sync_actions)
@@ -210,25 +226,11 @@ macro_rules! impl_log_conn {
                     ::chrono::DateTime<::chrono::Utc>,
                 )>,
             > {
-                use ::diesel::prelude::*;
                 use ::diesel_async::RunQueryDsl;
                 use $crate::schema::sync_actions::dsl as a;
                 Box::pin(async move {
                     let (id, at) = ::diesel::insert_into(a::sync_actions)
-                        .values((
-                            a::model.eq(action.model),
-                            a::model_id.eq(action.model_id),
-                            a::action.eq(action.action),
-                            a::data.eq($crate::Bind(action.data)),
-                            a::group_id.eq(action.group_id),
-                            a::user_id.eq(action
-                                .key
-                                .filter(|_| action.answers_retries)
-                                .map(|k| k.user_id)),
-                            a::client_id.eq(action.key.map(|k| k.client_id)),
-                            a::client_tx_id.eq(action.key.map(|k| k.client_tx_id)),
-                            a::created_at.eq($crate::Bind(::chrono::Utc::now())),
-                        ))
+                        .values(action.values(::chrono::Utc::now()))
                         .returning((a::id, a::created_at))
                         .get_result::<(i64, ::chrono::DateTime<::chrono::Utc>)>(self)
                         .await?;
