@@ -27,6 +27,8 @@ pub(crate) struct Subscription {
     _interest: fanout::Interest,
     /// Counts this subscription in the metrics while it lives.
     _counted: crate::metrics::Held,
+    /// Counts the deltas it delivers.
+    delivered: metrics::Counter,
 }
 
 /// What [`Subscription::deliver`] did.
@@ -62,6 +64,7 @@ impl Subscription {
             rx,
             _interest: interest,
             _counted: crate::metrics::Held::subscription(),
+            delivered: crate::metrics::deltas_delivered(),
         }
     }
 
@@ -80,7 +83,7 @@ impl Subscription {
             return Ok(Delivered::Skipped);
         }
         outbox.send(frame()).await?;
-        crate::metrics::delta_delivered();
+        self.delivered.increment(1);
         self.cursor = action.id;
         if action.action == ActionKind::GroupsChanged.letter()
             && action.group_id.as_deref() == Some(self.user.user_id.as_str())
