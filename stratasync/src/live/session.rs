@@ -122,12 +122,23 @@ impl Sources {
     }
 }
 
-/// Runs a socket until it closes.
+/// Runs a socket until it closes, in a span that is a child of `request`'s
+/// (the upgrade request's; the socket's one span is entered on each poll).
 ///
 /// `held` is the user's place among their sockets, given back at the end.
-pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: String, held: Held) {
-    let span =
-        tracing::info_span!("live_socket", conn = %connection_id, user = tracing::field::Empty);
+pub(crate) fn run(
+    shared: Arc<Shared>,
+    socket: WebSocket,
+    connection_id: String,
+    held: Held,
+    request: tracing::Span,
+) -> impl Future<Output = ()> + Send + 'static {
+    let span = tracing::info_span!(
+        parent: &request,
+        "live_socket",
+        conn = %connection_id,
+        user = tracing::field::Empty
+    );
     async move {
         tracing::debug!("socket open");
         let _open = crate::metrics::Held::socket();
@@ -228,7 +239,6 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: S
         tracing::debug!("socket closed");
     }
     .instrument(span)
-    .await;
 }
 
 impl Session {
