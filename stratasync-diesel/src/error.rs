@@ -50,23 +50,35 @@ pub enum MutationError {
     /// The client's mutation is invalid or not allowed; the message is for the client.
     #[error("{0}")]
     Rejected(String),
-    /// The row was removed by a committed delete the caller can see, the
-    /// action with this id: nothing is left to apply. The write path answers
-    /// it as a success (with a warning naming the id), so that a client which
-    /// did not know of the delete does not roll its row back into existence.
-    #[error("The record was already deleted (by syncId {0}); nothing was applied")]
-    AlreadyDeleted(SyncId),
+    /// The row was removed by a committed delete the caller can see:
+    /// nothing is left to apply. The write path logs a delete of the row
+    /// with the mutation's idempotency key and answers it as a success with
+    /// a warning naming the delete, so that a client which did not know of
+    /// the delete does not roll its row back into existence
+    /// (docs/protocol.md, "Moot writes").
+    #[error("The record was already deleted (by syncId {}); nothing was applied", .0.by)]
+    AlreadyDeleted(Settled),
     /// A write to a row that does not exist, whose payload references a
-    /// row removed by this committed delete the caller can see: the insert
+    /// row removed by a committed delete the caller can see: the insert
     /// of the row was refused for that reference, or the row went with it.
-    /// Answered as a success, like [`AlreadyDeleted`](Self::AlreadyDeleted),
-    /// so that a client whose refused insert was rolled back does not bring
-    /// the row back when a later write to it is refused too.
-    #[error("A record it references was already deleted (by syncId {0}); nothing was applied")]
-    ReferenceDeleted(SyncId),
+    /// Answered like [`AlreadyDeleted`](Self::AlreadyDeleted), so that a
+    /// client whose refused insert was rolled back does not bring the row
+    /// back when a later write to it is refused too.
+    #[error("A record it references was already deleted (by syncId {}); nothing was applied", .0.by)]
+    ReferenceDeleted(Settled),
     /// The store failed; the client sees a generic message.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The committed delete that made a mutation moot
+/// ([`MutationError::AlreadyDeleted`], [`MutationError::ReferenceDeleted`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    /// The delete's sync id.
+    pub by: SyncId,
+    /// The delete's group: the moot mutation's own delete is logged in it.
+    pub(crate) group_id: Option<String>,
 }
 
 impl MutationError {
@@ -83,6 +95,16 @@ impl MutationError {
     /// Whether this is the [`not_found`](Self::not_found) rejection.
     pub fn is_not_found(&self) -> bool {
         matches!(self, MutationError::Rejected(message) if message == NOT_FOUND)
+    }
+
+    /// The delete that made this mutation moot, if it is moot.
+    pub fn settled(&self) -> Option<&Settled> {
+        match self {
+            MutationError::AlreadyDeleted(settled) | MutationError::ReferenceDeleted(settled) => {
+                Some(settled)
+            }
+            _ => None,
+        }
     }
 
     /// Whether this is the rejection of an insert whose row exists.

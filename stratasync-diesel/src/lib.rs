@@ -51,7 +51,7 @@ pub use by_sql::BySql;
 pub use connection::PgConn;
 #[cfg(feature = "sqlite")]
 pub use connection::SqliteConn;
-pub use error::{MutationError, StoreError};
+pub use error::{MutationError, Settled, StoreError};
 pub use hooks::{HookResult, ModelHooks, Tx};
 pub use model::{DieselModel, RowScope};
 pub use mutate::Mutation;

@@ -68,6 +68,57 @@ pub(crate) fn to_sync_action(
     }
 }
 
+/// Appends `actions` in order with one statement on PostgreSQL (the append
+/// lock is held); their ids and creation times, in the same order.
+///
+/// One `INSERT ... VALUES` of every row: the sequence numbers them in the
+/// order of the list, and the ids are handed back sorted, so each action
+/// gets its own whatever order `RETURNING` lists them in.
+#[cfg(feature = "postgres")]
+pub(crate) async fn append_all(
+    conn: &mut crate::PgConn,
+    actions: &[NewAction<'_>],
+) -> QueryResult<Vec<(SyncId, DateTime<Utc>)>> {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+
+    use crate::schema::sync_actions::dsl as a;
+    let now = Utc::now();
+    let rows: Vec<_> = actions
+        .iter()
+        .map(|action| {
+            (
+                a::model.eq(action.model),
+                a::model_id.eq(action.model_id),
+                a::action.eq(action.action),
+                a::data.eq(crate::Bind(&action.data)),
+                a::group_id.eq(action.group_id),
+                a::user_id.eq(action
+                    .key
+                    .filter(|_| action.answers_retries)
+                    .map(|k| k.user_id)),
+                a::client_id.eq(action.key.map(|k| k.client_id)),
+                a::client_tx_id.eq(action.key.map(|k| k.client_tx_id)),
+                a::created_at.eq(crate::Bind(now)),
+            )
+        })
+        .collect();
+    let mut appended = RunQueryDsl::get_results::<(i64, DateTime<Utc>)>(
+        crate::BySql(
+            diesel::insert_into(a::sync_actions)
+                .values(rows)
+                .returning((a::id, a::created_at)),
+        ),
+        conn,
+    )
+    .await?;
+    appended.sort_unstable_by_key(|&(id, _)| id);
+    Ok(appended
+        .into_iter()
+        .map(|(id, at)| (SyncId::from_i64(id), at))
+        .collect())
+}
+
 /// The log operations of one backend's connection.
 ///
 /// Every method runs on the connection as it is, inside whatever transaction

@@ -3,13 +3,13 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use stratasync_core::{
-    ActionKind, FieldCodec, FilterContext, GroupKey, JsonMap, SyncId, SyncModel, map_contains_nul,
+    ActionKind, FieldCodec, FilterContext, GroupKey, JsonMap, SyncModel, map_contains_nul,
 };
 
 use crate::hooks::{DynModelHooks, HookConn};
 use crate::log::LogConn;
 use crate::references;
-use crate::{DieselModel, MutationError};
+use crate::{DieselModel, MutationError, Settled};
 
 /// One client transaction of a mutate request.
 #[derive(Debug, Clone)]
@@ -70,13 +70,13 @@ async fn missing_row<T: SyncModel, C: LogConn>(
     ctx: &FilterContext,
 ) -> MutationError {
     match visible_delete(conn, &mutation.model, model_id, ctx).await {
-        Ok(Some(id)) => return MutationError::AlreadyDeleted(id),
+        Ok(Some(settled)) => return MutationError::AlreadyDeleted(settled),
         Ok(None) => {}
         Err(error) => return error,
     }
     for (model, id) in T::payload_references(&mutation.payload) {
         match visible_delete(conn, model, &id, ctx).await {
-            Ok(Some(id)) => return MutationError::ReferenceDeleted(id),
+            Ok(Some(settled)) => return MutationError::ReferenceDeleted(settled),
             Ok(None) => {}
             Err(error) => return error,
         }
@@ -84,14 +84,14 @@ async fn missing_row<T: SyncModel, C: LogConn>(
     MutationError::not_found()
 }
 
-/// The id of the delete that is the latest action on a row, when it is in a
-/// group the caller holds.
+/// The delete that is the latest action on a row, when it is in a group
+/// the caller holds.
 async fn visible_delete<C: LogConn>(
     conn: &mut C,
     model: &str,
     model_id: &str,
     ctx: &FilterContext,
-) -> Result<Option<SyncId>, MutationError> {
+) -> Result<Option<Settled>, MutationError> {
     Ok(conn
         .last_action_on(model, model_id)
         .await?
@@ -102,7 +102,10 @@ async fn visible_delete<C: LogConn>(
                     .as_deref()
                     .is_none_or(|group| ctx.holds(group))
         })
-        .map(|last| last.id))
+        .map(|last| Settled {
+            by: last.id,
+            group_id: last.group_id,
+        }))
 }
 
 /// Whether the composite pair `key` names is linked, by an insert, in a

@@ -147,10 +147,18 @@ pub mod backends {
     impl<T> Sqlite for T {}
 }
 
+/// The model id of the row `mutation` names in model `T`.
+fn row_id<T: SyncModel>(mutation: &Mutation) -> Option<String> {
+    T::key_from_request(&mutation.model_id, &mutation.payload)
+        .ok()
+        .map(|key| T::model_id(&key))
+}
+
 /// One registered model.
 pub struct RegisteredModel {
     meta: ModelMeta,
     payload_references: fn(&JsonMap) -> Vec<(&'static str, String)>,
+    row_id: fn(&Mutation) -> Option<String>,
     #[cfg(feature = "postgres")]
     pub(crate) postgres: Box<dyn ModelOps<crate::PgConn>>,
     #[cfg(feature = "sqlite")]
@@ -166,6 +174,13 @@ impl RegisteredModel {
     /// The rows `payload` references ([`SyncModel::payload_references`]).
     pub(crate) fn payload_references(&self, payload: &JsonMap) -> Vec<(&'static str, String)> {
         (self.payload_references)(payload)
+    }
+
+    /// The model id of the row `mutation` names, as the log names it (for a
+    /// composite model, built from the payload's key fields); `None` when
+    /// the mutation names no valid key.
+    pub(crate) fn row_id(&self, mutation: &Mutation) -> Option<String> {
+        (self.row_id)(mutation)
     }
 }
 
@@ -225,6 +240,7 @@ impl Registry {
         self.models.push(RegisteredModel {
             meta: T::META,
             payload_references: T::payload_references,
+            row_id: row_id::<T>,
             #[cfg(feature = "postgres")]
             postgres: Box::new(Erased::<T> {
                 hooks: hooks.clone(),

@@ -19,7 +19,8 @@
 //!    database refuses (which aborts the transaction) fails the whole
 //!    group;
 //! 2. then the append lock, and the actions of every applied mutation
-//!    appended in queue order;
+//!    appended in queue order, in one statement (a moot mutation's delete
+//!    on its own, in its turn);
 //! 3. one commit; only then is anything answered.
 //!
 //! When the group as a whole fails, nothing of it was committed. A deadlock
@@ -38,12 +39,12 @@ use stratasync_core::{ActionKind, FilterContext, SyncId};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::scope::{Leased, Scope};
-use super::{ATTEMPTS, Applied, Outcome, append_change, apply_alone, back_off, key};
+use super::{ATTEMPTS, Applied, Outcome, actions_of, append_moot, apply_alone, back_off, key};
 use crate::error::{Fault, classify};
-use crate::log::{LogConn, TxKey};
+use crate::log::{LogConn, TxKey, append_all, to_sync_action};
 use crate::mutate::{Change, Mutation};
 use crate::registry::{RegisteredModel, Registry};
-use crate::{MutationError, PgConn, StoreConn, StoreError};
+use crate::{MutationError, PgConn, Settled, StoreConn, StoreError};
 
 /// Mutations one group transaction carries at most.
 pub(crate) const MAX_GROUP: usize = 64;
@@ -228,9 +229,12 @@ async fn run_group(
 enum Step {
     Settled(Outcome),
     Append(Change),
+    /// Moot: a committed delete settled its row, or a row its payload
+    /// references. Its own delete is appended in its turn.
+    Moot(MutationError),
     /// Its row, or a row its payload references, was deleted by the group's
-    /// mutation at this index. Answered once that mutation is appended, as
-    /// the single path answers a write a committed delete made moot.
+    /// mutation at this index. Moot once that mutation is appended, as if the
+    /// delete had committed first.
     AfterEarlier(usize),
 }
 
@@ -284,6 +288,30 @@ fn settled_earlier(
                 && change.model_id == model_id
                 && change.group_id.as_deref().is_none_or(|g| ctx.holds(g)))
     })
+}
+
+/// Appends the delete answering the moot member `mutation` (see
+/// [`append_moot`]). A row written again since it was found deleted fails
+/// the group, which runs again.
+async fn append_moot_of(
+    conn: &mut PgConn,
+    registry: &Registry,
+    ctx: &FilterContext,
+    mutation: &Mutation,
+    moot: &MutationError,
+) -> Result<Outcome, StoreError> {
+    let (Some(model), Some(settled)) = (registry.get(&mutation.model), moot.settled()) else {
+        return Ok(Err(MutationError::not_found()));
+    };
+    Ok(Ok(append_moot(
+        conn,
+        model,
+        ctx,
+        mutation,
+        settled,
+        moot.to_string(),
+    )
+    .await?))
 }
 
 /// A member's position in its group (from 1) and the action its
@@ -409,6 +437,7 @@ async fn apply_and_append_all(
                         };
                         relink.map_or(Step::Settled(Err(error)), Step::Append)
                     }
+                    None if error.settled().is_some() => Step::Moot(error),
                     None => settled_by.map_or(Step::Settled(Err(error)), Step::AfterEarlier),
                 };
                 steps.push(step);
@@ -416,20 +445,80 @@ async fn apply_and_append_all(
         }
     }
     conn.lock_append_order().await?;
-    let mut outcomes: Vec<Outcome> = Vec::with_capacity(steps.len());
-    for (&(ctx, mutation), step) in group.iter().zip(steps) {
-        let outcome = match step {
-            Step::Settled(outcome) => outcome,
-            Step::Append(change) => Ok(append_change(conn, ctx, mutation, change).await?),
-            Step::AfterEarlier(index) => match &outcomes[index] {
-                Ok(delete) if group[index].1.model != mutation.model => {
-                    Err(MutationError::ReferenceDeleted(delete.sync_id()))
+    // The actions of applied members go in one statement; a moot member's
+    // delete is appended alone, after the actions before it, as it checks
+    // the row's latest action.
+    let mut outcomes: Vec<Option<Outcome>> = (0..steps.len()).map(|_| None).collect();
+    let mut applied: Vec<(usize, Change)> = Vec::new();
+    for (member, step) in steps.into_iter().enumerate() {
+        let (ctx, mutation) = group[member];
+        let moot = match step {
+            Step::Settled(outcome) => {
+                outcomes[member] = Some(outcome);
+                continue;
+            }
+            Step::Append(change) => {
+                applied.push((member, change));
+                continue;
+            }
+            Step::Moot(moot) => Some(moot),
+            Step::AfterEarlier(index) => {
+                append_applied(conn, group, &mut applied, &mut outcomes).await?;
+                match &outcomes[index] {
+                    Some(Ok(Applied::New(delete))) => {
+                        let settled = Settled {
+                            by: delete.id,
+                            group_id: delete.group_id.clone(),
+                        };
+                        Some(if group[index].1.model == mutation.model {
+                            MutationError::AlreadyDeleted(settled)
+                        } else {
+                            MutationError::ReferenceDeleted(settled)
+                        })
+                    }
+                    _ => None,
                 }
-                Ok(delete) => Err(MutationError::AlreadyDeleted(delete.sync_id())),
-                Err(_) => Err(MutationError::not_found()),
-            },
+            }
         };
-        outcomes.push(outcome);
+        append_applied(conn, group, &mut applied, &mut outcomes).await?;
+        outcomes[member] = Some(match moot {
+            Some(moot) => append_moot_of(conn, registry, ctx, mutation, &moot).await?,
+            None => Err(MutationError::not_found()),
+        });
     }
-    Ok(outcomes)
+    append_applied(conn, group, &mut applied, &mut outcomes).await?;
+    Ok(outcomes.into_iter().flatten().collect())
+}
+
+/// Appends the actions of the `applied` members, in order, in one statement,
+/// and answers each with its own; `applied` is left empty.
+async fn append_applied(
+    conn: &mut PgConn,
+    group: &[Entry<'_>],
+    applied: &mut Vec<(usize, Change)>,
+    outcomes: &mut [Option<Outcome>],
+) -> Result<(), StoreError> {
+    if applied.is_empty() {
+        return Ok(());
+    }
+    let mut actions = Vec::with_capacity(applied.len());
+    let mut answers = Vec::with_capacity(applied.len());
+    for (member, change) in applied.iter_mut() {
+        let (ctx, mutation) = group[*member];
+        let (left, own) = actions_of(ctx, mutation, change);
+        actions.extend(left);
+        actions.push(own);
+        answers.push((*member, actions.len() - 1));
+    }
+    let appended = append_all(conn, &actions).await?;
+    for (member, index) in answers {
+        let (id, created_at) = appended[index];
+        outcomes[member] = Some(Ok(Applied::New(to_sync_action(
+            &actions[index],
+            id,
+            created_at,
+        ))));
+    }
+    applied.clear();
+    Ok(())
 }

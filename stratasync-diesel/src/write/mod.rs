@@ -25,13 +25,14 @@ pub(crate) mod writer;
 use std::time::Duration;
 
 use chrono::Utc;
-use stratasync_core::{ActionKind, FilterContext, SyncAction, SyncId};
+use serde_json::Value;
+use stratasync_core::{ActionKind, FilterContext, JsonMap, SyncAction, SyncId};
 
 use crate::error::{Fault, classify};
 use crate::log::{NewAction, TxKey, to_sync_action};
 use crate::mutate::{Change, Mutation};
 use crate::registry::RegisteredModel;
-use crate::{MutationError, StoreConn, StoreError};
+use crate::{MutationError, Settled, StoreConn, StoreError};
 use scope::{Leased, Scope};
 
 /// How many times a transaction is tried when it deadlocks, fails to
@@ -45,13 +46,23 @@ pub enum Applied {
     New(SyncAction),
     /// The same client transaction was applied before, as this action id.
     Duplicate(SyncId),
+    /// Nothing was applied: a committed delete had settled the row (or a row
+    /// its payload references) first. A delete of the row was appended with
+    /// the mutation's idempotency key, so the client's transaction settles
+    /// in log order, by its own delta (docs/protocol.md, "Moot writes").
+    Moot {
+        /// The delete appended for the mutation.
+        action: SyncAction,
+        /// For the client: which delete settled the row.
+        warning: String,
+    },
 }
 
 impl Applied {
     /// The sync id of the action.
     pub fn sync_id(&self) -> SyncId {
         match self {
-            Applied::New(action) => action.id,
+            Applied::New(action) | Applied::Moot { action, .. } => action.id,
             Applied::Duplicate(id) => *id,
         }
     }
@@ -119,7 +130,8 @@ pub(crate) async fn apply_alone<C: StoreConn>(
 }
 
 /// Applies one mutation in its own transaction on `conn`: deduplicates,
-/// applies, appends, commits.
+/// applies, appends, commits. A moot mutation is rolled back (a hook may
+/// have written) and its delete logged in a transaction of its own.
 pub(crate) async fn apply_on<C: StoreConn>(
     conn: &mut C,
     model: &RegisteredModel,
@@ -134,6 +146,11 @@ pub(crate) async fn apply_on<C: StoreConn>(
     let outcome = apply_and_append(tx.conn(), model, ctx, mutation).await;
     let outcome = tx.finish(outcome).await;
     match outcome {
+        Err(moot) if moot.settled().is_some() => {
+            let mut tx = Scope::begin(&mut *conn).await?;
+            let outcome = log_moot(tx.conn(), model, ctx, mutation, moot).await;
+            tx.finish(outcome).await
+        }
         // A concurrent duplicate that won the race leaves its id behind.
         Err(error) if !scope::is_dirty(conn) => match conn.find_client_tx(key).await {
             Ok(Some(id)) => Ok(Applied::Duplicate(id)),
@@ -141,6 +158,82 @@ pub(crate) async fn apply_on<C: StoreConn>(
         },
         outcome => outcome,
     }
+}
+
+/// Inside an open transaction: logs the delete of a moot mutation under the
+/// key's lock, unless the same key was applied meanwhile.
+async fn log_moot<C: StoreConn>(
+    conn: &mut C,
+    model: &RegisteredModel,
+    ctx: &FilterContext,
+    mutation: &Mutation,
+    moot: MutationError,
+) -> Outcome {
+    let key = key(ctx, mutation);
+    conn.lock_client_tx(&key.lock_name(), key.client_tx_id)
+        .await
+        .map_err(StoreError::from)?;
+    if let Some(id) = conn.find_client_tx(key).await.map_err(StoreError::from)? {
+        return Ok(Applied::Duplicate(id));
+    }
+    let Some(settled) = moot.settled() else {
+        return Err(moot);
+    };
+    conn.lock_append_order().await.map_err(StoreError::from)?;
+    Ok(append_moot(conn, model, ctx, mutation, settled, moot.to_string()).await?)
+}
+
+/// Appends the delete that answers a moot mutation (the append lock is
+/// held): the row the mutation names, in the group of the delete that
+/// settled it, with the mutation's key. Nothing else is written, so the log
+/// says what the table holds: the row is gone.
+///
+/// Only while the row is still gone: when a transaction that committed
+/// after the mutation looked wrote the row again (its latest action is no
+/// longer a delete), the mutation is no longer moot, and the error is a
+/// serialization failure, so that the caller runs it again and it writes
+/// the row.
+pub(crate) async fn append_moot<C: StoreConn>(
+    conn: &mut C,
+    model: &RegisteredModel,
+    ctx: &FilterContext,
+    mutation: &Mutation,
+    settled: &Settled,
+    warning: String,
+) -> Result<Applied, StoreError> {
+    let model_id = model
+        .row_id(mutation)
+        .unwrap_or_else(|| mutation.model_id.clone());
+    let last = conn.last_action_on(&mutation.model, &model_id).await?;
+    if last.is_some_and(|last| last.action != ActionKind::Delete.letter()) {
+        return Err(StoreError::Query(raced()));
+    }
+    let action = NewAction {
+        model: &mutation.model,
+        model_id: &model_id,
+        action: ActionKind::Delete.letter(),
+        data: Value::Object(JsonMap::new()),
+        group_id: settled.group_id.as_deref(),
+        key: Some(key(ctx, mutation)),
+        answers_retries: true,
+    };
+    let (id, created_at) = conn.append(action.clone()).await?;
+    Ok(Applied::Moot {
+        action: to_sync_action(&action, id, created_at),
+        warning,
+    })
+}
+
+/// The error of a moot mutation whose row was written again before its
+/// delete could be logged: a serialization failure, which the write path
+/// answers by running the mutation again.
+fn raced() -> diesel::result::Error {
+    diesel::result::Error::DatabaseError(
+        diesel::result::DatabaseErrorKind::SerializationFailure,
+        Box::new(String::from(
+            "a moot mutation's row was written again before its delete was logged",
+        )),
+    )
 }
 
 /// Inside an open transaction: deduplicates under the key's lock, applies
@@ -163,37 +256,51 @@ async fn apply_and_append<C: StoreConn>(
     Ok(append_change(conn, ctx, mutation, change).await?)
 }
 
-/// Appends the actions of an applied `mutation` (the append lock is held):
-/// its one action, or for a move the delete in the group the row left and
-/// then the insert in the new one. The last action appended is the one
-/// answered, now and to retries.
+/// Appends the actions of an applied `mutation` (the append lock is held)
+/// and answers it with the last ([`actions_of`]).
 pub(crate) async fn append_change<C: StoreConn>(
     conn: &mut C,
     ctx: &FilterContext,
     mutation: &Mutation,
-    change: Change,
+    mut change: Change,
 ) -> Result<Applied, StoreError> {
-    if let Some(left) = change.left {
-        conn.append(NewAction {
+    let (left, answer) = actions_of(ctx, mutation, &mut change);
+    if let Some(left) = left {
+        conn.append(left).await?;
+    }
+    let (id, created_at) = conn.append(answer.clone()).await?;
+    Ok(Applied::New(to_sync_action(&answer, id, created_at)))
+}
+
+/// The actions an applied `mutation` appends, in this order: for a move,
+/// the delete in the group the row left; then its own action (for a move,
+/// the insert in the new group), the one answered, now and to retries. The
+/// change's data moves into them.
+pub(crate) fn actions_of<'a>(
+    ctx: &'a FilterContext,
+    mutation: &'a Mutation,
+    change: &'a mut Change,
+) -> (Option<NewAction<'a>>, NewAction<'a>) {
+    let left = change.left.as_mut().map(|left| {
+        let data = std::mem::take(&mut left.data);
+        NewAction {
             model: &mutation.model,
             model_id: &change.model_id,
             action: ActionKind::Delete.letter(),
-            data: left.data,
+            data,
             group_id: Some(&left.group_id),
             key: Some(key(ctx, mutation)),
             answers_retries: false,
-        })
-        .await?;
-    }
-    let action = NewAction {
+        }
+    });
+    let own = NewAction {
         model: &mutation.model,
         model_id: &change.model_id,
         action: change.action.letter(),
-        data: change.data,
+        data: std::mem::take(&mut change.data),
         group_id: change.group_id.as_deref(),
         key: Some(key(ctx, mutation)),
         answers_retries: true,
     };
-    let (id, created_at) = conn.append(action.clone()).await?;
-    Ok(Applied::New(to_sync_action(&action, id, created_at)))
+    (left, own)
 }

@@ -40,12 +40,20 @@ pub(crate) async fn mutate_route(
                 crate::metrics::mutation(match applied {
                     Applied::New(_) => "applied",
                     Applied::Duplicate(_) => "duplicate",
+                    Applied::Moot { .. } => "moot",
                 });
-                if let Applied::New(action) = applied {
-                    let warnings = state.committed(&caller.user, action).await;
-                    if !warnings.is_empty() {
-                        result["warnings"] = json!(warnings);
+                let warnings = match applied {
+                    Applied::New(action) => state.committed(&caller.user, action).await,
+                    // Nothing was applied: no hook runs; the delete is
+                    // announced like any appended action.
+                    Applied::Moot { action, warning } => {
+                        state.appended(&action);
+                        vec![warning]
                     }
+                    Applied::Duplicate(_) => Vec::new(),
+                };
+                if !warnings.is_empty() {
+                    result["warnings"] = json!(warnings);
                 }
                 results.push(result);
             }
@@ -58,11 +66,11 @@ pub(crate) async fn mutate_route(
                     "error": message,
                 }));
             }
-            // Moot: a committed delete removed the row (or a row its payload
-            // references). A success keeps the client from rolling its change
-            // back over that action; without a syncId the client completes
-            // the transaction at once instead of waiting for an id its cursor
-            // may have passed already (docs/protocol.md, "Moot writes").
+            // Moot, and its delete could not be logged: the row was written
+            // again each time it was found deleted. A success keeps the
+            // client from rolling its change back; without a syncId the
+            // client completes the transaction at once (docs/protocol.md,
+            // "Moot writes").
             Err(moot @ (MutationError::AlreadyDeleted(_) | MutationError::ReferenceDeleted(_))) => {
                 crate::metrics::mutation("moot");
                 results.push(json!({

@@ -11,7 +11,11 @@
 // 3. a link of a pair another client linked, answered after a later action
 //    on the pair reached the client (the other client's unlink, or its new
 //    link after the client's own unlink): the server logs the relink, so the
-//    client settles it by its own delta, in log order.
+//    client settles it by its own delta, in log order;
+// 4. an unlink of a pair another client unlinked, sent with a new link of it,
+//    answered after the link's delta reached the client: the server logs the
+//    moot unlink as a delete of its own, so the client settles it by its own
+//    delta before the link's, instead of re-applying it over the link.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { it } from "node:test";
@@ -221,6 +225,31 @@ export const defineRaces = ({ cluster, fresh }) => {
       held.rule.remove();
     }
     assert.notEqual(await settledPair({ a, b, id, workspaceId }), null, "a linked the pair last");
+    assert.notEqual(b.row("TodoLabel", id) ?? null, null, `b must hold the pair: ${held.rule.hits[0]?.forwardedBody}`);
+  });
+
+  it("an unlink of a pair another client unlinked, sent with a new link of it, leaves the pair linked", { timeout: 60_000 }, async () => {
+    const { a, b, id, link, workspaceId } = await linkable("race-moot-unlink-link");
+    await a.client.create("TodoLabel", link());
+    await a.settle();
+    await waitFor("a's link to reach b", reached(b, id, "I"));
+    const held = holdRequestAndAnswer(b);
+    try {
+      await b.client.delete("TodoLabel", id);
+      await b.client.create("TodoLabel", link());
+      await waitFor("b's unlink and link to be sent", () => held.rule.hits.length > 0);
+      await a.client.delete("TodoLabel", id);
+      await a.settle();
+      await waitFor("a's unlink to reach b", reached(b, id, "D"));
+      held.send();
+      await waitFor("the server to answer b's unlink and link", () => held.rule.hits[0]?.forwardedStatus !== undefined);
+      await waitFor("b's link to reach b while b's answer is held", () => b.wsActions().filter((x) => x.modelId === id && x.action === "I").length >= 2);
+    } finally {
+      held.send();
+      held.answer();
+      held.rule.remove();
+    }
+    assert.notEqual(await settledPair({ a, b, id, workspaceId }), null, "b linked the pair last");
     assert.notEqual(b.row("TodoLabel", id) ?? null, null, `b must hold the pair: ${held.rule.hits[0]?.forwardedBody}`);
   });
 

@@ -291,8 +291,74 @@ async fn moves_outside_the_callers_groups_are_refused(db: &TestDb) {
     assert_eq!(actions(&alice).await, before, "nothing was logged");
 }
 
+/// A move among other writes of one request (one group commit on
+/// PostgreSQL, whose actions are appended in one statement): each write's
+/// actions in request order, the move's delete before its insert, each
+/// answered with its own id.
+async fn a_move_in_a_batch_keeps_its_order(db: &TestDb) {
+    let moving = Moving::start(db).await;
+    let other = new_id();
+    let reply = moving
+        .alice
+        .post(
+            "/sync/mutate",
+            &json!({ "batchId": "b", "transactions": [
+                note(&other, "INSERT", json!({ "title": "before", "workspaceId": "w1" })),
+                moving.move_tx(),
+                note(&other, "UPDATE", json!({ "title": "after" })),
+            ] }),
+        )
+        .await;
+    assert_eq!(reply.json["success"], true, "{}", reply.text);
+    let answered: Vec<Value> = reply.json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|result| result["syncId"].clone())
+        .collect();
+    let logged: Vec<(Value, Value, Value)> = actions(&moving.alice)
+        .await
+        .iter()
+        .skip(1)
+        .map(|a| {
+            (
+                a["action"].clone(),
+                a["groupId"].clone(),
+                a["syncId"].clone(),
+            )
+        })
+        .collect();
+    let ids: Vec<u64> = logged
+        .iter()
+        .map(|(_, _, id)| id.as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{logged:?}");
+    assert_eq!(
+        logged
+            .iter()
+            .map(|(action, group, _)| (action.clone(), group.clone()))
+            .collect::<Vec<_>>(),
+        [
+            (json!("I"), json!("w1")),
+            (json!("D"), json!("w1")),
+            (json!("I"), json!("w2")),
+            (json!("U"), json!("w1")),
+        ]
+    );
+    assert_eq!(
+        answered,
+        [
+            logged[0].2.clone(),
+            logged[2].2.clone(),
+            logged[3].2.clone()
+        ],
+        "the move is answered with its insert"
+    );
+}
+
 on_each_backend!(
     a_move_between_held_groups_succeeds,
     a_move_reaches_the_subscribers_of_both_groups,
     moves_outside_the_callers_groups_are_refused,
+    a_move_in_a_batch_keeps_its_order,
 );

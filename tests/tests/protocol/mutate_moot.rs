@@ -1,8 +1,9 @@
 //! PROTOCOL §7 as the client needs it (docs/protocol.md, "Moot writes"): a
-//! write to a row that a committed delete removed is moot: nothing is applied
-//! or logged, and the answer is a success without a syncId (the client
-//! completes it at once) whose warning names the action that settled the row.
-//! The client then does not roll its own change back over that action. A link
+//! write to a row that a committed delete removed is moot: nothing is
+//! applied, a delete of the row is logged with the write's clientTxId, and
+//! the answer is a success with that delete's syncId whose warning names the
+//! action that settled the row. The client then neither rolls its own change
+//! back over that action nor re-applies it over a later one. A link
 //! of a composite pair that is linked already is a relink: logged as an
 //! insert of the row as it is, answered with its syncId ("Relinks").
 
@@ -44,7 +45,9 @@ async fn writes_to_a_deleted_row_answer_the_delete(db: &TestDb) {
         ))
         .await;
 
-    // Alice has not seen bob's delete yet: each of her writes is moot.
+    // Alice has not seen bob's delete yet: each of her writes is moot, and
+    // names the latest delete of the row (bob's, then her previous one's).
+    let mut answered: Vec<String> = Vec::new();
     for (n, (action, payload)) in [
         ("UPDATE", json!({ "title": "too late" })),
         ("ARCHIVE", json!({ "archivedAt": 1_795_632_180_000_i64 })),
@@ -55,28 +58,60 @@ async fn writes_to_a_deleted_row_answer_the_delete(db: &TestDb) {
     .enumerate()
     {
         let client_tx_id = format!("alice-{n}");
-        let reply = alice
-            .mutate_one(tx(&client_tx_id, "Task", &id, action, payload))
-            .await;
-        assert_eq!(reply.status, 200, "{}", reply.text);
+        let (result, body) =
+            result_of(&alice, tx(&client_tx_id, "Task", &id, action, payload)).await;
+        let sync_id = result["syncId"].as_str().unwrap_or_default().to_owned();
+        let settled_by = answered.last().unwrap_or(&deleted);
         assert_eq!(
-            reply.text,
-            format!(
-                r#"{{"lastSyncId":"0","results":[{{"clientTxId":"{client_tx_id}","success":true,"warnings":["The record was already deleted (by syncId {deleted}); nothing was applied"]}}],"success":true}}"#
-            ),
+            body,
+            json!({
+                "lastSyncId": sync_id,
+                "results": [{
+                    "clientTxId": client_tx_id,
+                    "success": true,
+                    "syncId": sync_id,
+                    "warnings": [format!(
+                        "The record was already deleted (by syncId {settled_by}); nothing was applied"
+                    )],
+                }],
+                "success": true,
+            }),
             "{action} of a row bob deleted answers bob's delete"
         );
+        answered.push(sync_id);
     }
     let log = actions(&alice).await;
-    let letters: Vec<&str> = log.iter().map(|a| a["action"].as_str().unwrap()).collect();
+    let logged: Vec<(&str, &str, &str)> = log
+        .iter()
+        .map(|a| {
+            (
+                a["syncId"].as_str().unwrap(),
+                a["action"].as_str().unwrap(),
+                a["clientTxId"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
     assert_eq!(
-        letters,
-        ["I", "D"],
-        "nothing is logged for a moot write: no phantom D, no U"
+        logged[1..],
+        [
+            (deleted.as_str(), "D", "bob-d"),
+            (answered[0].as_str(), "D", "alice-0"),
+            (answered[1].as_str(), "D", "alice-1"),
+            (answered[2].as_str(), "D", "alice-2"),
+            (answered[3].as_str(), "D", "alice-3"),
+        ],
+        "each moot write logs a delete of the row under its own clientTxId, nothing else"
     );
+    assert!(
+        log.iter().all(|a| a["groupId"] == "w1"),
+        "in the group of the delete"
+    );
+    assert_eq!(log[2]["data"], json!({}), "a moot delete carries no data");
+    let rows = alice.get("/sync/bootstrap").await.lines();
+    assert_eq!(rows.len(), 1, "the row stays deleted: {rows:?}");
 
-    // Asked again, the same transaction gets the same answer.
-    let (again, _) = result_of(
+    // Asked again, the same transaction gets the same syncId.
+    let (again, body) = result_of(
         &alice,
         tx(
             "alice-0",
@@ -88,13 +123,14 @@ async fn writes_to_a_deleted_row_answer_the_delete(db: &TestDb) {
     )
     .await;
     assert_eq!(
-        (again["success"].clone(), again["warnings"].clone()),
-        (
-            json!(true),
-            json!([format!(
-                "The record was already deleted (by syncId {deleted}); nothing was applied"
-            )])
-        )
+        (again["success"].clone(), again["syncId"].clone()),
+        (json!(true), json!(answered[0])),
+        "{body}"
+    );
+    assert_eq!(
+        actions(&alice).await.len(),
+        log.len(),
+        "a retry logs nothing"
     );
 }
 
@@ -162,22 +198,18 @@ async fn a_composite_row_unlinked_before_answers_the_unlink(db: &TestDb) {
         ),
         "unlinking an unlinked pair answers the unlink: {body}"
     );
-    let log = actions(&alice).await;
-    let logged: Vec<(&str, &str)> = log
-        .iter()
-        .map(|a| {
-            (
-                a["action"].as_str().unwrap(),
-                a["modelId"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let moot = result["syncId"].as_str().unwrap_or_default();
     let pair = composite_id(&task, &label);
     assert_eq!(
-        logged,
-        [("I", pair.as_str()), ("D", pair.as_str())],
-        "no phantom D"
+        pair_log(&alice, &pair).await,
+        [
+            ("I".to_owned(), "link".to_owned()),
+            ("D".to_owned(), "bob-unlink".to_owned()),
+            ("D".to_owned(), "alice-unlink".to_owned()),
+        ],
+        "the moot unlink logs a delete of the pair (by its key fields, not the id sent)"
     );
+    assert_ne!(moot, unlinked.as_str());
 
     // Linked again, the pair is an ordinary row once more.
     alice
@@ -426,7 +458,8 @@ async fn links_within_one_request(db: &TestDb) {
 }
 
 /// Several transactions of one request (one group commit on PostgreSQL):
-/// the moot one answers the delete, the others apply and log as usual.
+/// the moot one answers the delete and logs its own, the others apply and
+/// log as usual.
 async fn a_moot_write_in_a_batch_leaves_the_rest_alone(db: &TestDb) {
     let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
     let alice = server.client("user:alice");
@@ -447,15 +480,14 @@ async fn a_moot_write_in_a_batch_leaves_the_rest_alone(db: &TestDb) {
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let results = reply.json["results"].as_array().unwrap();
+    let moot = results[0]["syncId"].as_str().unwrap_or_default();
     assert_eq!(
         (
             results[0]["success"].clone(),
-            results[0]["syncId"].clone(),
             results[0]["warnings"][0].clone()
         ),
         (
             json!(true),
-            Value::Null,
             json!(format!(
                 "The record was already deleted (by syncId {deleted}); nothing was applied"
             ))
@@ -470,12 +502,81 @@ async fn a_moot_write_in_a_batch_leaves_the_rest_alone(db: &TestDb) {
         reply.json["lastSyncId"], results[1]["syncId"],
         "the highest success"
     );
-    let letters: Vec<String> = actions(&alice)
+    let logged: Vec<(String, String)> = actions(&alice)
         .await
         .iter()
-        .map(|a| a["action"].as_str().unwrap().to_owned())
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap().to_owned(),
+                a["syncId"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
-    assert_eq!(letters, ["I", "D", "I"]);
+    let letters: Vec<&str> = logged.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(letters, ["I", "D", "D", "I"]);
+    assert_eq!(logged[2].1, moot, "m1's own delete, before m2's insert");
+}
+
+/// The client's view of the race this answer exists for: a client unlinks a
+/// pair another client has just unlinked and links it again, in one request.
+/// Its unlink is moot; had it no syncId of its own, the client would wait
+/// for the link's id, and when that delta came before the answer it
+/// re-applied the pending unlink over the link and lost the pair. Logged,
+/// the unlink's delta settles it before the link's delta arrives.
+async fn a_moot_unlink_and_a_link_in_one_request_settle_in_order(db: &TestDb) {
+    let server = Fixture::on(db)
+        .members(&[("alice", "w1"), ("bob", "w1")])
+        .start()
+        .await;
+    let alice = server.client("user:alice");
+    let bob = server.client("user:bob");
+    let (task, label) = (new_id(), new_id());
+    let pair = composite_id(&task, &label);
+    let keys = json!({ "taskId": task, "labelId": label, "workspaceId": "w1" });
+    alice
+        .mutate_ok(tx("link", "TaskLabel", &pair, "INSERT", keys.clone()))
+        .await;
+    bob.mutate_ok(tx("bob-unlink", "TaskLabel", &pair, "DELETE", keys.clone()))
+        .await;
+    let reply = alice
+        .post(
+            "/sync/mutate",
+            &json!({ "batchId": "b", "transactions": [
+                tx("alice-unlink", "TaskLabel", &pair, "DELETE", keys.clone()),
+                tx("alice-link", "TaskLabel", &pair, "INSERT", keys),
+            ] }),
+        )
+        .await;
+    assert_eq!(reply.json["success"], true, "{}", reply.text);
+    let results = reply.json["results"].as_array().unwrap();
+    let ids: Vec<u64> = results
+        .iter()
+        .map(|r| {
+            r["syncId"]
+                .as_str()
+                .and_then(|id| id.parse().ok())
+                .unwrap_or(0)
+        })
+        .collect();
+    assert!(
+        ids[0] > 0 && ids[0] < ids[1],
+        "each has its own syncId, in request order: {}",
+        reply.text
+    );
+    assert_eq!(
+        pair_log(&alice, &pair).await,
+        [
+            ("I".to_owned(), "link".to_owned()),
+            ("D".to_owned(), "bob-unlink".to_owned()),
+            ("D".to_owned(), "alice-unlink".to_owned()),
+            ("I".to_owned(), "alice-link".to_owned()),
+        ]
+    );
+    let rows = alice.get("/sync/bootstrap").await.lines();
+    assert!(
+        rows.iter().any(|row| row["taskId"] == task.as_str()),
+        "the pair is linked, as the log ends: {rows:?}"
+    );
 }
 
 on_each_backend!(
@@ -487,4 +588,5 @@ on_each_backend!(
     a_relink_racing_an_unlink_ends_as_the_table,
     links_within_one_request,
     a_moot_write_in_a_batch_leaves_the_rest_alone,
+    a_moot_unlink_and_a_link_in_one_request_settle_in_order,
 );
