@@ -4,43 +4,39 @@
 //! waiters, under the channel's lock. The receiver keeps one wait alive
 //! from one action to the next instead of re-registering on every wake-up
 //! of the session, and polls it with the session's bus waker, so that only
-//! the bus wakes it.
+//! the bus wakes it. The waits of a subscription share one allocation.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
+use futures::Stream;
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::fanout::LiveAction;
 
-/// What a wait for the bus yields: the next action (or why there is none)
-/// and the receiver, for the next wait.
-type Received = (
-    Result<Arc<LiveAction>, RecvError>,
-    Receiver<Arc<LiveAction>>,
-);
-
-/// A wait for the next action, owning the receiver while it runs.
-type Wait = Pin<Box<dyn Future<Output = Received> + Send>>;
+/// The actions of the bus, one wait after the other, each wait holding the
+/// receiver while it runs.
+type Waits = Pin<Box<dyn Stream<Item = Result<Arc<LiveAction>, RecvError>> + Send>>;
 
 /// A receiver of the memory bus that is polled, not awaited.
 pub(crate) struct BusReceiver {
-    /// The wait for the next action; it holds the receiver.
-    wait: Wait,
+    waits: Waits,
     /// Fires the session's bus source.
     waker: Waker,
 }
 
-/// Waits on `rx` for its next action. The wait is outside tokio's
+/// Waits on `rx` for one action after the other. A wait is outside tokio's
 /// cooperative budget: it is `Pending` only when the bus has nothing (so
 /// [`BusReceiver::try_recv`] is as exact as the channel's own), and a
 /// session drains at most the bus's capacity before it waits.
-fn wait(mut rx: Receiver<Arc<LiveAction>>) -> Wait {
-    Box::pin(tokio::task::unconstrained(async move {
-        let next = rx.recv().await;
-        (next, rx)
+fn waits(rx: Receiver<Arc<LiveAction>>) -> Waits {
+    Box::pin(futures::stream::unfold(rx, |mut rx| {
+        tokio::task::unconstrained(async move {
+            let next = rx.recv().await;
+            Some((next, rx))
+        })
     }))
 }
 
@@ -50,7 +46,7 @@ impl BusReceiver {
     pub(crate) fn new(rx: Receiver<Arc<LiveAction>>, waker: Waker) -> Self {
         waker.wake_by_ref();
         BusReceiver {
-            wait: wait(rx),
+            waits: waits(rx),
             waker,
         }
     }
@@ -58,9 +54,11 @@ impl BusReceiver {
     /// The next action, or `Pending` (the bus waker fires when there is one).
     pub(crate) fn poll_recv(&mut self) -> Poll<Result<Arc<LiveAction>, RecvError>> {
         let mut cx = Context::from_waker(&self.waker);
-        let (next, rx) = std::task::ready!(self.wait.as_mut().poll(&mut cx));
-        self.wait = wait(rx);
-        Poll::Ready(next)
+        match std::task::ready!(self.waits.as_mut().poll_next(&mut cx)) {
+            Some(next) => Poll::Ready(next),
+            // The stream ends only with its receiver, which it never drops.
+            None => Poll::Ready(Err(RecvError::Closed)),
+        }
     }
 
     /// The next action if there is one now.
