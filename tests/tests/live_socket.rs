@@ -285,8 +285,12 @@ async fn stale_cursor_requires_bootstrap(db: &TestDb) {
 async fn replay_buffer_overflow_closes_4008(db: &TestDb) {
     let server = Fixture::on(db)
         .configure(|b| {
+            // A stalled replay waits for the client as long as the test may
+            // take on a loaded machine: it ends in BUFFER_OVERFLOW, not in
+            // SLOW_CONSUMER.
             b.replay_buffer_limit(3)
                 .poll_interval(Duration::from_millis(20))
+                .outgoing_queue(1024, Duration::from_secs(120))
         })
         .members(&[("alice", "w1")])
         .start()
