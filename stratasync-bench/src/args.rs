@@ -23,12 +23,17 @@ OPTIONS:
     --mutate-secs <S>        seconds per mutate configuration (default: 4)
     --subscribers <N,N,..>   fan-out socket counts (default: 1000,10000)
     --fanout-mutations <N>   mutations per fan-out run (default: 100)
-    --fanout-rate <N>        fan-out mutations per second (default: 20)
+    --fanout-rate <N,N,..>   fan-out mutations per second, one per --subscribers count in order, the
+                             last for the rest (default: 20,10: 1,000 sockets at 20/s, 10,000 at 10/s)
     --actions <N>            catch-up log size (default: 100000)
     --nodes <N,N,..>         node counts of the nodes section (default: 1,2,4,8)
     --nodes-secs <S>         seconds of writes per node count (default: 4)
     --only <a,b,..>          run only these sections (bootstrap, mutate, fanout, catchup, nodes);
                              `--only nodes` replaces that section of an existing report
+    --profile                samples the server with `perf` during the largest identity bootstrap,
+                             the mutate run of 16 clients × 1 tx/request and the first one-node
+                             fan-out run; the report shows the top symbols (skipped, with the
+                             reason, where perf is missing or refused)
     --quick                  small sizes for a smoke run (10k rows, 1 s, 200 sockets, 10k actions)
     -h, --help               this text
 ";
@@ -58,8 +63,8 @@ pub struct Args {
     pub subscribers: Vec<usize>,
     /// Mutations sent per fan-out run.
     pub fanout_mutations: usize,
-    /// Fan-out mutations per second.
-    pub fanout_rate: u32,
+    /// Fan-out mutations per second, per subscriber count (the last for the rest).
+    pub fanout_rates: Vec<u32>,
     /// Catch-up log size.
     pub actions: u64,
     /// Node counts of the nodes section.
@@ -68,6 +73,8 @@ pub struct Args {
     pub nodes_time: Duration,
     /// Sections to run.
     pub sections: Vec<String>,
+    /// Whether to profile the server with `perf` (see `profile`).
+    pub profile: bool,
 }
 
 impl Args {
@@ -79,6 +86,10 @@ impl Args {
             if flag == "-h" || flag == "--help" {
                 print!("{USAGE}");
                 std::process::exit(0);
+            }
+            if flag == "--profile" {
+                args.profile = true;
+                continue;
             }
             if flag == "--quick" {
                 args.rows = vec![10_000];
@@ -108,7 +119,7 @@ impl Args {
                 }
                 "--subscribers" => args.subscribers = list(&flag, &value)?,
                 "--fanout-mutations" => args.fanout_mutations = number(&flag, &value)?,
-                "--fanout-rate" => args.fanout_rate = number(&flag, &value)?,
+                "--fanout-rate" => args.fanout_rates = list(&flag, &value)?,
                 "--actions" => args.actions = number(&flag, &value)?,
                 "--nodes" => args.nodes = list(&flag, &value)?,
                 "--nodes-secs" => args.nodes_time = Duration::from_secs_f64(number(&flag, &value)?),
@@ -134,14 +145,24 @@ impl Args {
             mutate_time: Duration::from_secs(4),
             subscribers: vec![1_000, 10_000],
             fanout_mutations: 100,
-            fanout_rate: 20,
+            fanout_rates: vec![20, 10],
             actions: 100_000,
             nodes: vec![1, 2, 4, 8],
             nodes_time: Duration::from_secs(4),
             sections: ["bootstrap", "mutate", "fanout", "catchup", "nodes"]
                 .map(str::to_owned)
                 .to_vec(),
+            profile: false,
         })
+    }
+
+    /// The fan-out rate of the `index`th subscriber count.
+    pub fn fanout_rate(&self, index: usize) -> u32 {
+        self.fanout_rates
+            .get(index)
+            .or(self.fanout_rates.last())
+            .copied()
+            .unwrap_or(20)
     }
 
     /// Whether `section` is to run.
@@ -192,6 +213,19 @@ mod tests {
         assert_eq!(
             args.database_url(),
             "postgres://u@h:5432/stratasync_bench?sslmode=disable"
+        );
+    }
+
+    #[test]
+    fn each_subscriber_count_has_its_rate_and_the_last_rate_repeats() {
+        let args = Args {
+            fanout_rates: vec![20, 10],
+            ..Args::defaults().expect("defaults")
+        };
+        assert_eq!(
+            [0, 1, 2].map(|i| args.fanout_rate(i)),
+            [20, 10, 10],
+            "1,000 sockets at 20/s, 10,000 at 10/s"
         );
     }
 

@@ -12,6 +12,7 @@ use tokio_postgres::Client;
 
 use crate::db;
 use crate::node::Node;
+use crate::profile::Profile;
 
 /// A user whose workspace holds nothing, used to warm a fresh node up.
 pub const WARMUP_TOKEN: &str = "user:nobody";
@@ -182,13 +183,15 @@ pub async fn baselines(db: &Client, workspace: &str) -> Result<Baselines, String
 }
 
 /// Starts a fresh node, warms it up with an empty bootstrap, and reads one
-/// bootstrap of `token` as `reader` says.
+/// bootstrap of `token` as `reader` says; with `profile` (what to call the
+/// run), samples the node with `perf` during the read.
 pub async fn on_fresh_node(
     bin: &std::path::Path,
     database_url: &str,
     token: &str,
     reader: Reader,
-) -> Result<Fetched, String> {
+    profile: Option<&str>,
+) -> Result<(Fetched, Option<Profile>), String> {
     let node = Node::start(bin, database_url, None).await?;
     fetch(
         &node,
@@ -200,7 +203,16 @@ pub async fn on_fresh_node(
         },
     )
     .await?;
+    // Sampled until the node stops after the read (perf ends with it).
+    let recording = profile.map(|during| crate::profile::record(node.pid(), PROFILE_LIMIT, during));
     let fetched = fetch(&node, token, reader).await;
     node.stop().await;
-    fetched
+    let profile = match recording {
+        Some(recording) => Some(recording.finish().await),
+        None => None,
+    };
+    Ok((fetched?, profile))
 }
+
+/// The longest a bootstrap read is sampled (`--profile`).
+const PROFILE_LIMIT: Duration = Duration::from_secs(120);

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::broadcast::Broadcaster;
 use crate::node::{self, Node};
+use crate::profile::{self, Profile};
 use crate::stats::Latency;
 use crate::ws::{self, Frame};
 
@@ -50,6 +51,8 @@ pub struct Fanout {
     pub rss_per_socket: f64,
     /// Time to connect and subscribe every socket.
     pub connect_time: Duration,
+    /// The first node's profile while the writer ran, when one was asked for.
+    pub profile: Option<Profile>,
 }
 
 impl Fanout {
@@ -93,6 +96,8 @@ pub struct Plan {
     pub after: i64,
     /// A tag making client transaction ids unique.
     pub run: String,
+    /// Whether to profile the first node while the writer runs.
+    pub profile: bool,
 }
 
 /// Runs `plan` against `target`.
@@ -173,6 +178,19 @@ pub async fn run(target: Target<'_>, plan: Plan) -> Result<Fanout, String> {
         .collect();
 
     // The writer: one mutation (or frame) per tick.
+    let recording = plan.profile.then(|| {
+        let writing = Duration::from_secs_f64(plan.mutations as f64 / f64::from(plan.rate.max(1)));
+        let on = match nodes {
+            0 => "the broadcast baseline".to_owned(),
+            1 => "one node".to_owned(),
+            n => format!("{n} nodes"),
+        };
+        let during = format!(
+            "fan-out, {} subscribers, {on}, {} mutations/s",
+            plan.subscribers, plan.rate
+        );
+        profile::record(pids[0], writing, &during)
+    });
     let cpu_before = cpu();
     let mut ticks = tokio::time::interval(Duration::from_secs(1) / plan.rate.max(1));
     let mut sent = Vec::with_capacity(plan.mutations);
@@ -238,6 +256,10 @@ pub async fn run(target: Target<'_>, plan: Plan) -> Result<Fanout, String> {
     }
     let cpu_secs = cpu() - cpu_before;
     drain.abort();
+    let profile = match recording {
+        Some(recording) => Some(recording.finish().await),
+        None => None,
+    };
     Ok(Fanout {
         subscribers: plan.subscribers,
         nodes,
@@ -250,6 +272,7 @@ pub async fn run(target: Target<'_>, plan: Plan) -> Result<Fanout, String> {
         sample,
         rss_per_socket,
         connect_time,
+        profile,
     })
 }
 

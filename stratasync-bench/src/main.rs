@@ -37,8 +37,10 @@ mod machine;
 mod mutate;
 mod node;
 mod nodes;
+mod profile;
 mod report;
 mod stats;
+mod targets;
 mod wire;
 mod ws;
 
@@ -116,7 +118,8 @@ async fn run() -> Result<(), String> {
     };
 
     if args.runs("bootstrap") {
-        report.bootstrap = bootstrap_section(&args, &db, &url, &mut report.slow).await?;
+        (report.bootstrap, report.bootstrap_profile) =
+            bootstrap_section(&args, &db, &url, &mut report.slow).await?;
     }
     if args.runs("mutate") || args.runs("fanout") || args.runs("catchup") || args.runs("nodes") {
         step!("seeding {MUTATE_ROWS} todos for mutate and fan-out");
@@ -124,7 +127,7 @@ async fn run() -> Result<(), String> {
         db::seed_todos(&db, FANOUT_WORKSPACE.0, FANOUT_WORKSPACE.1, 1_000).await?;
     }
     if args.runs("mutate") {
-        report.mutate = mutate_section(&args, &db, &url).await?;
+        (report.mutate, report.mutate_profile) = mutate_section(&args, &db, &url).await?;
     }
     let has_ws = {
         let node = Node::start(&args.server_bin, &url, None).await?;
@@ -253,8 +256,10 @@ async fn bootstrap_section(
     db: &tokio_postgres::Client,
     url: &str,
     slow: &mut Option<(bootstrap::Fetched, bootstrap::Fetched)>,
-) -> Result<Vec<BootstrapRow>, String> {
+) -> Result<(Vec<BootstrapRow>, Option<profile::Profile>), String> {
     let mut rows = Vec::new();
+    let mut profiled = None;
+    let largest = args.rows.iter().copied().max().unwrap_or(0);
     for &size in &args.rows {
         let (workspace, user) = (format!("w{size}"), format!("u{size}"));
         step!("seeding {size} todos");
@@ -268,11 +273,18 @@ async fn bootstrap_section(
             expected_rows: size,
         };
         step!("bootstrap {size} rows: identity");
-        let plain =
-            bootstrap::on_fresh_node(&args.server_bin, url, &token, read(false, None)).await?;
+        let during = format!(
+            "bootstrap of {} rows, identity",
+            stats::thousands(size as f64)
+        );
+        let profile = (args.profile && size == largest).then_some(during.as_str());
+        let (plain, profile) =
+            bootstrap::on_fresh_node(&args.server_bin, url, &token, read(false, None), profile)
+                .await?;
+        profiled = profiled.or(profile);
         step!("bootstrap {size} rows: gzip");
-        let gzip =
-            bootstrap::on_fresh_node(&args.server_bin, url, &token, read(true, None)).await?;
+        let (gzip, _) =
+            bootstrap::on_fresh_node(&args.server_bin, url, &token, read(true, None), None).await?;
         for fetched in [&plain, &gzip] {
             if fetched.rows != size {
                 return Err(format!(
@@ -283,11 +295,12 @@ async fn bootstrap_section(
         }
         if slow.is_none() {
             step!("bootstrap {size} rows: slow reader");
-            let paused = bootstrap::on_fresh_node(
+            let (paused, _) = bootstrap::on_fresh_node(
                 &args.server_bin,
                 url,
                 &token,
                 read(false, Some(SLOW_PAUSE)),
+                None,
             )
             .await?;
             *slow = Some((paused, plain));
@@ -301,14 +314,14 @@ async fn bootstrap_section(
             baselines: before.best(after),
         });
     }
-    Ok(rows)
+    Ok((rows, profiled))
 }
 
 async fn mutate_section(
     args: &Args,
     db: &tokio_postgres::Client,
     url: &str,
-) -> Result<Vec<MutateRow>, String> {
+) -> Result<(Vec<MutateRow>, Option<profile::Profile>), String> {
     let ids = Arc::new(
         db::todo_ids(
             db,
@@ -321,6 +334,7 @@ async fn mutate_section(
     let wire = wire::RoundTrips::start(url).await?;
     let node = Node::start(&args.server_bin, &wire.url, None).await?;
     let mut rows = Vec::new();
+    let mut profiled = None;
     let configs = args
         .batches
         .iter()
@@ -342,6 +356,10 @@ async fn mutate_section(
         };
         let server = async || {
             step!("mutate {clients} clients × {batch} tx/request: server");
+            let recording = (args.profile && clients == 16 && batch == 1).then(|| {
+                let during = format!("mutate, {clients} clients × {batch} tx/request");
+                profile::record(node.pid(), args.mutate_time, &during)
+            });
             let before = wire.count();
             let server = mutate::through_server(
                 &node,
@@ -354,11 +372,15 @@ async fn mutate_section(
             )
             .await?;
             let round_trips = (wire.count() - before) as f64 / server.transactions.max(1) as f64;
+            let profile = match recording {
+                Some(recording) => Some(recording.finish().await),
+                None => None,
+            };
             step!(
                 "mutate {clients} clients × {batch} tx/request: {} transactions, {round_trips:.2} round trips per transaction",
                 server.transactions
             );
-            Ok::<_, String>((server, round_trips))
+            Ok::<_, String>((server, round_trips, profile))
         };
         // Baselines and server alternate which runs first, so that a drift
         // of the shared machine does not always favour the same side.
@@ -374,10 +396,11 @@ async fn mutate_section(
         } else {
             None
         };
-        let (server, round_trips) = match early {
+        let (server, round_trips, profile) = match early {
             Some(server) => server,
             None => server().await?,
         };
+        profiled = profiled.or(profile);
         rows.push(MutateRow {
             clients,
             batch,
@@ -389,7 +412,7 @@ async fn mutate_section(
         });
     }
     node.stop().await;
-    Ok(rows)
+    Ok((rows, profiled))
 }
 
 async fn has_websocket(node: &Node) -> bool {
@@ -455,18 +478,20 @@ async fn fanout_section(
     let token = format!("user:{}", FANOUT_WORKSPACE.1);
     let mut results = Vec::new();
     let bench_bin = std::env::current_exe().map_err(|e| e.to_string())?;
-    for &subscribers in &args.subscribers {
+    for (index, &subscribers) in args.subscribers.iter().enumerate() {
+        let rate = args.fanout_rate(index);
         let mut sample = None;
         // The server on one node, the baseline, the server on two nodes.
         for nodes in [1usize, 0, 2] {
             let plan = |after, run| fanout::Plan {
                 subscribers,
                 mutations: args.fanout_mutations,
-                rate: args.fanout_rate,
+                rate,
                 token: token.clone(),
                 ids: Arc::clone(&ids),
                 after,
                 run,
+                profile: args.profile && index == 0 && nodes == 1,
             };
             if nodes == 0 {
                 let Some((template, template_run)) = sample.take() else {

@@ -10,6 +10,7 @@ use crate::fanout::Fanout;
 use crate::machine::Machine;
 use crate::mutate::Throughput;
 use crate::nodes::NodesRow;
+use crate::profile::Profile;
 use crate::stats::{ms, per_sec, thousands};
 
 /// One bootstrap size: the reads and the baseline.
@@ -27,7 +28,7 @@ pub struct BootstrapRow {
 
 impl BootstrapRow {
     /// Binary `COPY` rows per second: what the targets compare with.
-    fn binary_rate(&self) -> f64 {
+    pub fn binary_rate(&self) -> f64 {
         per_sec(
             self.baselines.binary.rows as f64,
             self.baselines.binary.elapsed,
@@ -82,10 +83,14 @@ pub struct Report {
     pub revision: String,
     /// Bootstrap sizes.
     pub bootstrap: Vec<BootstrapRow>,
+    /// The server's profile during the largest identity bootstrap (`--profile`).
+    pub bootstrap_profile: Option<Profile>,
     /// The slow reader: rows, its read, and a normal read of the same size.
     pub slow: Option<(Fetched, Fetched)>,
     /// Mutate configurations.
     pub mutate: Vec<MutateRow>,
+    /// The server's profile during one mutate configuration (`--profile`).
+    pub mutate_profile: Option<Profile>,
     /// Fan-out runs.
     pub fanout: Vec<Fanout>,
     /// Why fan-out did not run, when it did not.
@@ -145,7 +150,8 @@ impl Report {
         self.render_fanout_notes(w);
         self.render_catchup(w);
         w.push_str(&self.render_nodes());
-        self.render_targets(w);
+        crate::targets::render(self, w);
+        render_notes(w);
         out
     }
 
@@ -210,6 +216,9 @@ impl Report {
                 thousands(slow.rows as f64),
             );
         }
+        if let Some(profile) = &self.bootstrap_profile {
+            render_profile(w, profile);
+        }
     }
 
     fn render_mutate(&self, w: &mut String) {
@@ -272,9 +281,15 @@ impl Report {
                 row.server.tx_per_sec / row.direct.tx_per_sec,
             );
         }
+        if let Some(profile) = &self.mutate_profile {
+            render_profile(w, profile);
+        }
     }
 
     fn render_fanout(&self, w: &mut String) {
+        if self.fanout.is_empty() && self.fanout_skipped.is_none() {
+            return;
+        }
         let _ = writeln!(w, "\n## (c) Fan-out\n");
         if let Some(reason) = &self.fanout_skipped {
             let _ = writeln!(w, "Not measured in this run: {reason}\n");
@@ -341,10 +356,13 @@ impl Report {
                 f.connect_time.as_secs_f64(),
             );
         }
+        for profile in self.fanout.iter().filter_map(|f| f.profile.as_ref()) {
+            render_profile(w, profile);
+        }
     }
 
     /// The baseline run of `f`'s socket count.
-    fn baseline_of(&self, f: &Fanout) -> Option<&Fanout> {
+    pub fn baseline_of(&self, f: &Fanout) -> Option<&Fanout> {
         self.fanout
             .iter()
             .find(|b| b.nodes == 0 && b.subscribers == f.subscribers)
@@ -524,119 +542,33 @@ impl Report {
         let _ = writeln!(w, "{NODES_END}");
         out
     }
+}
 
-    fn render_targets(&self, w: &mut String) {
-        let _ = writeln!(w, "\n## Targets\n");
-        let _ = writeln!(w, "| target | measured | |");
-        let _ = writeln!(w, "|---|---|---|");
-        if let (Some(one), Some(eight)) = (
-            self.nodes.iter().find(|r| r.nodes == 1),
-            self.nodes.iter().find(|r| r.nodes == 8),
-        ) {
-            let ratio = eight.xacts_per_mutation() / one.xacts_per_mutation().max(1e-9);
+/// A profile of the server: its command and top symbols, or why it was
+/// skipped.
+fn render_profile(w: &mut String, profile: &Profile) {
+    let _ = writeln!(w, "\n### Profile: {}\n", profile.during);
+    match &profile.top {
+        Ok(lines) => {
             let _ = writeln!(
                 w,
-                "| PostgreSQL transactions per mutation at 8 nodes ≤ 1.2× one node's | {ratio:.2}× ({:.2} vs {:.2}) | {} |",
-                eight.xacts_per_mutation(),
-                one.xacts_per_mutation(),
-                met(ratio <= 1.2)
+                "`{}` during the run, then `perf report --no-children --sort sym --stdio`, \
+                 top {} symbols by their own samples:\n",
+                profile.command,
+                lines.len()
             );
+            let _ = writeln!(w, "```text\n{}\n```", lines.join("\n"));
         }
-        for row in &self.bootstrap {
-            for (name, f, floor) in [("identity", &row.plain, 1.0), ("gzip", &row.gzip, 0.8)] {
-                let ratio = f.rows_per_sec() / row.binary_rate();
-                let _ = writeln!(
-                    w,
-                    "| bootstrap {} rows, {name} ≥ {floor:.1}× binary COPY | {ratio:.2}× | {} |",
-                    thousands(row.rows as f64),
-                    met(ratio >= floor)
-                );
-            }
-        }
-        if let Some(big) = self.bootstrap.iter().find(|r| r.rows >= 1_000_000) {
-            let growth = big.plain.rss_growth_kib.max(big.gzip.rss_growth_kib);
-            let _ = writeln!(
-                w,
-                "| server RSS growth < 32 MB at {} rows | {} MiB (worst of identity/gzip) | {} |",
-                thousands(big.rows as f64),
-                mib(growth),
-                met(growth < 32 * 1024)
-            );
-        }
-        if let Some((slow, normal)) = &self.slow {
-            let extra = slow.rss_growth_kib - normal.rss_growth_kib;
-            let _ = writeln!(
-                w,
-                "| a slow reader costs < 2 MB | {} MiB more than a steady reader ({} MiB growth in all) | {} |",
-                mib(extra),
-                mib(slow.rss_growth_kib),
-                met(extra < 2 * 1024)
-            );
-        }
-        for row in self.mutate.iter().filter(|r| r.clients == 16) {
-            let (baseline, base) = match &row.per_request {
-                Some(base) => ("the one-transaction-per-request baseline", base),
-                None => ("direct SQL", &row.direct),
-            };
-            let ratio = row.server.tx_per_sec / base.tx_per_sec;
-            let _ = writeln!(
-                w,
-                "| mutate ≥ 1.0× {baseline} at 16 clients, {} tx/request | {ratio:.2}× | {} |",
-                row.batch,
-                met(ratio >= 1.0)
-            );
-        }
-        for row in self
-            .mutate
-            .iter()
-            .filter(|r| r.clients == 1 && r.batch == 1)
-        {
-            let ratio = row.server.latency.p50.as_secs_f64()
-                / row.direct.latency.p50.as_secs_f64().max(1e-9);
-            let _ = writeln!(
-                w,
-                "| mutate p50 ≤ 2× the direct-SQL p50 at 1 client, 1 tx/request | {} ms against {} ms ({ratio:.2}×) | {} |",
-                ms(row.server.latency.p50),
-                ms(row.direct.latency.p50),
-                met(ratio <= 2.0)
-            );
-        }
-        for f in self.fanout.iter().filter(|f| f.nodes == 1) {
-            let subscribers = thousands(f.subscribers as f64);
-            if let Some(b) = self.baseline_of(f) {
-                let ratio = f.cpu_per_100k() / b.cpu_per_100k().max(1e-9);
-                let _ = writeln!(
-                    w,
-                    "| fan-out CPU per frame ≤ 1.3× the broadcast baseline at {subscribers} subscribers, one node | {ratio:.2}× ({:.2} s against {:.2} s per 100k frames) | {} |",
-                    f.cpu_per_100k(),
-                    b.cpu_per_100k(),
-                    met(ratio <= 1.3)
-                );
-            }
-            let limit = if f.subscribers <= 1_000 { 20.0 } else { 100.0 };
-            let p99 = f.delivery.p99.as_secs_f64() * 1e3;
-            let _ = writeln!(
-                w,
-                "| fan-out p99 ≤ {limit:.0} ms at {subscribers} subscribers, {} mutations/s, one node | {p99:.1} ms | {} |",
-                f.rate,
-                met(p99 <= limit && f.delivered == f.expected)
-            );
-            if let Some(m) = f.mutate.filter(|_| f.subscribers <= 1_000) {
-                let round_trip = m.p99.as_secs_f64() * 1e3;
-                let _ = writeln!(
-                    w,
-                    "| fan-out p99 ≤ the mutate round trip's p99 at {subscribers} subscribers, one node | {p99:.1} ms against {round_trip:.1} ms | {} |",
-                    met(p99 <= round_trip)
-                );
-            }
-            let _ = writeln!(
-                w,
-                "| ≤ 16 KB per idle socket ({subscribers} subscribers) | {:.1} KB | {} |",
-                f.rss_per_socket / 1000.0,
-                met(f.rss_per_socket <= 16_000.0)
-            );
+        Err(reason) => {
+            let _ = writeln!(w, "Skipped: {reason}.");
         }
     }
+}
+
+/// The maintained notes (`stratasync-bench/NOTES.md`): how to read the
+/// figures, with no figure of their own.
+fn render_notes(w: &mut String) {
+    let _ = writeln!(w, "\n{}", include_str!("../NOTES.md").trim_end());
 }
 
 /// Where the nodes section begins in the report.

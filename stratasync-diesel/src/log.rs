@@ -3,9 +3,12 @@
 
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
+use diesel::dsl::Eq;
 use futures::future::BoxFuture;
 use serde_json::value::RawValue;
 use stratasync_core::{SyncAction, SyncId};
+
+use crate::schema::sync_actions;
 
 /// An action about to be appended.
 #[derive(Debug, Clone)]
@@ -29,6 +32,38 @@ pub(crate) struct NewAction<'a> {
     pub answers_retries: bool,
 }
 
+/// The columns of an appended action, as diesel inserts them.
+pub(crate) type ActionValues<'a> = (
+    Eq<sync_actions::model, &'a str>,
+    Eq<sync_actions::model_id, &'a str>,
+    Eq<sync_actions::action, &'static str>,
+    Eq<sync_actions::data, crate::Bind<&'a serde_json::Value>>,
+    Eq<sync_actions::group_id, Option<&'a str>>,
+    Eq<sync_actions::user_id, Option<&'a str>>,
+    Eq<sync_actions::client_id, Option<&'a str>>,
+    Eq<sync_actions::client_tx_id, Option<&'a str>>,
+    Eq<sync_actions::created_at, crate::Bind<DateTime<Utc>>>,
+);
+
+impl<'a> NewAction<'a> {
+    /// Its columns, appended at `now`.
+    pub(crate) fn values(&'a self, now: DateTime<Utc>) -> ActionValues<'a> {
+        use diesel::ExpressionMethods as _;
+        use sync_actions::dsl as a;
+        (
+            a::model.eq(self.model),
+            a::model_id.eq(self.model_id),
+            a::action.eq(self.action),
+            a::data.eq(crate::Bind(&self.data)),
+            a::group_id.eq(self.group_id),
+            a::user_id.eq(self.key.filter(|_| self.answers_retries).map(|k| k.user_id)),
+            a::client_id.eq(self.key.map(|k| k.client_id)),
+            a::client_tx_id.eq(self.key.map(|k| k.client_tx_id)),
+            a::created_at.eq(crate::Bind(now)),
+        )
+    }
+}
+
 /// The idempotency key of a client transaction: a user's client and its
 /// transaction id. One user's key never answers for another user's write.
 #[derive(Debug, Clone, Copy)]
@@ -39,13 +74,6 @@ pub(crate) struct TxKey<'a> {
     pub client_id: &'a str,
     /// The client's transaction id.
     pub client_tx_id: &'a str,
-}
-
-impl TxKey<'_> {
-    /// The user and client as one name, for the key's lock.
-    pub(crate) fn lock_name(&self) -> String {
-        format!("{}\u{1f}{}", self.user_id, self.client_id)
-    }
 }
 
 /// The [`SyncAction`] that appending `action` as `id` at `created_at` made.
@@ -79,30 +107,11 @@ pub(crate) async fn append_all(
     conn: &mut crate::PgConn,
     actions: &[NewAction<'_>],
 ) -> QueryResult<Vec<(SyncId, DateTime<Utc>)>> {
-    use diesel::prelude::*;
     use diesel_async::RunQueryDsl;
 
     use crate::schema::sync_actions::dsl as a;
     let now = Utc::now();
-    let rows: Vec<_> = actions
-        .iter()
-        .map(|action| {
-            (
-                a::model.eq(action.model),
-                a::model_id.eq(action.model_id),
-                a::action.eq(action.action),
-                a::data.eq(crate::Bind(&action.data)),
-                a::group_id.eq(action.group_id),
-                a::user_id.eq(action
-                    .key
-                    .filter(|_| action.answers_retries)
-                    .map(|k| k.user_id)),
-                a::client_id.eq(action.key.map(|k| k.client_id)),
-                a::client_tx_id.eq(action.key.map(|k| k.client_tx_id)),
-                a::created_at.eq(crate::Bind(now)),
-            )
-        })
-        .collect();
+    let rows: Vec<_> = actions.iter().map(|action| action.values(now)).collect();
     let mut appended = RunQueryDsl::get_results::<(i64, DateTime<Utc>)>(
         crate::BySql(
             diesel::insert_into(a::sync_actions)
@@ -127,15 +136,6 @@ pub(crate) trait LogConn: Send {
     /// Serializes appends until the enclosing transaction ends, so that ids
     /// become visible in id order (PROTOCOL §7, commit order).
     fn lock_append_order(&mut self) -> BoxFuture<'_, QueryResult<()>>;
-
-    /// Serializes transactions carrying the same client transaction until
-    /// the enclosing transaction ends (concurrent duplicate retries);
-    /// `client` names the user and client ([`TxKey::lock_name`]).
-    fn lock_client_tx<'a>(
-        &'a mut self,
-        client: &'a str,
-        client_tx_id: &'a str,
-    ) -> BoxFuture<'a, QueryResult<()>>;
 
     /// Appends an action; returns its id and timestamp.
     fn append<'a>(
@@ -206,22 +206,14 @@ pub(crate) trait LogConn: Send {
 }
 
 /// Implements the backend-neutral [`LogConn`] methods for a connection type;
-/// the two lock methods are given per backend.
+/// the append lock is given per backend.
 macro_rules! impl_log_conn {
-    ($conn:ty, lock_append_order: $order:expr, lock_client_tx: $client:expr $(,)?) => {
+    ($conn:ty, lock_append_order: $order:expr $(,)?) => {
         impl $crate::log::LogConn for $conn {
             fn lock_append_order(
                 &mut self,
             ) -> ::futures::future::BoxFuture<'_, ::diesel::QueryResult<()>> {
                 Box::pin($order(self))
-            }
-
-            fn lock_client_tx<'a>(
-                &'a mut self,
-                client_id: &'a str,
-                client_tx_id: &'a str,
-            ) -> ::futures::future::BoxFuture<'a, ::diesel::QueryResult<()>> {
-                Box::pin($client(self, client_id, client_tx_id))
             }
 
             fn append<'a>(
@@ -234,25 +226,11 @@ macro_rules! impl_log_conn {
                     ::chrono::DateTime<::chrono::Utc>,
                 )>,
             > {
-                use ::diesel::prelude::*;
                 use ::diesel_async::RunQueryDsl;
                 use $crate::schema::sync_actions::dsl as a;
                 Box::pin(async move {
                     let (id, at) = ::diesel::insert_into(a::sync_actions)
-                        .values((
-                            a::model.eq(action.model),
-                            a::model_id.eq(action.model_id),
-                            a::action.eq(action.action),
-                            a::data.eq($crate::Bind(action.data)),
-                            a::group_id.eq(action.group_id),
-                            a::user_id.eq(action
-                                .key
-                                .filter(|_| action.answers_retries)
-                                .map(|k| k.user_id)),
-                            a::client_id.eq(action.key.map(|k| k.client_id)),
-                            a::client_tx_id.eq(action.key.map(|k| k.client_tx_id)),
-                            a::created_at.eq($crate::Bind(::chrono::Utc::now())),
-                        ))
+                        .values(action.values(::chrono::Utc::now()))
                         .returning((a::id, a::created_at))
                         .get_result::<(i64, ::chrono::DateTime<::chrono::Utc>)>(self)
                         .await?;

@@ -209,13 +209,16 @@ where
 }
 
 /// Applies `mutation` to model `T` on `conn` (inside the caller's
-/// transaction), running the model's `hooks` if it has any.
+/// transaction), running the model's `hooks` if it has any. `hook_ran` is
+/// set before a hook runs: from then on the transaction may hold the hook's
+/// writes, which a refusal must undo.
 pub(crate) async fn apply<T, C>(
     conn: &mut C,
     mutation: &Mutation,
     ctx: &FilterContext,
     now: DateTime<Utc>,
     hooks: Option<&dyn DynModelHooks<T>>,
+    hook_ran: &mut bool,
 ) -> Result<Change, MutationError>
 where
     T: DieselModel<C>,
@@ -253,6 +256,7 @@ where
         }
         let mut row = T::from_insert(key, &mutation.payload, now)?;
         if let Some(hooks) = hooks {
+            *hook_ran = true;
             hooks
                 .before_insert(conn.tx(), ctx, &mut row)
                 .await
@@ -293,6 +297,7 @@ where
                 authorize(ctx, Some(moved_to))?;
             }
             if let Some(hooks) = hooks {
+                *hook_ran = true;
                 hooks
                     .before_update(conn.tx(), ctx, &key, &data)
                     .await
@@ -338,6 +343,7 @@ where
                 ));
             }
             if let Some(hooks) = hooks {
+                *hook_ran = true;
                 hooks
                     .before_delete(conn.tx(), ctx, &key)
                     .await

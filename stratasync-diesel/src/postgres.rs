@@ -1,18 +1,20 @@
 //! PostgreSQL: connection pool, migrations and the ordering locks.
 
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::BigInt;
 use std::sync::Arc;
 
 use diesel_async::RunQueryDsl;
 use diesel_async::pooled_connection::deadpool::Pool;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 
 use crate::log::impl_log_conn;
 use crate::pg_tls::PgTarget;
 use crate::pool::PoolOptions;
 use crate::registry::{ModelOps, RegisteredModel};
-use crate::{PgConn, StoreConn, StoreError};
+use crate::{BySql, PgConn, StoreConn, StoreError};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
@@ -47,29 +49,16 @@ pub(crate) async fn unlock_retention(conn: &mut PgConn) -> diesel::QueryResult<(
         .map(drop)
 }
 
+/// Takes the append lock, prepared once per connection ([`BySql`]): it is
+/// taken once per write transaction.
 async fn lock_append_order(conn: &mut PgConn) -> diesel::QueryResult<()> {
-    diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-        .bind::<BigInt, _>(APPEND_ORDER_KEY)
+    BySql(diesel::sql_query("SELECT pg_advisory_xact_lock($1)").bind::<BigInt, _>(APPEND_ORDER_KEY))
         .execute(conn)
         .await
         .map(drop)
 }
 
-async fn lock_client_tx(
-    conn: &mut PgConn,
-    client_id: &str,
-    client_tx_id: &str,
-) -> diesel::QueryResult<()> {
-    // The two-key form lives in another key space than the append lock.
-    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))")
-        .bind::<Text, _>(client_id)
-        .bind::<Text, _>(client_tx_id)
-        .execute(conn)
-        .await
-        .map(drop)
-}
-
-impl_log_conn!(PgConn, lock_append_order: lock_append_order, lock_client_tx: lock_client_tx);
+impl_log_conn!(PgConn, lock_append_order: lock_append_order);
 
 impl crate::hooks::HookConn for PgConn {
     fn tx(&mut self) -> crate::hooks::Tx<'_> {
@@ -109,6 +98,12 @@ pub(crate) async fn connect(url: &str, options: &PoolOptions) -> Result<Pool<PgC
         .map_err(|e| StoreError::Connect(e.to_string()))?;
     crate::migrate::postgres(conn, MIGRATIONS).await?;
     let mut config = ManagerConfig::default();
+    // A checkout asks no query of the database (`Verified` sends `SELECT 1`
+    // first, a round trip per checkout): a connection whose session ended
+    // while it sat in the pool (a restart, a terminated backend) is closed
+    // on the client's side too and is dropped by the broken check, and one
+    // lost while in use is retried by the write path.
+    config.recycling_method = RecyclingMethod::Fast;
     config.custom_setup = Box::new(move |_url| {
         let target = Arc::clone(&target);
         Box::pin(async move { target.establish().await })

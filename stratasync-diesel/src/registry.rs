@@ -18,21 +18,23 @@ pub(crate) type PageCursor = Option<Box<dyn Any + Send + Sync>>;
 
 /// A model's operations with its type erased, on one backend's connection.
 pub(crate) trait ModelOps<C>: Send + Sync {
-    /// Applies a mutation inside the open transaction.
+    /// Applies a mutation inside the open transaction; sets `hook_ran`
+    /// before one of the model's hooks runs (it may write, and refuse).
     fn apply<'a>(
         &'a self,
         conn: &'a mut C,
         mutation: &'a Mutation,
         ctx: &'a FilterContext,
         now: DateTime<Utc>,
+        hook_ran: &'a mut bool,
     ) -> BoxFuture<'a, Result<Change, MutationError>>;
 
-    /// Whether [`apply`](Self::apply) may write something before it refuses
+    /// Whether [`apply`](Self::apply) writes before it may refuse
     /// `mutation`, so that only a savepoint around it can undo the write:
-    /// when the model has hooks (they run SQL and refuse), and for an update
-    /// whose references are checked after the row is written. Otherwise a
-    /// refusal leaves the transaction as it found it, or (a statement the
-    /// database refused) aborted.
+    /// an update whose references are checked after the row is written.
+    /// Otherwise a refusal leaves the transaction as it found it, or (a
+    /// statement the database refused) aborted, or, when a hook ran, holding
+    /// what the hook wrote (`hook_ran`).
     fn needs_savepoint(&self, mutation: &Mutation) -> bool;
 
     /// Appends up to `limit` NDJSON row lines after `cursor` to `out` and
@@ -67,6 +69,7 @@ where
         mutation: &'a Mutation,
         ctx: &'a FilterContext,
         now: DateTime<Utc>,
+        hook_ran: &'a mut bool,
     ) -> BoxFuture<'a, Result<Change, MutationError>> {
         Box::pin(apply::<T, C>(
             conn,
@@ -74,14 +77,14 @@ where
             ctx,
             now,
             self.hooks.as_deref(),
+            hook_ran,
         ))
     }
 
     fn needs_savepoint(&self, mutation: &Mutation) -> bool {
-        self.hooks.is_some()
-            || mutation.action == ActionKind::Update
-                && T::decode_changes(&mutation.payload)
-                    .is_ok_and(|(changes, _)| T::touches_references(&changes))
+        mutation.action == ActionKind::Update
+            && T::decode_changes(&mutation.payload)
+                .is_ok_and(|(changes, _)| T::touches_references(&changes))
     }
 
     fn write_page<'a>(

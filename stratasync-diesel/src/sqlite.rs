@@ -26,15 +26,7 @@ async fn lock_append_order(_conn: &mut SqliteConn) -> diesel::QueryResult<()> {
     Ok(())
 }
 
-async fn lock_client_tx(
-    _conn: &mut SqliteConn,
-    _client: &str,
-    _tx: &str,
-) -> diesel::QueryResult<()> {
-    Ok(())
-}
-
-impl_log_conn!(SqliteConn, lock_append_order: lock_append_order, lock_client_tx: lock_client_tx);
+impl_log_conn!(SqliteConn, lock_append_order: lock_append_order);
 
 impl crate::hooks::HookConn for SqliteConn {
     fn tx(&mut self) -> crate::hooks::Tx<'_> {

@@ -127,6 +127,9 @@ pub struct Store {
     snapshots: SnapshotGate,
     /// How long a snapshot waits for its reader.
     snapshot_stall: std::time::Duration,
+    /// Memberships changed by [`Store::add_member`] and
+    /// [`Store::remove_member`] of this store and its clones.
+    member_writes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -173,6 +176,7 @@ impl Store {
                     registry,
                     snapshots,
                     snapshot_stall,
+                    member_writes: Arc::default(),
                 });
             }
             #[cfg(not(feature = "postgres"))]
@@ -200,6 +204,7 @@ impl Store {
                 registry,
                 snapshots,
                 snapshot_stall,
+                member_writes: Arc::default(),
             })
         }
         #[cfg(not(feature = "sqlite"))]
@@ -513,24 +518,45 @@ impl Store {
     }
 
     /// Adds `user_id` to `group_id`; returns whether the membership is new.
+    /// No `G` action announces it (see [`Store::change_membership`]).
     pub async fn add_member(
         &self,
         user_id: &str,
         group_id: &str,
         group_type: &str,
     ) -> Result<bool, StoreError> {
-        on_backend!(&self.db, pool => {
+        let added = on_backend!(&self.db, pool => {
             let mut conn = connection!(pool)?;
-            Ok(conn.add_member(user_id, group_id, group_type).await?)
-        })
+            Ok::<_, StoreError>(conn.add_member(user_id, group_id, group_type).await?)
+        })?;
+        self.wrote_member(added);
+        Ok(added)
     }
 
     /// Removes `user_id` from `group_id`; returns whether they were a member.
+    /// No `G` action announces it (see [`Store::change_membership`]).
     pub async fn remove_member(&self, user_id: &str, group_id: &str) -> Result<bool, StoreError> {
-        on_backend!(&self.db, pool => {
+        let removed = on_backend!(&self.db, pool => {
             let mut conn = connection!(pool)?;
-            Ok(conn.remove_member(user_id, group_id).await?)
-        })
+            Ok::<_, StoreError>(conn.remove_member(user_id, group_id).await?)
+        })?;
+        self.wrote_member(removed);
+        Ok(removed)
+    }
+
+    fn wrote_member(&self, changed: bool) {
+        if changed {
+            self.member_writes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// How many memberships [`Store::add_member`] and
+    /// [`Store::remove_member`] changed through this store and its clones.
+    /// No `G` action announces those, so a server's cache of its users'
+    /// groups starts afresh whenever this count moves.
+    pub fn member_writes(&self) -> u64 {
+        self.member_writes.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Adds (`join`) or removes a membership of `user_id` in `group_id` and,

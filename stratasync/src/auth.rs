@@ -193,17 +193,6 @@ impl Caller {
     }
 }
 
-/// Verifies `token` and gathers the caller's groups.
-pub(crate) async fn authorize(
-    auth: &Arc<dyn DynAuth>,
-    store: &Store,
-    token: &str,
-) -> Result<Caller, AuthorizeError> {
-    let user = auth.verify_token(token).await?;
-    let groups = caller_groups(auth, store, &user).await?;
-    Ok(Caller { user, groups })
-}
-
 /// Every group `user` holds (PROTOCOL §2).
 pub(crate) async fn caller_groups(
     auth: &Arc<dyn DynAuth>,

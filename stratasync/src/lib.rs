@@ -3,6 +3,7 @@
 mod auth;
 mod error;
 pub mod fanout;
+mod group_cache;
 mod health;
 mod http;
 #[cfg(feature = "jwt")]

@@ -103,6 +103,16 @@ pub struct Limits {
     /// WebSockets one user may hold open at once; past it the upgrade is
     /// refused with a `429` (default 64; `STRATASYNC_SOCKETS_PER_USER`).
     pub sockets_per_user: usize,
+    /// Users whose groups the node keeps between requests; past it the
+    /// oldest goes (default 10,000; `STRATASYNC_GROUP_CACHE_ENTRIES`).
+    pub group_cache_entries: usize,
+    /// How long the node answers a user's requests with the groups it
+    /// resolved for them: what the application's `resolve_groups` says, and
+    /// memberships changed without a `G` action (SQL), take effect within
+    /// this; a membership changed by the server or the CLI takes effect when
+    /// its `G` action reaches the node (default 5 s;
+    /// `STRATASYNC_GROUP_CACHE_TTL`; see `group_cache`).
+    pub group_cache_ttl: Duration,
 }
 
 impl Default for Limits {
@@ -127,6 +137,8 @@ impl Default for Limits {
             max_connections: 4096,
             bootstraps_per_user: 4,
             sockets_per_user: 64,
+            group_cache_entries: 10_000,
+            group_cache_ttl: Duration::from_secs(5),
         }
     }
 }
@@ -297,6 +309,8 @@ limit_fields! {
     max_connections: usize = "STRATASYNC_MAX_CONNECTIONS",
     bootstraps_per_user: usize = "STRATASYNC_BOOTSTRAPS_PER_USER",
     sockets_per_user: usize = "STRATASYNC_SOCKETS_PER_USER",
+    group_cache_entries: usize = "STRATASYNC_GROUP_CACHE_ENTRIES",
+    group_cache_ttl: Duration = "STRATASYNC_GROUP_CACHE_TTL",
 }
 
 impl Limits {
@@ -374,7 +388,7 @@ mod tests {
         assert_eq!(limits.pool_size, 3);
         assert_eq!(limits.subscribe_timeout, Duration::from_secs(3));
         assert_eq!(limits.ws_message_bytes, 3);
-        assert_eq!(VARIABLES.len(), 18);
+        assert_eq!(VARIABLES.len(), 20);
     }
 
     #[test]

@@ -50,6 +50,7 @@ async fn change(
         .await?;
     if let Some(action) = &action {
         tracing::info!(user = user_id, group = group_id, join, sync_id = %action.id, "sync groups changed");
+        shared.groups.forget(user_id);
         shared.appended(action);
     }
     Ok(action)

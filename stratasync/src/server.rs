@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use crate::auth::{Auth, BoxError, DynAuth};
 use crate::error::Error;
 use crate::fanout::{Fanout, FanoutConfig};
+use crate::group_cache::GroupCache;
 use crate::limits::{Clipped, Limits};
 use crate::live::{DynLiveHooks, LiveConfig, LiveHooks, NoHooks};
 use crate::quota::Quota;
@@ -498,12 +499,19 @@ impl SyncServerBuilder {
         let fanout = Fanout::start(store.clone(), &url, fanout_config, committed).await?;
         crate::retention::start(store.clone(), self.retention, fanout.shutdown_signal());
         let hooks = self.hooks.unwrap_or_else(|| Arc::new(NoHooks));
+        let groups = GroupCache::new(
+            fanout.subscribe(),
+            fanout.shutdown_signal(),
+            self.limits.group_cache_entries,
+            self.limits.group_cache_ttl,
+        );
         Ok(SyncServer {
             shared: Arc::new(Shared {
                 store,
                 auth,
                 last_committed,
                 fanout,
+                groups,
                 live: self.live,
                 hooks,
                 bootstraps: Quota::new(self.limits.bootstraps_per_user),

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::auth::{AuthUser, BoxError, DynAuth};
 use crate::fanout::Fanout;
+use crate::group_cache::GroupCache;
 use crate::limits::Limits;
 use crate::live::{DynLiveHooks, LiveConfig};
 use crate::quota::Quota;
@@ -42,6 +43,8 @@ pub(crate) struct Shared {
     pub(crate) last_committed: watch::Sender<SyncId>,
     /// The log tailer, memory bus and Redis link of this node.
     pub(crate) fanout: Fanout,
+    /// The groups of the users this node answered lately.
+    pub(crate) groups: GroupCache,
     /// How live sockets run.
     pub(crate) live: LiveConfig,
     /// The application's live-socket hooks.

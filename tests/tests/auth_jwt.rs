@@ -348,4 +348,29 @@ async fn jwt_groups_and_expiry_on_http_and_websocket(db: &TestDb) {
     assert_eq!(ack["groups"], json!(["w1", "bob"]));
 }
 
-on_each_backend!(jwt_groups_and_expiry_on_http_and_websocket);
+/// A node keeps a user's groups for the token it resolved them for: a new
+/// token whose groups claim lost a group is not answered with the old
+/// token's groups, however soon it follows.
+async fn a_new_token_is_answered_with_its_own_groups(db: &TestDb) {
+    let server = TestServer::start_with(db, |builder| builder.auth(hs256_auth())).await;
+    let wide = hs256(SECRET, &claims("bob", json!({ "groups": ["w1", "w2"] })));
+    let narrow = hs256(
+        SECRET,
+        &claims("bob", json!({ "groups": ["w2"], "exp": at(900) })),
+    );
+    assert!(insert_as(&server, &wide, "w1").await);
+    assert!(
+        !insert_as(&server, &narrow, "w1").await,
+        "the new token lost w1"
+    );
+    assert!(insert_as(&server, &narrow, "w2").await);
+    assert!(
+        insert_as(&server, &wide, "w1").await,
+        "the old token still has it"
+    );
+}
+
+on_each_backend!(
+    jwt_groups_and_expiry_on_http_and_websocket,
+    a_new_token_is_answered_with_its_own_groups
+);

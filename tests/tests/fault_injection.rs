@@ -1128,16 +1128,18 @@ async fn acknowledged_writes_survive_faults_sqlite() {
 /// Group commit under grouped failures: twelve clients at once, each request
 /// carrying good transactions around one that fails in the database (a
 /// unique violation; a hook whose SQL fails) or is rolled back by its hook.
-/// The failing members are answered alone, the rest of their groups commit,
-/// and every answer matches the table, the log and the live subscribers.
+/// A member refused after its hook ran (the hook may have written) rolls its
+/// group back, which then runs one by one; the failing members are answered
+/// alone, and every answer matches the table, the log and the live
+/// subscribers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn grouped_members_fail_alone() {
     run(Backend::Postgres, |db| Box::pin(grouped_failures(db, true))).await;
 }
 
-/// The same without hooks: members run without savepoints, so a unique
-/// violation aborts its group's transaction; the group then runs one by
-/// one, and the answers are the same.
+/// The same without hooks: a unique violation aborts its group's
+/// transaction; the group then runs one by one, and the answers are the
+/// same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn grouped_members_without_hooks_fail_alone() {
     run(Backend::Postgres, |db| {
@@ -1257,4 +1259,46 @@ async fn grouped_failures(db: &TestDb, hooks: bool) {
     assert!(found.is_empty(), "{}", found.join("\n"));
     drop(session);
     server.abort();
+}
+
+/// The pool checks no connection with a query when it hands it out: a
+/// connection whose backend was terminated while it sat in the pool (as in a
+/// database restart) must be dropped, not handed to the next request. Every
+/// request after the termination is answered, reads and writes alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connections_lost_while_pooled_are_not_handed_out() {
+    run(Backend::Postgres, |db| {
+        Box::pin(async move {
+            let server = stratasync_tests::harness::Fixture::on(db)
+                .members(&[("alice", "w1")])
+                .start()
+                .await;
+            // Fill the pool: several requests at once, each on a connection.
+            let warm: Vec<_> = (0..6)
+                .map(|i| {
+                    let client = server.client(&format!("user:u{i}"));
+                    tokio::spawn(async move { client.get("/sync/bootstrap").await.status })
+                })
+                .collect();
+            for request in warm {
+                assert_eq!(request.await.expect("request"), 200);
+            }
+            terminate_backends(&db.url).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let alice = server.client("user:alice");
+            for path in ["/sync/bootstrap", "/sync/deltas?afterSyncId=0"] {
+                let reply = alice.get(path).await;
+                assert_eq!(reply.status, 200, "{path}: {}", reply.text);
+            }
+            alice.insert_task("w1", "after the restart").await;
+            for i in 0..6 {
+                let reply = server
+                    .client(&format!("user:v{i}"))
+                    .get("/sync/bootstrap")
+                    .await;
+                assert_eq!(reply.status, 200, "{}", reply.text);
+            }
+        })
+    })
+    .await;
 }

@@ -6,8 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde_json::json;
-use stratasync::{ActionKind, Applied, FilterContext, Mutation, MutationError, SyncId};
+use stratasync::{
+    ActionKind, Applied, FilterContext, HookResult, ModelHooks, Mutation, MutationError, Registry,
+    SyncId, Tx,
+};
 use stratasync_tests::harness::{Backend, Fixture, TestServer, run};
+use stratasync_tests::models::{Task, TaskLabel};
 
 const TASKS: usize = 16;
 const EACH: usize = 30;
@@ -212,3 +216,112 @@ async fn one_request_applies_in_order(db: &stratasync_tests::harness::TestDb) {
 }
 
 stratasync_tests::on_each_backend!(one_request_applies_in_order);
+
+/// A hook that writes a row of its own, then refuses titles starting with
+/// "audit".
+struct WritesThenRefuses;
+
+impl ModelHooks<Task> for WritesThenRefuses {
+    async fn before_insert(&self, tx: Tx<'_>, _ctx: &FilterContext, row: &mut Task) -> HookResult {
+        if !row.title.starts_with("audit") {
+            return Ok(());
+        }
+        if let Tx::Postgres(conn) = tx {
+            diesel_async::RunQueryDsl::execute(
+                diesel::sql_query(
+                    "INSERT INTO tasks (id, title, priority, workspace_id, created_at) \
+                     VALUES (gen_random_uuid(), 'written by a refused hook', 0, 'w1', now())",
+                ),
+                conn,
+            )
+            .await
+            .map_err(|error| error.to_string())?;
+        }
+        Err("refused after writing".into())
+    }
+}
+
+/// Mutations of a model with hooks share a group without savepoints: a
+/// member whose hook wrote and then refused rolls its group back, each
+/// member runs alone, and nothing the hook wrote remains; the other members
+/// apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hook_that_writes_then_refuses_leaves_nothing() {
+    run(Backend::Postgres, |db| {
+        Box::pin(hook_writes_then_refuses(db))
+    })
+    .await;
+}
+
+async fn hook_writes_then_refuses(db: &stratasync_tests::harness::TestDb) {
+    let server = Fixture::on(db)
+        .registry(
+            Registry::new()
+                .model_with_hooks::<Task>(WritesThenRefuses)
+                .model::<TaskLabel>(),
+        )
+        .members(&[("alice", "w1")])
+        .start()
+        .await;
+    let insert = |tx_id: String, title: String| {
+        stratasync_tests::harness::tx(
+            &tx_id,
+            "Task",
+            &stratasync_tests::harness::new_id(),
+            "INSERT",
+            json!({ "title": title, "priority": 1, "workspaceId": "w1" }),
+        )
+    };
+    let requests: Vec<_> = (0..TASKS)
+        .map(|k| {
+            let client = server.client("user:alice");
+            let transactions: Vec<_> = (0..3)
+                .map(|i| {
+                    let title = if i == 1 { "audit" } else { "kept" };
+                    insert(format!("w{k}-{i}"), format!("{title}-{k}-{i}"))
+                })
+                .collect();
+            tokio::spawn(async move {
+                client
+                    .post(
+                        "/sync/mutate",
+                        &json!({ "batchId": "b", "transactions": transactions }),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for request in requests {
+        let reply = request.await.expect("request");
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let results = reply.json["results"].as_array().expect("results");
+        let outcomes: Vec<_> = results
+            .iter()
+            .map(|r| (r["success"].clone(), r["error"].clone()))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                (json!(true), json!(null)),
+                (json!(false), json!("refused after writing")),
+                (json!(true), json!(null)),
+            ],
+            "{}",
+            reply.text
+        );
+    }
+    let rows = server
+        .client("user:alice")
+        .get("/sync/bootstrap")
+        .await
+        .lines();
+    let titles: BTreeSet<String> = rows[1..]
+        .iter()
+        .map(|row| row["title"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(titles.len(), TASKS * 2, "{titles:?}");
+    assert!(
+        titles.iter().all(|title| title.starts_with("kept")),
+        "nothing a refused hook wrote remains: {titles:?}"
+    );
+}

@@ -9,15 +9,16 @@
 //! transaction:
 //!
 //! 1. the idempotency keys of the whole group looked up in one query;
-//!    then each mutation checked and applied. A mutation that may write
-//!    before it refuses (one with hooks, an update whose references are
-//!    checked after the write) runs in its own savepoint: when it fails (a
-//!    rejection, a value the database refuses, a hook's failing SQL) it is
-//!    rolled back to its savepoint and answered alone, and the rest of the
-//!    group goes on. Any other mutation refuses before writing, so it needs
-//!    no savepoint: a refusal is answered alone, and a statement the
-//!    database refuses (which aborts the transaction) fails the whole
-//!    group;
+//!    then each mutation checked and applied. An update whose references
+//!    are checked after the write runs in its own savepoint: when it fails
+//!    (a rejection, a value the database refuses) it is rolled back to its
+//!    savepoint and answered alone, and the rest of the group goes on. Any
+//!    other mutation refuses before writing, so it needs no savepoint: a
+//!    refusal is answered alone, and a statement the database refuses
+//!    (which aborts the transaction) fails the whole group. So does a
+//!    refusal after one of the model's hooks ran (the hook may have
+//!    written): hooks that refuse are rare, and a savepoint around every
+//!    hooked mutation cost two round trips each;
 //! 2. then the append lock, and the actions of every applied mutation
 //!    appended in queue order, in one statement (a moot mutation's delete
 //!    on its own, in its turn);
@@ -250,7 +251,7 @@ async fn relink_committed(
 ) -> Result<Option<Change>, StoreError> {
     let mut savepoint = Scope::begin(&mut *conn).await?;
     match PgConn::ops(model)
-        .apply(savepoint.conn(), mutation, ctx, now)
+        .apply(savepoint.conn(), mutation, ctx, now, &mut false)
         .await
     {
         Ok(change) => {
@@ -386,16 +387,19 @@ async fn apply_and_append_all(
         }
         let ops = PgConn::ops(model);
         let savepoint = ops.needs_savepoint(mutation);
+        let mut hook_ran = false;
         let applied = if savepoint {
             let mut savepoint = Scope::begin(&mut *conn).await?;
-            let applied = ops.apply(savepoint.conn(), mutation, ctx, now).await;
+            let applied = ops
+                .apply(savepoint.conn(), mutation, ctx, now, &mut hook_ran)
+                .await;
             match &applied {
                 Ok(_) => savepoint.commit().await?,
                 Err(_) => savepoint.rollback().await?,
             }
             applied
         } else {
-            ops.apply(conn, mutation, ctx, now).await
+            ops.apply(conn, mutation, ctx, now, &mut hook_ran).await
         };
         match applied {
             Ok(change) => steps.push(Step::Append(change)),
@@ -406,6 +410,14 @@ async fn apply_and_append_all(
                 if !savepoint || matches!(classify(&error), Fault::Conflict | Fault::Broken) =>
             {
                 return Err(StoreError::Query(error));
+            }
+            // A refusal after a hook ran, outside a savepoint: only the
+            // whole transaction can undo what the hook wrote, so the group
+            // is rolled back and each member runs alone.
+            Err(_) if hook_ran && !savepoint => {
+                return Err(StoreError::Query(
+                    diesel::result::Error::RollbackTransaction,
+                ));
             }
             Err(error) => {
                 let row = (mutation.model.as_str(), mutation.model_id.as_str());

@@ -132,6 +132,11 @@ pub(crate) async fn apply_alone<C: StoreConn>(
 /// Applies one mutation in its own transaction on `conn`: deduplicates,
 /// applies, appends, commits. A moot mutation is rolled back (a hook may
 /// have written) and its delete logged in a transaction of its own.
+///
+/// A concurrent duplicate (the same key, applied by another transaction
+/// meanwhile) waits on the row the first one wrote and then fails to append
+/// on the log's unique key: it is rolled back and answered with the first
+/// one's id.
 pub(crate) async fn apply_on<C: StoreConn>(
     conn: &mut C,
     model: &RegisteredModel,
@@ -144,13 +149,15 @@ pub(crate) async fn apply_on<C: StoreConn>(
     }
     let mut tx = Scope::begin(&mut *conn).await?;
     let outcome = apply_and_append(tx.conn(), model, ctx, mutation).await;
-    let outcome = tx.finish(outcome).await;
-    match outcome {
+    let outcome = match tx.finish(outcome).await {
         Err(moot) if moot.settled().is_some() => {
             let mut tx = Scope::begin(&mut *conn).await?;
             let outcome = log_moot(tx.conn(), model, ctx, mutation, moot).await;
             tx.finish(outcome).await
         }
+        outcome => outcome,
+    };
+    match outcome {
         // A concurrent duplicate that won the race leaves its id behind.
         Err(error) if !scope::is_dirty(conn) => match conn.find_client_tx(key).await {
             Ok(Some(id)) => Ok(Applied::Duplicate(id)),
@@ -160,8 +167,7 @@ pub(crate) async fn apply_on<C: StoreConn>(
     }
 }
 
-/// Inside an open transaction: logs the delete of a moot mutation under the
-/// key's lock, unless the same key was applied meanwhile.
+/// Inside an open transaction: appends the delete of a moot mutation.
 async fn log_moot<C: StoreConn>(
     conn: &mut C,
     model: &RegisteredModel,
@@ -169,13 +175,6 @@ async fn log_moot<C: StoreConn>(
     mutation: &Mutation,
     moot: MutationError,
 ) -> Outcome {
-    let key = key(ctx, mutation);
-    conn.lock_client_tx(&key.lock_name(), key.client_tx_id)
-        .await
-        .map_err(StoreError::from)?;
-    if let Some(id) = conn.find_client_tx(key).await.map_err(StoreError::from)? {
-        return Ok(Applied::Duplicate(id));
-    }
     let Some(settled) = moot.settled() else {
         return Err(moot);
     };
@@ -236,22 +235,18 @@ fn raced() -> diesel::result::Error {
     )
 }
 
-/// Inside an open transaction: deduplicates under the key's lock, applies
-/// the mutation and appends its action in commit order.
+/// Inside an open transaction: applies the mutation and appends its action
+/// in commit order.
 async fn apply_and_append<C: StoreConn>(
     conn: &mut C,
     model: &RegisteredModel,
     ctx: &FilterContext,
     mutation: &Mutation,
 ) -> Outcome {
-    let key = key(ctx, mutation);
-    conn.lock_client_tx(&key.lock_name(), key.client_tx_id)
-        .await
-        .map_err(StoreError::from)?;
-    if let Some(id) = conn.find_client_tx(key).await.map_err(StoreError::from)? {
-        return Ok(Applied::Duplicate(id));
-    }
-    let change = C::ops(model).apply(conn, mutation, ctx, Utc::now()).await?;
+    // A refusal rolls the whole transaction back, hooks' writes included.
+    let change = C::ops(model)
+        .apply(conn, mutation, ctx, Utc::now(), &mut false)
+        .await?;
     conn.lock_append_order().await.map_err(StoreError::from)?;
     Ok(append_change(conn, ctx, mutation, change).await?)
 }

@@ -13,8 +13,9 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::routing::{get, post};
 
-use crate::auth::{Caller, authorize};
+use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::group_cache::{Authorizer, authorize};
 use crate::state::SyncServer;
 
 pub(crate) use mutate::mutate_route;
@@ -58,6 +59,13 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let token = bearer_token(parts)?;
         let server = SyncServer::from_ref(state);
-        Ok(authorize(&server.shared.auth, &server.shared.store, token).await?)
+        let shared = &server.shared;
+        let node = Authorizer {
+            auth: &shared.auth,
+            store: &shared.store,
+            groups: &shared.groups,
+            fanout: &shared.fanout,
+        };
+        Ok(authorize(node, token).await?)
     }
 }

@@ -38,25 +38,37 @@ async fn all_actions(client: &Client, mut after: u64) -> Vec<Value> {
 
 async fn concurrent_duplicate_retries_apply_once(db: &TestDb) {
     let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
-    let (target, _) = server.client("user:alice").insert_task("w1", "t").await;
-    for round in 0..5 {
+    let alice = server.client("user:alice");
+    let (target, _) = alice.insert_task("w1", "t").await;
+    let (gone, _) = alice.insert_task("w1", "gone").await;
+    alice
+        .mutate_ok(tx(&new_id(), "Task", &gone, "DELETE", json!({})))
+        .await;
+    for round in 0..6 {
         let id = new_id();
-        let transaction = if round % 2 == 0 {
-            tx(
+        let transaction = match round % 3 {
+            0 => tx(
                 &format!("dup-{round}"),
                 "Task",
                 &id,
                 "INSERT",
                 json!({ "title": "once", "priority": 1, "workspaceId": "w1" }),
-            )
-        } else {
-            tx(
+            ),
+            1 => tx(
                 &format!("dup-{round}"),
                 "Task",
                 &target,
                 "UPDATE",
                 json!({ "title": format!("round {round}") }),
-            )
+            ),
+            // Moot: the delete it logs is logged once too.
+            _ => tx(
+                &format!("dup-{round}"),
+                "Task",
+                &gone,
+                "UPDATE",
+                json!({ "title": "too late" }),
+            ),
         };
         let retries = 6;
         let barrier = Arc::new(Barrier::new(retries));

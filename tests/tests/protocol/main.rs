@@ -13,6 +13,7 @@ mod bootstrap;
 mod concurrency;
 mod deltas;
 mod hooks;
+mod memberships;
 mod moves;
 mod mutate;
 mod mutate_moot;
