@@ -25,6 +25,7 @@
 //! - A `heartbeat` ping every 30 s; an unanswered one closes with 1011.
 
 mod config;
+mod events;
 pub(crate) mod frames;
 mod heartbeat;
 mod hooks;

@@ -4,18 +4,18 @@
 //! A session is one task. It owns the socket: it reads the client, receives
 //! from the memory bus, keeps the socket's deadlines and writes the frames it
 //! queued (see [`Outbox`]), so a delta wakes one task, which writes it. Each
-//! wake-up polls only the sources that fired ([`Wakes`]).
+//! wake-up polls only the sources that fired (see [`Sources`]).
 
 use std::future::poll_fn;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use tokio::sync::broadcast::error::RecvError;
 use tracing::Instrument as _;
 
+use super::events::{Event, Sources};
 use super::frames::{self, ClientFrame, CloseCode, Subscribe};
 use super::heartbeat::Beat;
 use super::hooks::{LiveContext, LiveSocket};
@@ -23,11 +23,11 @@ use super::outbox::{Outbox, QueueBounds, SendError};
 use super::receiver::BusReceiver;
 use super::replay::{self, ReplayError};
 use super::subscription::{Delivered, Subscription};
-use super::timer::{Deadlines, Due, Timer};
-use super::wakes::{Fired, Source, Wakes};
+use super::timer::{Deadlines, Due};
+use super::wakes::{Source, Wakes};
 use crate::auth::{Caller, caller_groups};
 use crate::error::ErrorCode;
-use crate::fanout::{self, LiveAction, bus::visible};
+use crate::fanout::{LiveAction, bus::visible};
 use crate::limits::Clipped;
 use crate::quota::Held;
 use crate::state::Shared;
@@ -43,17 +43,6 @@ enum Flow {
     Stop,
 }
 
-/// Something the session waits for.
-enum Event {
-    Shutdown,
-    Frame(Option<Result<Message, axum::Error>>),
-    Live(Result<Arc<LiveAction>, RecvError>),
-    /// The timer fired: a deadline may have come.
-    Timer,
-    /// Writing to the socket failed.
-    WriteFailed,
-}
-
 /// A socket's session.
 struct Session {
     shared: Arc<Shared>,
@@ -63,63 +52,6 @@ struct Session {
     sub: Option<Subscription>,
     /// Fires the bus source (for each subscription's receiver).
     bus_waker: Waker,
-}
-
-/// What a session waits on besides its socket and its subscription.
-struct Sources {
-    wakes: Arc<Wakes>,
-    shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
-    /// Fires the shutdown source.
-    shutdown_waker: Waker,
-    deadlines: Deadlines,
-    timer: Timer,
-}
-
-impl Sources {
-    /// The next event of `session`: polls the sources that fired, after
-    /// writing what the session queued since the last event.
-    fn poll_event(&mut self, cx: &mut Context<'_>, session: &mut Session) -> Poll<Event> {
-        self.wakes.register(cx.waker());
-        let mut fired = self.wakes.take();
-        if fired.has(Source::SHUTDOWN) {
-            let mut shutdown_cx = Context::from_waker(&self.shutdown_waker);
-            if self.shutdown.as_mut().poll(&mut shutdown_cx).is_ready() {
-                return Poll::Ready(Event::Shutdown);
-            }
-            fired.remove(Source::SHUTDOWN);
-        }
-        if session.outbox.write(fired.has(Source::INBOX)).is_err() {
-            return Poll::Ready(Event::WriteFailed);
-        }
-        fired.remove(Source::INBOX);
-        if fired.has(Source::SOCKET) {
-            if let Poll::Ready(frame) = session.outbox.poll_read() {
-                // More frames may be buffered: read again next time.
-                self.wakes.keep(fired);
-                return Poll::Ready(Event::Frame(frame));
-            }
-            fired.remove(Source::SOCKET);
-        }
-        if fired.has(Source::BUS) {
-            fired.remove(Source::BUS);
-            if let Some(sub) = session.sub.as_mut()
-                && let Poll::Ready(live) = sub.rx.poll_recv()
-            {
-                // The session drains the bus before it waits again.
-                self.wakes.keep(fired);
-                return Poll::Ready(Event::Live(live));
-            }
-        }
-        let next = self
-            .deadlines
-            .next(session.sub.is_some(), session.outbox.deadline());
-        if self.timer.poll(next, fired.has(Source::TIMER)).is_ready() {
-            // Once the deadlines are handled, the timer is set for the next.
-            self.wakes.keep(Fired::from(Source::TIMER));
-            return Poll::Ready(Event::Timer);
-        }
-        Poll::Pending
-    }
 }
 
 /// Runs a socket until it closes, in a span that is a child of `request`'s
@@ -172,16 +104,11 @@ pub(crate) fn run(
             limits.subscribe_timeout,
             config.token_recheck_interval,
         );
-        let mut shutdown = shared.fanout.shutdown_signal();
-        let mut sources = Sources {
-            shutdown: Box::pin(async move { fanout::stopped(&mut shutdown).await }),
-            shutdown_waker: wakes.waker(Source::SHUTDOWN),
-            timer: Timer::new(deadlines.next(false, None), wakes.waker(Source::TIMER)),
-            deadlines,
-            wakes,
-        };
+        let mut sources = Sources::new(wakes, shared.fanout.shutdown_signal(), deadlines);
         loop {
-            let event = poll_fn(|cx| sources.poll_event(cx, &mut session)).await;
+            let event =
+                poll_fn(|cx| sources.poll_event(cx, &mut session.outbox, session.sub.as_mut()))
+                    .await;
             let flow = match event {
                 Event::Shutdown => {
                     session
