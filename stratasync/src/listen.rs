@@ -125,34 +125,48 @@ async fn refuse(mut stream: TcpStream) {
 }
 
 /// A stream that fails once no byte moved either way for its timeout.
+///
+/// A read or write only notes the time; the timer is moved when it fires
+/// and bytes moved since (a live socket writes every delta, and moving a
+/// timer entry per write showed in the fan-out profile).
 #[derive(Debug)]
 struct IdleTimeout {
     inner: TcpStream,
     timeout: Duration,
+    /// When a byte last moved.
+    moved_at: Instant,
+    /// Set for an earlier `moved_at` plus the timeout, or for the present one.
     deadline: Pin<Box<Sleep>>,
 }
 
 impl IdleTimeout {
     fn new(inner: TcpStream, timeout: Duration) -> Self {
+        let now = Instant::now();
         IdleTimeout {
             inner,
             timeout,
-            deadline: Box::pin(tokio::time::sleep(timeout)),
+            moved_at: now,
+            deadline: Box::pin(tokio::time::sleep_until(now + timeout)),
         }
     }
 
     fn moved(&mut self) {
-        let next = Instant::now() + self.timeout;
-        self.deadline.as_mut().reset(next);
+        self.moved_at = Instant::now();
     }
 
     /// For a pending operation: an error once the deadline has passed.
     fn expired(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
-        ready!(self.deadline.as_mut().poll(cx));
-        Poll::Ready(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "connection idle past the idle timeout",
-        ))
+        loop {
+            ready!(self.deadline.as_mut().poll(cx));
+            let due = self.moved_at + self.timeout;
+            if due <= Instant::now() {
+                return Poll::Ready(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connection idle past the idle timeout",
+                ));
+            }
+            self.deadline.as_mut().reset(due);
+        }
     }
 }
 
@@ -225,5 +239,49 @@ impl AsyncWrite for IdleTimeout {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connected pair: the server's end behind an idle timeout, and the
+    /// client's.
+    async fn pair(timeout: Duration) -> (IdleTimeout, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let client = TcpStream::connect(addr).await.expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        (IdleTimeout::new(server, timeout), client)
+    }
+
+    #[tokio::test]
+    async fn bytes_moving_keep_a_connection_past_its_idle_timeout_and_silence_ends_it() {
+        let timeout = Duration::from_millis(300);
+        let (mut server, mut client) = pair(timeout).await;
+        let start = Instant::now();
+        let mut last = start;
+        // Writes every 100 ms for three timeouts: the connection lives on.
+        while start.elapsed() < timeout * 3 {
+            server.write_all(b"x").await.expect("a moving connection");
+            last = Instant::now();
+            let mut byte = [0u8; 1];
+            client.read_exact(&mut byte).await.expect("read");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Then nothing moves: a pending read fails one timeout after the
+        // last byte.
+        let mut buf = [0u8; 1];
+        let error = server
+            .read(&mut buf)
+            .await
+            .expect_err("idle past the timeout");
+        assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+        let idle = last.elapsed();
+        assert!(
+            idle >= timeout && idle < timeout * 2,
+            "failed {idle:?} after the last byte"
+        );
     }
 }

@@ -2,10 +2,12 @@
 //! (README "Limits"), one limit per case, set small so the case is quick.
 //! PostgreSQL (the connection budget is the pool's).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use stratasync::{Limits, SyncServer};
+use stratasync::{Limits, LiveContext, LiveHooks, LiveSocket, SyncServer};
 use stratasync_tests::harness::{
     Backend, Fixture, TestAuth, TestDb, TestServer, new_id, registry, run, tx,
 };
@@ -137,6 +139,16 @@ async fn a_socket_that_never_subscribes_closes_with_4001() {
     .await;
 }
 
+/// Counts the sockets that closed (the close hook).
+#[derive(Debug, Clone, Default)]
+struct Closes(Arc<AtomicUsize>);
+
+impl LiveHooks for Closes {
+    async fn on_close(&self, _socket: &LiveSocket, _context: &LiveContext) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_byte_full_outgoing_queue_closes_with_4008() {
     on_postgres(|db| {
@@ -144,34 +156,49 @@ async fn a_byte_full_outgoing_queue_closes_with_4008() {
             let mut limits = Limits::default();
             limits.outgoing_queue_bytes = 64 * KIB;
             limits.slow_consumer_timeout = Duration::from_secs(1);
-            let server = server(db, limits, &[("reader", "ws-q"), ("writer", "ws-q")]).await;
+            let closes = Closes::default();
+            let hooks = closes.clone();
+            let server = Fixture::on(db)
+                .configure(move |builder| builder.limits(limits).live_hooks(hooks))
+                .members(&[("reader", "ws-q"), ("writer", "ws-q")])
+                .start()
+                .await;
             let mut ws = Ws::connect_small_buffer(&server.url, "user:reader", 4096).await;
             ws.subscribe("user:reader", "0", None).await;
             ws.until_subscribed().await;
             // 60 actions of 150 KB: well under the frame bound (1024), far
-            // over the byte bound and what the socket buffers take. Five to a
-            // request, so the writes end well within the 10 s the server
-            // gives a slow consumer's close frames, even on a loaded machine.
-            let title = "x".repeat(150_000);
-            let http = reqwest::Client::new();
-            for _ in 0..12 {
-                let transactions: Vec<_> = (0..5)
-                    .map(|_| {
-                        let payload =
-                            json!({ "title": title, "priority": 1, "workspaceId": "ws-q" });
-                        tx(&new_id(), "Task", &new_id(), "INSERT", payload)
-                    })
-                    .collect();
-                let body = json!({ "batchId": new_id(), "transactions": transactions });
-                let (status, _, reply) = send(
-                    http.post(format!("{}/sync/mutate", server.url)).json(&body),
-                    "user:writer",
-                )
-                .await;
-                assert_eq!(status, 200, "{reply}");
+            // over the byte bound and what the socket buffers take. They are
+            // written while the socket is not read, and it is read again as
+            // soon as the server closed it, well within the 10 s the server
+            // gives a slow consumer's close frames, however long the writes
+            // take on a loaded machine.
+            let url = server.url.clone();
+            let writes = tokio::spawn(async move {
+                let title = "x".repeat(150_000);
+                let http = reqwest::Client::new();
+                for _ in 0..12 {
+                    let transactions: Vec<_> = (0..5)
+                        .map(|_| {
+                            let payload =
+                                json!({ "title": title, "priority": 1, "workspaceId": "ws-q" });
+                            tx(&new_id(), "Task", &new_id(), "INSERT", payload)
+                        })
+                        .collect();
+                    let body = json!({ "batchId": new_id(), "transactions": transactions });
+                    let (status, _, reply) = send(
+                        http.post(format!("{url}/sync/mutate")).json(&body),
+                        "user:writer",
+                    )
+                    .await;
+                    assert_eq!(status, 200, "{reply}");
+                }
+            });
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while closes.0.load(Ordering::SeqCst) == 0 {
+                assert!(Instant::now() < deadline, "the socket was never closed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            // Reading again now (within the 10 s a close may take) shows why
-            // the socket was cut off.
+            // Reading again now shows why the socket was cut off.
             let mut deltas = 0;
             let mut error = None;
             let code = loop {
@@ -188,6 +215,7 @@ async fn a_byte_full_outgoing_queue_closes_with_4008() {
                 "SLOW_CONSUMER"
             );
             assert!(deltas < 60, "the socket was cut off, not served to the end");
+            writes.await.expect("the writes");
         })
     })
     .await;

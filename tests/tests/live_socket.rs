@@ -285,8 +285,12 @@ async fn stale_cursor_requires_bootstrap(db: &TestDb) {
 async fn replay_buffer_overflow_closes_4008(db: &TestDb) {
     let server = Fixture::on(db)
         .configure(|b| {
+            // A stalled replay waits for the client as long as the test may
+            // take on a loaded machine: it ends in BUFFER_OVERFLOW, not in
+            // SLOW_CONSUMER.
             b.replay_buffer_limit(3)
                 .poll_interval(Duration::from_millis(20))
+                .outgoing_queue(1024, Duration::from_secs(120))
         })
         .members(&[("alice", "w1")])
         .start()
@@ -390,6 +394,69 @@ async fn slow_consumer_is_told_and_closed(db: &TestDb) {
         (last + 1..=6_000).collect::<Vec<u64>>(),
         "the rest, once, in order"
     );
+}
+
+/// A burst of live deltas to a socket whose client stopped reading: the
+/// session drains the bus into the socket's bounded queue, and the socket is
+/// closed as a slow consumer within the timeout, not served to the end.
+async fn live_burst_to_a_socket_that_stopped_reading_closes_4008_in_time(db: &TestDb) {
+    let slow = Duration::from_millis(500);
+    let recorder = Recorder::default();
+    let hooks = recorder.clone();
+    let server = Fixture::on(db)
+        .configure(move |b| {
+            b.outgoing_queue(64, slow)
+                .poll_interval(Duration::from_millis(20))
+                .live_hooks(hooks)
+        })
+        .members(&[("alice", "w1")])
+        .start()
+        .await;
+    let mut ws = Ws::connect_small_buffer(&server.url, "user:alice", 4096).await;
+    ws.subscribe("user:alice", "0", None).await;
+    ws.until_subscribed().await;
+    // Far more than the socket buffers and the queue hold, all at once.
+    let burst = tokio::time::Instant::now();
+    fill_log(db, "w1", 4_000, 2_000).await;
+    while !recorder
+        .0
+        .lock()
+        .expect("lock")
+        .iter()
+        .any(|c| c.starts_with("close"))
+    {
+        // The timeout, the wait for the final frames (2 s) and the tailer,
+        // with room for a loaded machine.
+        assert!(
+            burst.elapsed() < slow + Duration::from_secs(8),
+            "the socket was not closed in time"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut deltas = 0;
+    let mut last = 0;
+    let ending = loop {
+        match ws.next().await {
+            Frame::Json(frame) if frame["type"] == "delta" => {
+                let id = delta_id(&frame);
+                assert!(id > last, "ascending");
+                last = id;
+                deltas += 1;
+            }
+            other => break other,
+        }
+    };
+    assert_eq!(
+        ending,
+        Frame::Json(
+            json!({ "code": "SLOW_CONSUMER", "message": "Outgoing queue limit exceeded", "type": "error" })
+        )
+    );
+    assert_eq!(
+        ws.next().await,
+        Frame::Close(4008, "Outgoing queue limit exceeded".into())
+    );
+    assert!(deltas < 4_000, "cut off, not served to the end");
 }
 
 async fn unanswered_ping_closes_1011(db: &TestDb) {
@@ -578,6 +645,7 @@ on_each_backend!(
     stale_cursor_requires_bootstrap,
     replay_buffer_overflow_closes_4008,
     slow_consumer_is_told_and_closed,
+    live_burst_to_a_socket_that_stopped_reading_closes_4008_in_time,
     unanswered_ping_closes_1011,
     hooks_see_subscribe_messages_and_close,
     revoked_token_stops_deltas,

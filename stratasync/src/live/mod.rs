@@ -1,8 +1,9 @@
 //! `GET /sync/ws`: live deltas over a WebSocket (PROTOCOL §8).
 //!
 //! The token is checked on the upgrade (`401` before it when absent or
-//! refused). Each socket then runs one `session`: its frames are handled
-//! one at a time, in arrival order. A `subscribe` frame resets the session,
+//! refused). Each socket then runs one `session`, one task that reads the
+//! socket, receives from the bus and writes its frames: its frames are
+//! handled one at a time, in arrival order. A `subscribe` frame resets the session,
 //! authorizes its token, `replay`s the log from `afterSyncId`, sends the
 //! `subscribed` acknowledgement and streams live actions from the node's
 //! memory bus (see [`crate::fanout`]), each above the socket's cursor and
@@ -24,14 +25,18 @@
 //! - A `heartbeat` ping every 30 s; an unanswered one closes with 1011.
 
 mod config;
+mod events;
 pub(crate) mod frames;
 mod heartbeat;
 mod hooks;
 mod outbox;
+mod receiver;
 mod replay;
 mod session;
 mod subscription;
+mod timer;
 mod upgrade;
+mod wakes;
 
 pub use config::DEFAULT_REPLAY_BUFFER_LIMIT;
 pub(crate) use config::LiveConfig;

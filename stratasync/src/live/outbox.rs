@@ -1,35 +1,50 @@
-//! A socket's outgoing queue and the task that writes it.
+//! A socket's outgoing queue, written by the socket's own session.
 //!
-//! Frames go through a queue to a writer task that owns the sending half of
-//! the socket. The queue is bounded in frames and in bytes
-//! ([`Limits::outgoing_queue_frames`](crate::Limits::outgoing_queue_frames),
-//! [`Limits::outgoing_queue_bytes`](crate::Limits::outgoing_queue_bytes)) and
-//! in time: a socket whose queue stays full longer than the slow-consumer
-//! timeout, or whose oldest frame has waited that long, is a slow consumer.
-//! It is told (an error frame with code `SLOW_CONSUMER`) and closed with
-//! 4008. Nothing else is held for it, so memory per socket is bounded; the
-//! client resumes from its cursor.
+//! The session owns the socket and writes it: the frames it queues while
+//! handling one wake-up are handed to the socket together and flushed once,
+//! so a burst of deltas costs one write. The queue is bounded in frames and
+//! in bytes ([`Limits::outgoing_queue_frames`](crate::Limits::outgoing_queue_frames),
+//! [`Limits::outgoing_queue_bytes`](crate::Limits::outgoing_queue_bytes))
+//! and in time: a socket whose queue stays full longer than the
+//! slow-consumer timeout, or that does not take a frame within that timeout
+//! of its queueing, is a slow consumer. It is told (an error frame with code
+//! `SLOW_CONSUMER`) and closed with 4008. Nothing else is held for it, so
+//! memory per socket is bounded; the client resumes from its cursor.
 //!
-//! A close drops what is still queued and sends the final frames at once.
-//! That is safe: a socket's frames are a prefix of its ordered stream, so a
-//! client that resumes from the last delta it received misses nothing.
+//! Queued frames share their bytes with every other socket's (a delta is
+//! rendered once per node); only the frames handed to the socket and not yet
+//! written are copied, at most [`BATCH_BYTES`] and one frame.
+//!
+//! Application hooks queue frames from any task through an
+//! [`OutboxHandle`], within the same bounds, without waiting; the session
+//! takes them in on its next wake-up.
+//!
+//! A close drops what is still queued and sends the final frames at once,
+//! after what the socket already holds. That is safe: a socket's frames are
+//! a prefix of its ordered stream, so a client that resumes from the last
+//! delta it received misses nothing.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures::SinkExt as _;
-use futures::stream::SplitSink;
-use tokio::sync::{Notify, mpsc, oneshot};
+use futures::{Sink, SinkExt as _, Stream};
 use tokio::time::Instant;
 
 use super::frames::{self, CloseCode};
+use super::wakes::{Source, Wakes};
 use crate::error::ErrorCode;
 
 /// How long the final frames of a close may take to write: a slow consumer
 /// that reads again within it still learns why it was closed.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bytes handed to the socket per flush (a larger frame goes alone).
+pub(crate) const BATCH_BYTES: usize = 64 * 1024;
 
 /// Why a frame could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,31 +67,6 @@ pub(crate) struct QueueBounds {
     pub(crate) slow_consumer_timeout: Duration,
 }
 
-/// The bytes queued and not yet written.
-#[derive(Debug)]
-struct Budget {
-    used: AtomicUsize,
-    limit: usize,
-    freed: Notify,
-}
-
-impl Budget {
-    /// Takes `bytes` if they fit, or if nothing is queued (a frame larger
-    /// than the whole budget then waits alone).
-    fn try_take(&self, bytes: usize) -> bool {
-        self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                (used == 0 || used.saturating_add(bytes) <= self.limit).then(|| used + bytes)
-            })
-            .is_ok()
-    }
-
-    fn give_back(&self, bytes: usize) {
-        self.used.fetch_sub(bytes, Ordering::AcqRel);
-        self.freed.notify_waiters();
-    }
-}
-
 /// A queued frame.
 #[derive(Debug)]
 struct Queued {
@@ -93,148 +83,294 @@ fn size_of(message: &Message) -> usize {
     }
 }
 
+/// What a socket's queue holds, shared by the session and the hooks.
+#[derive(Debug)]
+struct Budget {
+    /// Frames queued and not yet written, wherever they wait.
+    frames: usize,
+    /// Their bytes.
+    bytes: usize,
+    /// Frames the hooks queued, not yet taken in by the session.
+    inbox: VecDeque<Queued>,
+}
+
+/// The part of a socket's queue that other tasks reach.
+#[derive(Debug)]
+struct Shared {
+    budget: Mutex<Budget>,
+    bounds: QueueBounds,
+    /// The session ended, or is closing the socket.
+    closed: AtomicBool,
+}
+
+impl Shared {
+    fn budget(&self) -> std::sync::MutexGuard<'_, Budget> {
+        self.budget.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes room for a frame of `bytes` if it fits, or if nothing is queued
+    /// (a frame larger than the whole budget then waits alone).
+    fn try_take(budget: &mut Budget, bounds: &QueueBounds, bytes: usize) -> bool {
+        let fits = budget.frames == 0
+            || (budget.frames < bounds.frames
+                && budget.bytes.saturating_add(bytes) <= bounds.bytes);
+        if fits {
+            budget.frames += 1;
+            budget.bytes += bytes;
+        }
+        fits
+    }
+
+    fn give_back(&self, frames: usize, bytes: usize) {
+        let mut budget = self.budget();
+        budget.frames -= frames;
+        budget.bytes -= bytes;
+    }
+}
+
 /// A handle that queues frames without waiting (for application hooks).
 #[derive(Debug, Clone)]
 pub(crate) struct OutboxHandle {
-    queue: mpsc::Sender<Queued>,
-    budget: Arc<Budget>,
+    shared: Arc<Shared>,
+    wakes: Arc<Wakes>,
 }
 
 impl OutboxHandle {
     /// Queues `message` if the queue has room now; `false` otherwise or when
     /// the socket is gone.
     pub(crate) fn try_send(&self, message: Message) -> bool {
+        if self.is_closed() {
+            return false;
+        }
         let bytes = size_of(&message);
-        if !self.budget.try_take(bytes) {
-            return false;
+        {
+            let mut budget = self.shared.budget();
+            if !Shared::try_take(&mut budget, &self.shared.bounds, bytes) {
+                return false;
+            }
+            budget.inbox.push_back(Queued {
+                message,
+                bytes,
+                at: Instant::now(),
+            });
         }
-        let queued = Queued {
-            message,
-            bytes,
-            at: Instant::now(),
-        };
-        if self.queue.try_send(queued).is_err() {
-            self.budget.give_back(bytes);
-            return false;
-        }
+        self.wakes.fire(Source::INBOX);
         true
     }
 
-    /// Whether the writer is gone.
+    /// Whether the socket is gone (or closing).
     pub(crate) fn is_closed(&self) -> bool {
-        self.queue.is_closed()
+        self.shared.closed.load(Ordering::Acquire)
     }
 }
 
-/// The sending side of a socket.
+/// Frames handed to the socket and not yet flushed.
+#[derive(Debug, Clone, Copy)]
+struct Writing {
+    frames: usize,
+    bytes: usize,
+    /// When the oldest of them becomes a slow consumer's.
+    deadline: Instant,
+}
+
+/// A socket and its outgoing queue.
 #[derive(Debug)]
 pub(crate) struct Outbox {
-    handle: OutboxHandle,
-    close: Option<oneshot::Sender<Vec<Message>>>,
-    slow_consumer_timeout: Duration,
+    socket: WebSocket,
+    /// Fires [`Source::SOCKET`]: the socket is polled with it, for reading
+    /// and for writing.
+    waker: Waker,
+    wakes: Arc<Wakes>,
+    shared: Arc<Shared>,
+    /// Frames queued, not yet handed to the socket.
+    queued: VecDeque<Queued>,
+    writing: Option<Writing>,
+    /// The final frames of a requested close.
+    closing: Option<Vec<Message>>,
 }
 
 impl Outbox {
-    /// Starts the writer of `sink` with a queue bounded by `bounds`.
-    pub(crate) fn start(
-        sink: SplitSink<WebSocket, Message>,
-        bounds: QueueBounds,
-    ) -> (Outbox, tokio::task::JoinHandle<()>) {
-        let (queue, frames) = mpsc::channel(bounds.frames.max(1));
-        let (close, closing) = oneshot::channel();
-        let budget = Arc::new(Budget {
-            used: AtomicUsize::new(0),
-            limit: bounds.bytes,
-            freed: Notify::new(),
-        });
-        let writer = tokio::spawn(write(
-            sink,
-            frames,
-            closing,
-            Arc::clone(&budget),
-            bounds.slow_consumer_timeout,
-        ));
-        (
-            Outbox {
-                handle: OutboxHandle { queue, budget },
-                close: Some(close),
-                slow_consumer_timeout: bounds.slow_consumer_timeout,
-            },
-            writer,
-        )
+    /// The outbox of `socket`, bounded by `bounds`, waking through `wakes`.
+    pub(crate) fn new(socket: WebSocket, bounds: QueueBounds, wakes: &Arc<Wakes>) -> Outbox {
+        Outbox {
+            socket,
+            waker: wakes.waker(Source::SOCKET),
+            wakes: Arc::clone(wakes),
+            shared: Arc::new(Shared {
+                budget: Mutex::new(Budget {
+                    frames: 0,
+                    bytes: 0,
+                    inbox: VecDeque::new(),
+                }),
+                bounds,
+                closed: AtomicBool::new(false),
+            }),
+            queued: VecDeque::new(),
+            writing: None,
+            closing: None,
+        }
     }
 
     /// A handle that queues frames without waiting (for application hooks).
     pub(crate) fn handle(&self) -> OutboxHandle {
-        self.handle.clone()
+        OutboxHandle {
+            shared: Arc::clone(&self.shared),
+            wakes: Arc::clone(&self.wakes),
+        }
     }
 
-    /// Resolves when the writer has ended (a slow consumer it closed, or a
-    /// socket that failed).
-    pub(crate) async fn writer_gone(&self) {
-        self.handle.queue.closed().await;
+    /// Polls the socket for the client's next frame.
+    pub(crate) fn poll_read(&mut self) -> Poll<Option<Result<Message, axum::Error>>> {
+        let mut cx = Context::from_waker(&self.waker);
+        Pin::new(&mut self.socket).poll_next(&mut cx)
     }
 
     /// Queues a text frame, waiting up to the slow-consumer timeout for room.
-    pub(crate) async fn send(&self, text: Utf8Bytes) -> Result<(), SendError> {
+    pub(crate) async fn send(&mut self, text: Utf8Bytes) -> Result<(), SendError> {
         self.send_message(Message::Text(text)).await
     }
 
-    /// Queues a frame, waiting up to the slow-consumer timeout for room.
-    pub(crate) async fn send_message(&self, message: Message) -> Result<(), SendError> {
-        let deadline = Instant::now() + self.slow_consumer_timeout;
+    /// Queues a frame, waiting up to the slow-consumer timeout for room. The
+    /// frame is written on [`Outbox::write`]; room comes from the writes,
+    /// which waiting drives.
+    pub(crate) async fn send_message(&mut self, message: Message) -> Result<(), SendError> {
         let bytes = size_of(&message);
-        let budget = &self.handle.budget;
-        loop {
-            if self.handle.queue.is_closed() {
-                return Err(SendError::Closed);
-            }
-            let freed = budget.freed.notified();
-            if budget.try_take(bytes) {
-                break;
-            }
-            if tokio::time::timeout_at(deadline, freed).await.is_err() {
-                return Err(SendError::SlowConsumer);
+        if !self.try_take(bytes) {
+            let deadline = Instant::now() + self.shared.bounds.slow_consumer_timeout;
+            let room = std::future::poll_fn(|cx| {
+                self.wakes.register(cx.waker());
+                self.write(true)?;
+                if self.try_take(bytes) {
+                    Poll::Ready(Ok(()))
+                } else {
+                    Poll::Pending
+                }
+            });
+            match tokio::time::timeout_at(deadline, room).await {
+                Ok(taken) => taken?,
+                Err(_) => return Err(SendError::SlowConsumer),
             }
         }
-        let queued = Queued {
+        self.queued.push_back(Queued {
             message,
             bytes,
             at: Instant::now(),
-        };
-        match tokio::time::timeout_at(deadline, self.handle.queue.send(queued)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => {
-                budget.give_back(bytes);
-                Err(SendError::Closed)
-            }
-            Err(_) => {
-                budget.give_back(bytes);
-                Err(SendError::SlowConsumer)
-            }
+        });
+        Ok(())
+    }
+
+    fn try_take(&self, bytes: usize) -> bool {
+        Shared::try_take(&mut self.shared.budget(), &self.shared.bounds, bytes)
+    }
+
+    /// Hands queued frames to the socket and flushes them, without waiting:
+    /// what the socket does not take now stays in flight, and the socket's
+    /// waker fires when it takes more. With `inbox`, first takes in the
+    /// frames the hooks queued. An error: the socket failed.
+    pub(crate) fn write(&mut self, inbox: bool) -> Result<(), SendError> {
+        if inbox {
+            let mut budget = self.shared.budget();
+            self.queued.extend(budget.inbox.drain(..));
         }
+        let mut cx = Context::from_waker(&self.waker);
+        let slow = self.shared.bounds.slow_consumer_timeout;
+        loop {
+            if let Some(writing) = self.writing {
+                match Pin::new(&mut self.socket).poll_flush(&mut cx) {
+                    Poll::Ready(Ok(())) => {
+                        self.writing = None;
+                        self.shared.give_back(writing.frames, writing.bytes);
+                    }
+                    Poll::Ready(Err(_)) => return Err(SendError::Closed),
+                    Poll::Pending => return Ok(()),
+                }
+            }
+            let Some(oldest) = self.queued.front() else {
+                return Ok(());
+            };
+            let mut writing = Writing {
+                frames: 0,
+                bytes: 0,
+                deadline: oldest.at + slow,
+            };
+            while writing.bytes < BATCH_BYTES {
+                match Pin::new(&mut self.socket).poll_ready(&mut cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(_)) => return Err(SendError::Closed),
+                    Poll::Pending => break,
+                }
+                let Some(Queued { message, bytes, .. }) = self.queued.pop_front() else {
+                    break;
+                };
+                writing.frames += 1;
+                writing.bytes += bytes;
+                if Pin::new(&mut self.socket).start_send(message).is_err() {
+                    return Err(SendError::Closed);
+                }
+            }
+            if writing.frames == 0 {
+                // The socket still holds earlier bytes; its waker fires once
+                // it takes them.
+                return Ok(());
+            }
+            self.writing = Some(writing);
+        }
+    }
+
+    /// When the frames handed to the socket make it a slow consumer, if it
+    /// has not taken them by then.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.writing.map(|writing| writing.deadline)
     }
 
     /// Closes the socket as a slow consumer: `SLOW_CONSUMER`, then 4008.
     pub(crate) fn close_slow_consumer(&mut self) {
-        let last = slow_consumer_frames();
-        if let Some(close) = self.close.take() {
-            let _ = close.send(last);
+        if self.closing.is_none() {
+            self.shared.closed.store(true, Ordering::Release);
+            self.closing = Some(slow_consumer_frames());
         }
     }
 
-    /// Drops what is queued, sends `error` (if any) and a close frame, and
-    /// ends the writer.
+    /// Asks for a close: what is queued is dropped, then `error` (if any)
+    /// and a close frame are sent (by [`Outbox::finish`]).
     pub(crate) fn close(
         &mut self,
         error: Option<Utf8Bytes>,
         code: CloseCode,
         reason: &'static str,
     ) {
-        crate::metrics::socket_closed(code.code());
-        if let Some(close) = self.close.take() {
-            let _ = close.send(final_frames(error, code, reason));
+        if self.closing.is_none() {
+            crate::metrics::socket_closed(code.code());
+            self.shared.closed.store(true, Ordering::Release);
+            self.closing = Some(final_frames(error, code, reason));
         }
+    }
+
+    /// Ends the socket: after a requested close, drops what is queued and
+    /// sends the final frames; without one, writes what is queued; then
+    /// closes, all within [`CLOSE_TIMEOUT`]. The frames the socket already
+    /// holds go first, so the stream of frames stays well formed.
+    pub(crate) async fn finish(mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        let last: Vec<Message> = match self.closing.take() {
+            Some(last) => last,
+            None => {
+                let inbox: Vec<Queued> = self.shared.budget().inbox.drain(..).collect();
+                self.queued.extend(inbox);
+                self.queued.drain(..).map(|queued| queued.message).collect()
+            }
+        };
+        let socket = &mut self.socket;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            for frame in last {
+                if socket.feed(frame).await.is_err() {
+                    return;
+                }
+            }
+            let _ = socket.flush().await;
+            let _ = socket.close().await;
+        })
+        .await;
     }
 }
 
@@ -265,71 +401,4 @@ fn slow_consumer_frames() -> Vec<Message> {
         CloseCode::Overflow,
         SLOW_CONSUMER_REASON,
     )
-}
-
-/// Writes queued frames until the queue ends or a close is requested; a frame
-/// that waited, or takes to write, longer than `slow` closes the socket as a
-/// slow consumer.
-async fn write(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut frames: mpsc::Receiver<Queued>,
-    closing: oneshot::Receiver<Vec<Message>>,
-    budget: Arc<Budget>,
-    slow: Duration,
-) {
-    // `None` once the outbox was dropped without a close: then the queue is
-    // written to its end.
-    let mut closing = Some(closing);
-    loop {
-        let frame = tokio::select! {
-            biased;
-            last = until_close(&mut closing) => return finish(sink, last).await,
-            frame = frames.recv() => frame,
-        };
-        let Some(Queued { message, bytes, at }) = frame else {
-            return finish(sink, Vec::new()).await;
-        };
-        let sent = tokio::select! {
-            biased;
-            // A frame still being written stays in the socket's buffer and
-            // goes out first, so the stream of frames stays well formed.
-            last = until_close(&mut closing) => return finish(sink, last).await,
-            sent = tokio::time::timeout_at(at + slow, sink.send(message)) => sent,
-        };
-        budget.give_back(bytes);
-        match sent {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return,
-            Err(_) => {
-                tracing::warn!("socket is not reading; closing it");
-                return finish(sink, slow_consumer_frames()).await;
-            }
-        }
-    }
-}
-
-/// The final frames of a requested close; pending forever when the outbox
-/// was dropped without one.
-async fn until_close(closing: &mut Option<oneshot::Receiver<Vec<Message>>>) -> Vec<Message> {
-    if let Some(receiver) = closing {
-        if let Ok(last) = receiver.await {
-            return last;
-        }
-        *closing = None;
-    }
-    std::future::pending().await
-}
-
-/// Sends the final frames and closes, within [`CLOSE_TIMEOUT`].
-async fn finish(mut sink: SplitSink<WebSocket, Message>, last: Vec<Message>) {
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-        for frame in last {
-            if sink.feed(frame).await.is_err() {
-                return;
-            }
-        }
-        let _ = sink.flush().await;
-        let _ = sink.close().await;
-    })
-    .await;
 }

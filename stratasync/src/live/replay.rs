@@ -45,7 +45,7 @@ pub(crate) enum ReplayError {
 pub(crate) async fn catch_up(
     sub: &mut Subscription,
     shared: &Shared,
-    outbox: &Outbox,
+    outbox: &mut Outbox,
     buffer_limit: Option<usize>,
 ) -> Result<(), ReplayError> {
     let mut buffered = 0usize;
@@ -65,6 +65,8 @@ pub(crate) async fn catch_up(
                 Err(TryRecvError::Empty | TryRecvError::Closed) => break,
             }
         }
+        // What is queued goes out while the page is read.
+        outbox.write(false).map_err(ReplayError::Send)?;
         let page = crate::log_page::read(
             &shared.store,
             sub.cursor,

@@ -1,44 +1,46 @@
 //! One socket's session: its frames handled in order, its subscription, and
 //! live delivery from the memory bus (PROTOCOL §8).
+//!
+//! A session is one task. It owns the socket: it reads the client, receives
+//! from the memory bus, keeps the socket's deadlines and writes the frames it
+//! queued (see [`Outbox`]), so a delta wakes one task, which writes it. Each
+//! wake-up polls only the sources that fired (see [`Sources`]).
 
+use std::future::poll_fn;
 use std::sync::Arc;
+use std::task::{Poll, Waker};
+use std::time::Duration;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
-use futures::StreamExt as _;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::Instrument as _;
 
+use super::events::{Event, Sources};
 use super::frames::{self, ClientFrame, CloseCode, Subscribe};
-use super::heartbeat::{Beat, Heartbeat};
+use super::heartbeat::Beat;
 use super::hooks::{LiveContext, LiveSocket};
 use super::outbox::{Outbox, QueueBounds, SendError};
+use super::receiver::BusReceiver;
 use super::replay::{self, ReplayError};
 use super::subscription::{Delivered, Subscription};
+use super::timer::{Deadlines, Due};
+use super::wakes::{Source, Wakes};
 use crate::auth::{Caller, caller_groups};
 use crate::error::ErrorCode;
-use crate::fanout::{self, LiveAction, bus::visible};
+use crate::fanout::{LiveAction, bus::visible};
 use crate::limits::Clipped;
 use crate::quota::Held;
 use crate::state::Shared;
+
+/// How long a closing session waits for its final frames before it runs the
+/// close hook; the rest of the close goes on in a task of its own.
+const FINISH_WAIT: Duration = Duration::from_secs(2);
 
 /// Whether the session goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
     Continue,
     Stop,
-}
-
-/// Something the session waits for.
-enum Event {
-    Shutdown,
-    Frame(Option<Result<Message, axum::Error>>),
-    Live(Result<Arc<LiveAction>, RecvError>),
-    Beat(Beat),
-    Recheck,
-    /// The writer ended (it closed a slow consumer, or the socket failed).
-    WriterGone,
-    /// No subscribe came within the subscribe timeout.
-    SubscribeTimeout,
 }
 
 /// A socket's session.
@@ -48,31 +50,42 @@ struct Session {
     socket: LiveSocket,
     context: LiveContext,
     sub: Option<Subscription>,
+    /// Fires the bus source (for each subscription's receiver).
+    bus_waker: Waker,
 }
 
-/// Runs a socket until it closes.
+/// Runs a socket until it closes, in a span that is a child of `request`'s
+/// (the upgrade request's; the socket's one span is entered on each poll).
 ///
 /// `held` is the user's place among their sockets, given back at the end.
-pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: String, held: Held) {
-    let span =
-        tracing::info_span!("live_socket", conn = %connection_id, user = tracing::field::Empty);
+pub(crate) fn run(
+    shared: Arc<Shared>,
+    socket: WebSocket,
+    connection_id: String,
+    held: Held,
+    request: tracing::Span,
+) -> impl Future<Output = ()> + Send + 'static {
+    let span = tracing::info_span!(
+        parent: &request,
+        "live_socket",
+        conn = %connection_id,
+        user = tracing::field::Empty
+    );
     async move {
         tracing::debug!("socket open");
         let _open = crate::metrics::Held::socket();
-        let config = shared.live.clone();
-        let (sink, mut stream) = socket.split();
+        let config = &shared.live;
         let limits = &shared.limits;
-        let (outbox, writer) = Outbox::start(
-            sink,
+        let wakes = Wakes::new();
+        let outbox = Outbox::new(
+            socket,
             QueueBounds {
                 frames: limits.outgoing_queue_frames,
                 bytes: limits.outgoing_queue_bytes,
                 slow_consumer_timeout: limits.slow_consumer_timeout,
             },
+            &wakes,
         );
-        let subscribe_deadline = tokio::time::sleep(limits.subscribe_timeout);
-        tokio::pin!(subscribe_deadline);
-        let mut ever_subscribed = false;
         let live_socket = LiveSocket::new(connection_id.clone(), outbox.handle());
         let mut session = Session {
             shared: Arc::clone(&shared),
@@ -84,36 +97,18 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: S
                 groups: Vec::new(),
             },
             sub: None,
+            bus_waker: wakes.waker(Source::BUS),
         };
-        let mut heartbeat = Heartbeat::new(config.heartbeat_interval);
-        let mut recheck = tokio::time::interval_at(
-            tokio::time::Instant::now() + config.token_recheck_interval,
+        let deadlines = Deadlines::new(
+            config.heartbeat_interval,
+            limits.subscribe_timeout,
             config.token_recheck_interval,
         );
-        let mut shutdown = shared.fanout.shutdown_signal();
+        let mut sources = Sources::new(wakes, shared.fanout.shutdown_signal(), deadlines);
         loop {
-            let event = {
-                let sub = &mut session.sub;
-                let subscribed = sub.is_some();
-                ever_subscribed |= subscribed;
-                let outbox = &session.outbox;
-                let live = async {
-                    match sub {
-                        Some(sub) => sub.rx.recv().await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    biased;
-                    () = fanout::stopped(&mut shutdown) => Event::Shutdown,
-                    frame = stream.next() => Event::Frame(frame),
-                    live = live => Event::Live(live),
-                    beat = heartbeat.tick() => Event::Beat(beat),
-                    _ = recheck.tick(), if subscribed => Event::Recheck,
-                    () = outbox.writer_gone() => Event::WriterGone,
-                    () = &mut subscribe_deadline, if !ever_subscribed => Event::SubscribeTimeout,
-                }
-            };
+            let event =
+                poll_fn(|cx| sources.poll_event(cx, &mut session.outbox, session.sub.as_mut()))
+                    .await;
             let flow = match event {
                 Event::Shutdown => {
                     session
@@ -122,10 +117,16 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: S
                     Flow::Stop
                 }
                 Event::Frame(Some(Ok(Message::Pong(_)))) => {
-                    heartbeat.pong();
+                    sources.deadlines.heartbeat.pong();
                     Flow::Continue
                 }
-                Event::Frame(Some(Ok(message))) => session.on_frame(message).await,
+                Event::Frame(Some(Ok(message))) => {
+                    let flow = Box::pin(session.on_frame(message)).await;
+                    if session.sub.is_some() {
+                        sources.deadlines.subscribed();
+                    }
+                    flow
+                }
                 Event::Frame(Some(Err(error))) => {
                     if too_big(error) {
                         tracing::info!(
@@ -138,32 +139,9 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: S
                     }
                     Flow::Stop
                 }
-                Event::Frame(None) => Flow::Stop,
-                Event::Live(live) => session.on_live(live).await,
-                Event::Beat(Beat::Ping) => match session
-                    .outbox
-                    .send_message(Message::Ping(Default::default()))
-                    .await
-                {
-                    Ok(()) => Flow::Continue,
-                    Err(error) => session.send_failed(error),
-                },
-                Event::Beat(Beat::TimedOut) => {
-                    tracing::info!("heartbeat timed out");
-                    session
-                        .outbox
-                        .close(None, CloseCode::ServerError, "Heartbeat timeout");
-                    Flow::Stop
-                }
-                Event::Recheck => session.recheck().await,
-                Event::WriterGone => Flow::Stop,
-                Event::SubscribeTimeout => {
-                    tracing::info!("no subscribe in time; closing");
-                    session
-                        .outbox
-                        .close(None, CloseCode::SubscribeTimeout, "Subscribe timeout");
-                    Flow::Stop
-                }
+                Event::Frame(None) | Event::WriteFailed => Flow::Stop,
+                Event::Live(live) => session.on_bus(live).await,
+                Event::Timer => session.on_deadlines(&mut sources.deadlines).await,
             };
             if flow == Flow::Stop {
                 break;
@@ -176,18 +154,74 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, connection_id: S
             context,
             ..
         } = session;
-        drop(outbox);
-        drop(stream);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
+        let mut finishing = Box::pin(outbox.finish());
+        if tokio::time::timeout(FINISH_WAIT, &mut finishing)
+            .await
+            .is_err()
+        {
+            tokio::spawn(finishing.in_current_span());
+        }
         shared.hooks.on_close(&socket, &context).await;
         drop(held);
         tracing::debug!("socket closed");
     }
     .instrument(span)
-    .await;
 }
 
 impl Session {
+    /// The bus had an action (or news of a lag): handles it and whatever
+    /// else the bus has now, so the frames of one wake-up are written
+    /// together.
+    async fn on_bus(&mut self, first: Result<Arc<LiveAction>, RecvError>) -> Flow {
+        let mut live = first;
+        loop {
+            if self.on_live(live).await == Flow::Stop {
+                return Flow::Stop;
+            }
+            match self.sub.as_mut().map(|sub| sub.rx.poll_recv()) {
+                Some(Poll::Ready(next)) => live = next,
+                _ => return Flow::Continue,
+            }
+        }
+    }
+
+    /// Handles the deadlines that came.
+    async fn on_deadlines(&mut self, deadlines: &mut Deadlines) -> Flow {
+        let now = tokio::time::Instant::now();
+        while let Some(due) = deadlines.due(now, self.sub.is_some(), self.outbox.deadline()) {
+            let flow = match due {
+                Due::SubscribeTimeout => {
+                    tracing::info!("no subscribe in time; closing");
+                    self.outbox
+                        .close(None, CloseCode::SubscribeTimeout, "Subscribe timeout");
+                    Flow::Stop
+                }
+                Due::SlowConsumer => self.send_failed(SendError::SlowConsumer),
+                Due::Beat(Beat::Ping) => {
+                    match self
+                        .outbox
+                        .send_message(Message::Ping(Default::default()))
+                        .await
+                    {
+                        Ok(()) => Flow::Continue,
+                        Err(error) => self.send_failed(error),
+                    }
+                }
+                Due::Beat(Beat::TimedOut) => {
+                    tracing::info!("heartbeat timed out");
+                    self.outbox
+                        .close(None, CloseCode::ServerError, "Heartbeat timeout");
+                    Flow::Stop
+                }
+                Due::Recheck => Box::pin(self.recheck()).await,
+            };
+            if flow == Flow::Stop {
+                return Flow::Stop;
+            }
+        }
+        Flow::Continue
+    }
+
     /// Handles one client frame.
     async fn on_frame(&mut self, message: Message) -> Flow {
         let text = match &message {
@@ -288,13 +322,13 @@ impl Session {
             subscribe.groups,
             groups,
             subscribe.after,
-            shared.fanout.subscribe(),
+            BusReceiver::new(shared.fanout.subscribe(), self.bus_waker.clone()),
             interest,
         );
         match replay::catch_up(
             &mut sub,
             &shared,
-            &self.outbox,
+            &mut self.outbox,
             Some(shared.live.replay_buffer_limit),
         )
         .await
@@ -332,28 +366,37 @@ impl Session {
             return Flow::Continue;
         };
         let outcome = match live {
-            Ok(live) => match live.frame.clone() {
-                Some(frame) => sub
-                    .deliver(&self.shared, &self.outbox, &live.action, || frame)
-                    .await
-                    .map_err(ReplayError::Send),
+            Ok(live) => match &live.frame {
+                Some(frame) => {
+                    match sub
+                        .deliver(&self.shared, &mut self.outbox, &live.action, || {
+                            frame.clone()
+                        })
+                        .await
+                    {
+                        // The socket's groups are as they were.
+                        Ok(Delivered::Sent | Delivered::Skipped) => return Flow::Continue,
+                        other => other.map_err(ReplayError::Send),
+                    }
+                }
                 // A large action travels without its data: its frame is read
                 // from the log once for all the sockets of the node.
                 None if live.id() > sub.cursor && visible(&live.action, &sub.groups) => {
-                    match self
+                    let read = self
                         .shared
                         .fanout
                         .large_frames()
-                        .frame(&self.shared.store, live.id())
-                        .await
-                    {
+                        .frame(&self.shared.store, live.id());
+                    match Box::pin(read).await {
                         Ok(Some(frame)) => sub
-                            .deliver(&self.shared, &self.outbox, &live.action, || frame)
+                            .deliver(&self.shared, &mut self.outbox, &live.action, || frame)
                             .await
                             .map_err(ReplayError::Send),
-                        Ok(None) => replay::catch_up(sub, &self.shared, &self.outbox, None)
-                            .await
-                            .map(|()| Delivered::Sent),
+                        Ok(None) => {
+                            Box::pin(replay::catch_up(sub, &self.shared, &mut self.outbox, None))
+                                .await
+                                .map(|()| Delivered::Sent)
+                        }
                         Err(error) => Err(ReplayError::Store(error)),
                     }
                 }
@@ -361,7 +404,7 @@ impl Session {
             },
             Err(RecvError::Lagged(missed)) => {
                 tracing::debug!(missed, cursor = %sub.cursor, "lagged behind the bus; reading the log");
-                replay::catch_up(sub, &self.shared, &self.outbox, None)
+                Box::pin(replay::catch_up(sub, &self.shared, &mut self.outbox, None))
                     .await
                     .map(|()| Delivered::Sent)
             }
@@ -375,9 +418,11 @@ impl Session {
         // them (a node reading only its sockets' streams did not read them)
         // is read from the log.
         let outcome = match outcome {
-            Ok(Delivered::Regrouped) => replay::catch_up(sub, &self.shared, &self.outbox, None)
-                .await
-                .map(|()| Delivered::Sent),
+            Ok(Delivered::Regrouped) => {
+                Box::pin(replay::catch_up(sub, &self.shared, &mut self.outbox, None))
+                    .await
+                    .map(|()| Delivered::Sent)
+            }
             other => other,
         };
         match outcome {
@@ -423,7 +468,8 @@ impl Session {
         }
     }
 
-    /// A frame could not be queued.
+    /// A frame could not be queued, or the socket did not take its frames
+    /// in time.
     fn send_failed(&mut self, error: SendError) -> Flow {
         if error == SendError::SlowConsumer {
             tracing::warn!("socket is not reading; closing it");

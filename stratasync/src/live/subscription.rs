@@ -1,14 +1,12 @@
 //! A subscribed socket's state, and the delivery of one action to it.
 
-use std::sync::Arc;
-
 use axum::extract::ws::Utf8Bytes;
 use stratasync_core::{ActionKind, SyncAction, SyncId};
-use tokio::sync::broadcast;
 
 use super::outbox::{Outbox, SendError};
+use super::receiver::BusReceiver;
 use crate::auth::{AuthUser, Caller, caller_groups};
-use crate::fanout::{self, LiveAction, bus::visible};
+use crate::fanout::{self, bus::visible};
 use crate::state::Shared;
 
 /// A subscribed socket's state.
@@ -24,11 +22,13 @@ pub(crate) struct Subscription {
     /// The last action delivered.
     pub(crate) cursor: SyncId,
     /// The memory bus.
-    pub(crate) rx: broadcast::Receiver<Arc<LiveAction>>,
+    pub(crate) rx: BusReceiver,
     /// Keeps the node reading the streams of `groups` (several nodes).
     _interest: fanout::Interest,
     /// Counts this subscription in the metrics while it lives.
     _counted: crate::metrics::Held,
+    /// Counts the deltas it delivers.
+    delivered: metrics::Counter,
 }
 
 /// What [`Subscription::deliver`] did.
@@ -52,7 +52,7 @@ impl Subscription {
         requested: Option<Vec<String>>,
         groups: Vec<String>,
         cursor: SyncId,
-        rx: broadcast::Receiver<Arc<LiveAction>>,
+        rx: BusReceiver,
         interest: fanout::Interest,
     ) -> Subscription {
         Subscription {
@@ -64,6 +64,7 @@ impl Subscription {
             rx,
             _interest: interest,
             _counted: crate::metrics::Held::subscription(),
+            delivered: crate::metrics::deltas_delivered(),
         }
     }
 
@@ -74,7 +75,7 @@ impl Subscription {
     pub(crate) async fn deliver(
         &mut self,
         shared: &Shared,
-        outbox: &Outbox,
+        outbox: &mut Outbox,
         action: &SyncAction,
         frame: impl FnOnce() -> Utf8Bytes,
     ) -> Result<Delivered, SendError> {
@@ -82,12 +83,12 @@ impl Subscription {
             return Ok(Delivered::Skipped);
         }
         outbox.send(frame()).await?;
-        crate::metrics::delta_delivered();
+        self.delivered.increment(1);
         self.cursor = action.id;
         if action.action == ActionKind::GroupsChanged.letter()
             && action.group_id.as_deref() == Some(self.user.user_id.as_str())
         {
-            return Ok(if self.regroup(shared).await {
+            return Ok(if Box::pin(self.regroup(shared)).await {
                 Delivered::Regrouped
             } else {
                 Delivered::Sent

@@ -9,7 +9,6 @@ use axum::extract::{RawQuery, State, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use tracing::Instrument;
 
 use super::session;
 use crate::error::ApiError;
@@ -76,7 +75,5 @@ pub(crate) async fn ws_route(
         .read_buffer_size(4 * 1024)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| {
-            session::run(shared, socket, connection_id, held).instrument(request)
-        })
+        .on_upgrade(move |socket| session::run(shared, socket, connection_id, held, request))
 }
