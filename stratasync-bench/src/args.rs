@@ -30,9 +30,9 @@ OPTIONS:
     --nodes-secs <S>         seconds of writes per node count (default: 4)
     --only <a,b,..>          run only these sections (bootstrap, mutate, fanout, catchup, nodes);
                              `--only nodes` replaces that section of an existing report
-    --profile                samples the server with `perf` during the largest identity bootstrap,
-                             the mutate run of 16 clients × 1 tx/request and the first one-node
-                             fan-out run; the report shows the top symbols (skipped, with the
+    --profile                repeats the largest identity bootstrap, the mutate run of 16 clients
+                             × 1 tx/request and the first one-node fan-out run, sampling the server
+                             with `perf`; the report shows the top symbols (skipped, with the
                              reason, where perf is missing or refused)
     --quick                  small sizes for a smoke run (10k rows, 1 s, 200 sockets, 10k actions)
     -h, --help               this text

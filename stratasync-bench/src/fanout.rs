@@ -51,7 +51,8 @@ pub struct Fanout {
     pub rss_per_socket: f64,
     /// Time to connect and subscribe every socket.
     pub connect_time: Duration,
-    /// The first node's profile while the writer ran, when one was asked for.
+    /// The first node's profile while the writer ran, when one was asked
+    /// for; the bench moves a sampled repeat's profile onto the measured row.
     pub profile: Option<Profile>,
 }
 

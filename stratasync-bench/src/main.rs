@@ -57,6 +57,9 @@ use report::{BootstrapRow, CatchupRow, MutateRow, Report};
 const MUTATE_WORKSPACE: (&str, &str) = ("wmut", "umut");
 /// Rows of the mutate workspace.
 const MUTATE_ROWS: u64 = 20_000;
+/// The mutate configuration `--profile` samples: clients, transactions per
+/// request.
+const PROFILED_MUTATE: (usize, usize) = (16, 1);
 /// The workspace and user of the fan-out benchmark.
 const FANOUT_WORKSPACE: (&str, &str) = ("wfan", "ufan");
 /// The workspace (group) and user of the catch-up benchmark.
@@ -273,15 +276,9 @@ async fn bootstrap_section(
             expected_rows: size,
         };
         step!("bootstrap {size} rows: identity");
-        let during = format!(
-            "bootstrap of {} rows, identity",
-            stats::thousands(size as f64)
-        );
-        let profile = (args.profile && size == largest).then_some(during.as_str());
-        let (plain, profile) =
-            bootstrap::on_fresh_node(&args.server_bin, url, &token, read(false, None), profile)
+        let (plain, _) =
+            bootstrap::on_fresh_node(&args.server_bin, url, &token, read(false, None), None)
                 .await?;
-        profiled = profiled.or(profile);
         step!("bootstrap {size} rows: gzip");
         let (gzip, _) =
             bootstrap::on_fresh_node(&args.server_bin, url, &token, read(true, None), None).await?;
@@ -304,6 +301,24 @@ async fn bootstrap_section(
             )
             .await?;
             *slow = Some((paused, plain));
+        }
+        if args.profile && size == largest {
+            // Sampled in a read of its own, so that perf does not weigh on
+            // the figures.
+            let during = format!(
+                "bootstrap of {} rows, identity",
+                stats::thousands(size as f64)
+            );
+            step!("{during}: again, sampled by perf");
+            let (_, profile) = bootstrap::on_fresh_node(
+                &args.server_bin,
+                url,
+                &token,
+                read(false, None),
+                Some(&during),
+            )
+            .await?;
+            profiled = profile;
         }
         step!("bootstrap {size} rows: baselines again");
         let after = bootstrap::baselines(db, &workspace).await?;
@@ -334,7 +349,6 @@ async fn mutate_section(
     let wire = wire::RoundTrips::start(url).await?;
     let node = Node::start(&args.server_bin, &wire.url, None).await?;
     let mut rows = Vec::new();
-    let mut profiled = None;
     let configs = args
         .batches
         .iter()
@@ -356,10 +370,6 @@ async fn mutate_section(
         };
         let server = async || {
             step!("mutate {clients} clients × {batch} tx/request: server");
-            let recording = (args.profile && clients == 16 && batch == 1).then(|| {
-                let during = format!("mutate, {clients} clients × {batch} tx/request");
-                profile::record(node.pid(), args.mutate_time, &during)
-            });
             let before = wire.count();
             let server = mutate::through_server(
                 &node,
@@ -372,15 +382,11 @@ async fn mutate_section(
             )
             .await?;
             let round_trips = (wire.count() - before) as f64 / server.transactions.max(1) as f64;
-            let profile = match recording {
-                Some(recording) => Some(recording.finish().await),
-                None => None,
-            };
             step!(
                 "mutate {clients} clients × {batch} tx/request: {} transactions, {round_trips:.2} round trips per transaction",
                 server.transactions
             );
-            Ok::<_, String>((server, round_trips, profile))
+            Ok::<_, String>((server, round_trips))
         };
         // Baselines and server alternate which runs first, so that a drift
         // of the shared machine does not always favour the same side.
@@ -396,11 +402,10 @@ async fn mutate_section(
         } else {
             None
         };
-        let (server, round_trips, profile) = match early {
+        let (server, round_trips) = match early {
             Some(server) => server,
             None => server().await?,
         };
-        profiled = profiled.or(profile);
         rows.push(MutateRow {
             clients,
             batch,
@@ -411,6 +416,27 @@ async fn mutate_section(
             round_trips,
         });
     }
+    // Sampled in a run of its own, so that perf does not weigh on the
+    // figures above.
+    let profiled = if args.profile {
+        let (clients, batch) = PROFILED_MUTATE;
+        let during = format!("mutate, {clients} clients × {batch} tx/request");
+        step!("{during}: again, sampled by perf");
+        let recording = profile::record(node.pid(), args.mutate_time, &during);
+        mutate::through_server(
+            &node,
+            &token,
+            Arc::clone(&ids),
+            clients,
+            batch,
+            args.mutate_time,
+            &format!("m{clients}x{batch}p"),
+        )
+        .await?;
+        Some(recording.finish().await)
+    } else {
+        None
+    };
     node.stop().await;
     Ok((rows, profiled))
 }
@@ -481,6 +507,7 @@ async fn fanout_section(
     for (index, &subscribers) in args.subscribers.iter().enumerate() {
         let rate = args.fanout_rate(index);
         let mut sample = None;
+        let one_node = results.len();
         // The server on one node, the baseline, the server on two nodes.
         for nodes in [1usize, 0, 2] {
             let plan = |after, run| fanout::Plan {
@@ -491,7 +518,7 @@ async fn fanout_section(
                 ids: Arc::clone(&ids),
                 after,
                 run,
-                profile: args.profile && index == 0 && nodes == 1,
+                profile: false,
             };
             if nodes == 0 {
                 let Some((template, template_run)) = sample.take() else {
@@ -531,6 +558,34 @@ async fn fanout_section(
                 sample = result.sample.clone().map(|frame| (frame, run));
             }
             results.push(result);
+        }
+        // The first one-node run again, sampled by perf in a run of its
+        // own (perf would weigh on the figures above); its profile goes
+        // with that row.
+        if args.profile && index == 0 {
+            step!("fan-out: {subscribers} subscribers on 1 node, again, sampled by perf");
+            let node = Node::start(&args.server_bin, url, None).await?;
+            let after: i64 = db
+                .query_one("SELECT COALESCE(MAX(id), 0) FROM sync_actions", &[])
+                .await
+                .map_err(|e| e.to_string())?
+                .get(0);
+            let plan = fanout::Plan {
+                subscribers,
+                mutations: args.fanout_mutations,
+                rate,
+                token: token.clone(),
+                ids: Arc::clone(&ids),
+                after,
+                run: format!("f{subscribers}n1p"),
+                profile: true,
+            };
+            let sampled =
+                fanout::run(fanout::Target::Nodes(std::slice::from_ref(&node)), plan).await;
+            node.stop().await;
+            if let Some(row) = results.get_mut(one_node) {
+                row.profile = sampled?.profile;
+            }
         }
     }
     Ok(results)

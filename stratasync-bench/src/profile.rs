@@ -1,7 +1,8 @@
 //! `--profile`: where the server's time goes during a run, by `perf`.
 //!
-//! While a run measures, `perf record -F 997 -g -p <server pid> -- sleep <s>`
-//! samples the server process; afterwards `perf report --no-children --sort
+//! During a repeat of a measured run (perf is not attached to the run whose
+//! figures are reported), `perf record -F 997 -g -p <server pid> -- sleep
+//! <s>` samples the server process; afterwards `perf report --no-children --sort
 //! sym --stdio` ranks its symbols by their own samples, and the report keeps
 //! the first [`TOP`] lines as text. Without `perf`, or when the kernel does
 //! not let it sample (`perf_event_paranoid`), the profile is skipped and the

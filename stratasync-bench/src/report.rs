@@ -552,7 +552,7 @@ fn render_profile(w: &mut String, profile: &Profile) {
         Ok(lines) => {
             let _ = writeln!(
                 w,
-                "`{}` during the run, then `perf report --no-children --sort sym --stdio`, \
+                "`{}` during a repeat of the run, then `perf report --no-children --sort sym --stdio`, \
                  top {} symbols by their own samples:\n",
                 profile.command,
                 lines.len()
