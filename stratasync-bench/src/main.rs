@@ -508,18 +508,18 @@ async fn fanout_section(
         let rate = args.fanout_rate(index);
         let mut sample = None;
         let one_node = results.len();
+        let plan = |after, run, profile| fanout::Plan {
+            subscribers,
+            mutations: args.fanout_mutations,
+            rate,
+            token: token.clone(),
+            ids: Arc::clone(&ids),
+            after,
+            run,
+            profile,
+        };
         // The server on one node, the baseline, the server on two nodes.
         for nodes in [1usize, 0, 2] {
-            let plan = |after, run| fanout::Plan {
-                subscribers,
-                mutations: args.fanout_mutations,
-                rate,
-                token: token.clone(),
-                ids: Arc::clone(&ids),
-                after,
-                run,
-                profile: false,
-            };
             if nodes == 0 {
                 let Some((template, template_run)) = sample.take() else {
                     continue;
@@ -531,7 +531,7 @@ async fn fanout_section(
                     template,
                     template_run,
                 };
-                let result = fanout::run(target, plan(0, format!("b{subscribers}"))).await;
+                let result = fanout::run(target, plan(0, format!("b{subscribers}"), false)).await;
                 server.stop().await;
                 results.push(result?);
                 continue;
@@ -542,14 +542,13 @@ async fn fanout_section(
             for _ in 0..nodes {
                 started.push(Node::start(&args.server_bin, url, redis).await?);
             }
-            let after: i64 = db
-                .query_one("SELECT COALESCE(MAX(id), 0) FROM sync_actions", &[])
-                .await
-                .map_err(|e| e.to_string())?
-                .get(0);
+            let after = log_head(db).await?;
             let run = format!("f{subscribers}n{nodes}");
-            let result =
-                fanout::run(fanout::Target::Nodes(&started), plan(after, run.clone())).await;
+            let result = fanout::run(
+                fanout::Target::Nodes(&started),
+                plan(after, run.clone(), false),
+            )
+            .await;
             for node in started {
                 node.stop().await;
             }
@@ -565,23 +564,12 @@ async fn fanout_section(
         if args.profile && index == 0 {
             step!("fan-out: {subscribers} subscribers on 1 node, again, sampled by perf");
             let node = Node::start(&args.server_bin, url, None).await?;
-            let after: i64 = db
-                .query_one("SELECT COALESCE(MAX(id), 0) FROM sync_actions", &[])
-                .await
-                .map_err(|e| e.to_string())?
-                .get(0);
-            let plan = fanout::Plan {
-                subscribers,
-                mutations: args.fanout_mutations,
-                rate,
-                token: token.clone(),
-                ids: Arc::clone(&ids),
-                after,
-                run: format!("f{subscribers}n1p"),
-                profile: true,
-            };
-            let sampled =
-                fanout::run(fanout::Target::Nodes(std::slice::from_ref(&node)), plan).await;
+            let sampled_plan = plan(log_head(db).await?, format!("f{subscribers}n1p"), true);
+            let sampled = fanout::run(
+                fanout::Target::Nodes(std::slice::from_ref(&node)),
+                sampled_plan,
+            )
+            .await;
             node.stop().await;
             if let Some(row) = results.get_mut(one_node) {
                 row.profile = sampled?.profile;
@@ -589,6 +577,15 @@ async fn fanout_section(
         }
     }
     Ok(results)
+}
+
+/// The highest id in the log.
+async fn log_head(db: &tokio_postgres::Client) -> Result<i64, String> {
+    Ok(db
+        .query_one("SELECT COALESCE(MAX(id), 0) FROM sync_actions", &[])
+        .await
+        .map_err(|e| e.to_string())?
+        .get(0))
 }
 
 async fn nodes_section(
