@@ -240,6 +240,10 @@ export class TestCluster {
       };
       if (this.nodeCount > 1) {
         env.REDIS_URL = REDIS_URL;
+        // Streams of this cluster's own: a cluster's streams carry its log's
+        // ids, and another cluster's (an earlier run's, on the same Redis)
+        // would hold ids its fresh log has not reached.
+        env.STRATASYNC_STREAM_PREFIX = `sync:deltas:${this.dbName}`;
       }
       this.nodes.push(new ServerNode({ binary, env, logDir: this.logDir, name: `node${i + 1}`, port }));
     }
