@@ -140,7 +140,7 @@ pub(crate) trait LogConn: Send {
     /// Appends an action; returns its id and timestamp.
     fn append<'a>(
         &'a mut self,
-        action: NewAction<'a>,
+        action: &'a NewAction<'a>,
     ) -> BoxFuture<'a, QueryResult<(SyncId, DateTime<Utc>)>>;
 
     /// The id of the action a client transaction already produced.
@@ -218,7 +218,7 @@ macro_rules! impl_log_conn {
 
             fn append<'a>(
                 &'a mut self,
-                action: $crate::log::NewAction<'a>,
+                action: &'a $crate::log::NewAction<'a>,
             ) -> ::futures::future::BoxFuture<
                 'a,
                 ::diesel::QueryResult<(

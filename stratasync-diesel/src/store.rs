@@ -604,7 +604,7 @@ impl Store {
                     answers_retries: false,
                 };
                 conn.lock_append_order().await?;
-                let (id, created_at) = conn.append(action.clone()).await?;
+                let (id, created_at) = conn.append(&action).await?;
                 Ok::<_, diesel::result::Error>(Some(to_sync_action(&action, id, created_at)))
             }
             .await;

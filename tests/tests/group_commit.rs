@@ -325,3 +325,82 @@ async fn hook_writes_then_refuses(db: &stratasync_tests::harness::TestDb) {
         "nothing a refused hook wrote remains: {titles:?}"
     );
 }
+
+/// Makes every append of a client transaction whose id starts with `boom`
+/// fail in the database.
+const FAIL_BOOM_APPENDS: &str = "
+CREATE FUNCTION fail_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.client_tx_id LIKE 'boom%' THEN RAISE EXCEPTION 'injected append failure'; END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER fail_boom BEFORE INSERT ON sync_actions
+    FOR EACH ROW EXECUTE FUNCTION fail_boom();";
+
+/// An append the database refuses, in a group (the batched `INSERT`) and
+/// on the single path, for an applied write and for a moot one: nothing of
+/// the failed transaction is answered as a success or left in the table or
+/// the log, and the retry applies each transaction once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_append_answers_no_success_and_leaves_nothing() {
+    run(Backend::Postgres, |db| Box::pin(failed_appends(db))).await;
+}
+
+async fn failed_appends(db: &stratasync_tests::harness::TestDb) {
+    let server = Fixture::on(db).members(&[("alice", "w1")]).start().await;
+    let alice = server.client("user:alice");
+    let (kept, _) = alice.insert_task("w1", "kept").await;
+    let (gone, _) = alice.insert_task("w1", "gone").await;
+    let tx = stratasync_tests::harness::tx;
+    alice
+        .mutate_ok(tx("del", "Task", &gone, "DELETE", json!({})))
+        .await;
+    db.execute(FAIL_BOOM_APPENDS).await;
+    let fresh = stratasync_tests::harness::new_id();
+    let request = json!({ "batchId": "b", "transactions": [
+        tx("ok-1", "Task", &kept, "UPDATE", json!({ "title": "updated" })),
+        tx("boom-insert", "Task", &fresh, "INSERT",
+            json!({ "title": "never", "priority": 1, "workspaceId": "w1" })),
+        tx("boom-moot", "Task", &gone, "UPDATE", json!({ "title": "too late" })),
+    ] });
+    let reply = alice.post("/sync/mutate", &request).await;
+    assert!(
+        reply.status >= 500,
+        "no success for a failed append: {}",
+        reply.text
+    );
+    let logged =
+        |log: &[serde_json::Value], id: &str| log.iter().filter(|a| a["clientTxId"] == id).count();
+    let log = alice.get("/sync/deltas?after=0&limit=1000").await.json["actions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(logged(&log, "boom-insert") + logged(&log, "boom-moot"), 0);
+    let rows = alice.get("/sync/bootstrap").await.lines();
+    assert!(
+        rows.iter().all(|row| row["id"] != fresh.as_str()),
+        "the insert whose append failed is rolled back: {rows:?}"
+    );
+
+    db.execute("DROP TRIGGER fail_boom ON sync_actions").await;
+    let retry = alice.post("/sync/mutate", &request).await;
+    assert_eq!(retry.status, 200, "{}", retry.text);
+    let results = retry.json["results"].as_array().expect("results");
+    assert!(
+        results
+            .iter()
+            .all(|r| r["success"] == true && r["syncId"].is_string()),
+        "{}",
+        retry.text
+    );
+    let log = alice.get("/sync/deltas?after=0&limit=1000").await.json["actions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for id in ["ok-1", "boom-insert", "boom-moot"] {
+        assert_eq!(logged(&log, id), 1, "{id} applied once: {log:?}");
+    }
+    let rows = alice.get("/sync/bootstrap").await.lines();
+    assert!(rows.iter().any(|row| row["id"] == fresh.as_str()));
+    assert!(rows.iter().any(|row| row["title"] == "updated"));
+}

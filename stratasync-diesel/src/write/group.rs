@@ -464,6 +464,9 @@ async fn apply_and_append_all(
     let mut applied: Vec<(usize, Change)> = Vec::new();
     for (member, step) in steps.into_iter().enumerate() {
         let (ctx, mutation) = group[member];
+        if matches!(step, Step::Moot(_) | Step::AfterEarlier(_)) {
+            append_applied(conn, group, &mut applied, &mut outcomes).await?;
+        }
         let moot = match step {
             Step::Settled(outcome) => {
                 outcomes[member] = Some(outcome);
@@ -474,25 +477,21 @@ async fn apply_and_append_all(
                 continue;
             }
             Step::Moot(moot) => Some(moot),
-            Step::AfterEarlier(index) => {
-                append_applied(conn, group, &mut applied, &mut outcomes).await?;
-                match &outcomes[index] {
-                    Some(Ok(Applied::New(delete))) => {
-                        let settled = Settled {
-                            by: delete.id,
-                            group_id: delete.group_id.clone(),
-                        };
-                        Some(if group[index].1.model == mutation.model {
-                            MutationError::AlreadyDeleted(settled)
-                        } else {
-                            MutationError::ReferenceDeleted(settled)
-                        })
-                    }
-                    _ => None,
+            Step::AfterEarlier(index) => match &outcomes[index] {
+                Some(Ok(Applied::New(delete))) => {
+                    let settled = Settled {
+                        by: delete.id,
+                        group_id: delete.group_id.clone(),
+                    };
+                    Some(if group[index].1.model == mutation.model {
+                        MutationError::AlreadyDeleted(settled)
+                    } else {
+                        MutationError::ReferenceDeleted(settled)
+                    })
                 }
-            }
+                _ => None,
+            },
         };
-        append_applied(conn, group, &mut applied, &mut outcomes).await?;
         outcomes[member] = Some(match moot {
             Some(moot) => append_moot_of(conn, registry, ctx, mutation, &moot).await?,
             None => Err(MutationError::not_found()),
@@ -523,6 +522,12 @@ async fn append_applied(
         answers.push((*member, actions.len() - 1));
     }
     let appended = append_all(conn, &actions).await?;
+    if appended.len() != actions.len() {
+        // Never answer a member with another's id: the group is rolled back.
+        return Err(StoreError::Query(
+            diesel::result::Error::RollbackTransaction,
+        ));
+    }
     for (member, index) in answers {
         let (id, created_at) = appended[index];
         outcomes[member] = Some(Ok(Applied::New(to_sync_action(

@@ -216,7 +216,7 @@ pub(crate) async fn append_moot<C: StoreConn>(
         key: Some(key(ctx, mutation)),
         answers_retries: true,
     };
-    let (id, created_at) = conn.append(action.clone()).await?;
+    let (id, created_at) = conn.append(&action).await?;
     Ok(Applied::Moot {
         action: to_sync_action(&action, id, created_at),
         warning,
@@ -261,9 +261,9 @@ pub(crate) async fn append_change<C: StoreConn>(
 ) -> Result<Applied, StoreError> {
     let (left, answer) = actions_of(ctx, mutation, &mut change);
     if let Some(left) = left {
-        conn.append(left).await?;
+        conn.append(&left).await?;
     }
-    let (id, created_at) = conn.append(answer.clone()).await?;
+    let (id, created_at) = conn.append(&answer).await?;
     Ok(Applied::New(to_sync_action(&answer, id, created_at)))
 }
 

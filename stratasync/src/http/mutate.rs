@@ -66,10 +66,10 @@ pub(crate) async fn mutate_route(
                     "error": message,
                 }));
             }
-            // Moot, and its delete could not be logged: the row was written
-            // again each time it was found deleted. A success keeps the
-            // client from rolling its change back; without a syncId the
-            // client completes the transaction at once (docs/protocol.md,
+            // The write path answers a moot mutation with its logged delete
+            // (`Applied::Moot`); should the bare error come through, it is
+            // still a success, which the client does not roll back, and
+            // without a syncId it completes at once (docs/protocol.md,
             // "Moot writes").
             Err(moot @ (MutationError::AlreadyDeleted(_) | MutationError::ReferenceDeleted(_))) => {
                 crate::metrics::mutation("moot");
