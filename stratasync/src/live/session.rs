@@ -155,14 +155,24 @@ pub(crate) fn run(
             ..
         } = session;
         let mut finishing = Box::pin(outbox.finish());
-        if tokio::time::timeout(FINISH_WAIT, &mut finishing)
+        let finished = tokio::time::timeout(FINISH_WAIT, &mut finishing)
             .await
-            .is_err()
-        {
-            tokio::spawn(finishing.in_current_span());
-        }
+            .is_ok();
         shared.hooks.on_close(&socket, &context).await;
-        drop(held);
+        if finished {
+            drop(held);
+        } else {
+            // The user's place is given back once the last frames are out
+            // (or their bounded wait ended), so that closing sockets cannot
+            // hold queued bytes beyond the user's socket limit.
+            tokio::spawn(
+                async move {
+                    finishing.await;
+                    drop(held);
+                }
+                .in_current_span(),
+            );
+        }
         tracing::debug!("socket closed");
     }
     .instrument(span)
